@@ -1,0 +1,66 @@
+"""cellucid_nb: export AnnData to the Cellucid exports format and view it in Jupyter.
+
+Public names are imported lazily so that ``import cellucid_nb`` stays fast and
+the exporter never pulls in widget or server code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "prepare": "cellucid_nb.export.prepare",
+    "ExportResult": "cellucid_nb.export.progress",
+    "ProgressEvent": "cellucid_nb.export.progress",
+    "ExportCancelled": "cellucid_nb.export.progress",
+    "generate_datasets_manifest": "cellucid_nb.format.datasets",
+    "read_export": "cellucid_nb.format.reader",
+    "ExportReader": "cellucid_nb.format.reader",
+    "validate_export": "cellucid_nb.format.validator",
+    "Problem": "cellucid_nb.format.validator",
+    "inspect": "cellucid_nb.inspect",
+    "DatasetSummary": "cellucid_nb.inspect",
+    "ExportPlan": "cellucid_nb.plan",
+    "estimate": "cellucid_nb.estimate",
+    "SizeEstimate": "cellucid_nb.estimate",
+    "export": "cellucid_nb.export.from_anndata",
+    "show": "cellucid_nb.widgets.viewer",
+    "Viewer": "cellucid_nb.widgets.viewer",
+    "wizard": "cellucid_nb.widgets.wizard",
+    "ExportWizard": "cellucid_nb.widgets.wizard",
+    "serve": "cellucid_nb.serve",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cellucid_nb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from cellucid_nb.estimate import SizeEstimate, estimate
+    from cellucid_nb.export.from_anndata import export
+    from cellucid_nb.export.prepare import prepare
+    from cellucid_nb.export.progress import ExportCancelled, ExportResult, ProgressEvent
+    from cellucid_nb.format.datasets import generate_datasets_manifest
+    from cellucid_nb.format.reader import ExportReader, read_export
+    from cellucid_nb.format.validator import Problem, validate_export
+    from cellucid_nb.inspect import DatasetSummary, inspect
+    from cellucid_nb.plan import ExportPlan
+    from cellucid_nb.serve import serve
+    from cellucid_nb.widgets.viewer import Viewer, show
+    from cellucid_nb.widgets.wizard import ExportWizard, wizard

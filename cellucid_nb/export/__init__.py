@@ -1,0 +1,1 @@
+"""The exporter: input validation, one writer per part, the runner, and prepare()."""

@@ -1,0 +1,1 @@
+"""Jupyter widgets (anywidget): the viewer and the export wizard."""
