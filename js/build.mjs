@@ -2,13 +2,17 @@
 // anywidget loads one ES module per widget, with no CDN imports at run time.
 import * as esbuild from "esbuild";
 import { existsSync } from "node:fs";
+import path from "node:path";
+
+// CELLUCID_BUILD_OUTDIR lets tests build elsewhere and compare with the committed bundle.
+const outDir = process.env.CELLUCID_BUILD_OUTDIR || "cellucid_nb/static";
 
 const entries = [
-  ["js/viewer/widget.js", "cellucid_nb/static/viewer.js"],
-  ["js/viewer/viewer.css", "cellucid_nb/static/viewer.css"],
-  ["js/wizard/widget.js", "cellucid_nb/static/wizard.js"],
-  ["js/wizard/wizard.css", "cellucid_nb/static/wizard.css"],
-  ["js/standalone/main.js", "cellucid_nb/static/standalone.js"],
+  ["js/viewer/widget.js", "viewer.js"],
+  ["js/viewer/viewer.css", "viewer.css"],
+  ["js/wizard/widget.js", "wizard.js"],
+  ["js/wizard/wizard.css", "wizard.css"],
+  ["js/standalone/main.js", "standalone.js"],
 ];
 
 const missing = entries.filter(([src]) => !existsSync(src)).map(([src]) => src);
@@ -21,7 +25,7 @@ for (const [src, out] of entries) {
   if (!existsSync(src)) continue;
   await esbuild.build({
     entryPoints: [src],
-    outfile: out,
+    outfile: path.join(outDir, out),
     bundle: true,
     format: "esm",
     target: "es2020",

@@ -1,0 +1,299 @@
+"""Command-line interface: ``cellucid-nb export|estimate|validate|serve``.
+
+Each subcommand is a thin shell over the Python API; bad input ends with a
+one-line reason on stderr and a non-zero exit code (2 for usage and input
+errors, 1 for an export that fails validation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """An input problem reported as one line, without a traceback."""
+
+
+def _bits(text: str) -> int | None:
+    value = text.strip().lower()
+    if value in ("none", "float32", "f32", "0"):
+        return None
+    if value in ("8", "16"):
+        return int(value)
+    raise argparse.ArgumentTypeError(f"expected 8, 16 or none, got {text!r}")
+
+
+def _compression(text: str) -> int | None:
+    value = text.strip().lower()
+    if value in ("none", "0", "off"):
+        return None
+    if value.isdigit() and 1 <= int(value) <= 9:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"expected none or a gzip level 1-9, got {text!r}")
+
+
+def _add_plan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("h5ad", type=Path, help="input AnnData file (.h5ad); read backed, X is never loaded whole")
+    p.add_argument(
+        "--genes",
+        default=None,
+        help="genes to export: 'hvg' (highly variable), 'all', 'none', 'top:N' (top N by mean), "
+        "a file with one id per line, or a comma-separated list (default: the plan's choice)",
+    )
+    p.add_argument("--quantization", type=_bits, default="8", help="gene expression bits: 8, 16 or none (default 8)")
+    p.add_argument(
+        "--obs-quantization", type=_bits, default="8", help="continuous obs bits: 8, 16 or none (default 8)"
+    )
+    p.add_argument("--compression", type=_compression, default="6", help="gzip level 1-9 or none (default 6)")
+    p.add_argument("--obs", default=None, help="comma-separated obs columns to export (default: all useful ones)")
+    p.add_argument(
+        "--embedding",
+        action="append",
+        default=None,
+        help="obsm key of an embedding; repeat for several dimensions (default: UMAP)",
+    )
+    p.add_argument("--latent", default=None, help="obsm key of the latent space for outlier quantiles (default: PCA)")
+    p.add_argument("--graph", default=None, help="obsp key of the kNN graph, or 'none' (default: connectivities)")
+    p.add_argument("--source", default=None, help="expression source: X, raw or layers/<name> (default: X)")
+    p.add_argument("--name", default=None, help="dataset name shown by viewers")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``cellucid-nb``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    parser = argparse.ArgumentParser(
+        prog="cellucid-nb",
+        description="Export AnnData to the Cellucid exports format, estimate, validate and serve exports.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p_export = sub.add_parser("export", help="export an .h5ad file to an exports folder")
+    _add_plan_options(p_export)
+    p_export.add_argument("out_dir", type=Path, help="output folder")
+    p_export.add_argument("--force", action="store_true", help="replace an existing export at out_dir")
+    p_export.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p_est = sub.add_parser("estimate", help="print the expected size of an export, writing nothing")
+    _add_plan_options(p_est)
+
+    p_val = sub.add_parser("validate", help="check an exports folder against the format; exit 1 on problems")
+    p_val.add_argument("directory", type=Path)
+
+    p_serve = sub.add_parser("serve", help="serve an exports folder and its viewer over HTTP")
+    p_serve.add_argument("directory", type=Path)
+    p_serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p_serve.add_argument("--port", type=int, default=8765, help="port; the next free one is used if taken")
+    p_serve.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    return parser
+
+
+def _read_gene_list(spec: str) -> list[str]:
+    path = Path(spec)
+    if path.is_file():
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [g.strip() for g in spec.split(",") if g.strip()]
+
+
+def _plan_from_args(adata: Any, args: argparse.Namespace) -> Any:
+    """Build an ExportPlan from the AnnData's defaults and the command-line options."""
+    from cellucid_nb import plan as plan_mod
+
+    plan = plan_mod.ExportPlan.from_anndata(adata)
+    changes: dict[str, Any] = {
+        "var_quantization": args.quantization,
+        "obs_continuous_quantization": args.obs_quantization,
+        "compression": args.compression,
+    }
+    if args.embedding:
+        embeddings: dict[int, str] = {}
+        for key in args.embedding:
+            if key not in adata.obsm:
+                raise CliError(f"--embedding {key!r}: not in obsm (has: {', '.join(adata.obsm.keys()) or 'nothing'})")
+            n_cols = adata.obsm[key].shape[1] if adata.obsm[key].ndim == 2 else 1
+            if n_cols not in (1, 2, 3):
+                raise CliError(f"--embedding {key!r} has {n_cols} columns, expected 1, 2 or 3")
+            embeddings[n_cols] = key
+        changes["embeddings"] = embeddings
+    if args.latent:
+        changes["latent"] = args.latent
+    if args.graph:
+        changes["connectivities"] = None if args.graph.lower() == "none" else args.graph
+    if args.source:
+        changes["expression_source"] = args.source
+    if args.obs is not None:
+        changes["obs_keys"] = tuple(k for k in (s.strip() for s in args.obs.split(",")) if k)
+    if args.name:
+        changes["dataset_name"] = args.name
+    if args.genes is not None:
+        spec = args.genes.strip()
+        if spec.lower() == "all":
+            changes["genes"] = None
+        elif spec.lower() == "none":
+            changes["expression_source"] = None
+        elif spec.lower() == "hvg":
+            changes["genes"] = tuple(plan_mod.highly_variable(adata))
+        elif spec.lower().startswith("top:"):
+            n = spec.split(":", 1)[1]
+            if not n.isdigit():
+                raise CliError(f"--genes {spec!r}: expected top:N with a whole number N")
+            changes["genes"] = tuple(plan_mod.top_genes(adata, int(n), by="mean"))
+        else:
+            found, unknown = plan_mod.genes_by_list(adata, _read_gene_list(spec))
+            if unknown:
+                shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+                raise CliError(f"--genes: {len(unknown)} unknown gene id(s): {shown}")
+            changes["genes"] = tuple(found)
+    plan = plan.replace(**changes)
+    plan.check(adata)
+    return plan
+
+
+def _read_h5ad(path: Path) -> Any:
+    if not path.is_file():
+        raise CliError(f"{path}: no such file (expected an .h5ad file)")
+    import anndata
+
+    try:
+        return anndata.read_h5ad(path, backed="r")
+    except Exception as exc:  # h5py/anndata raise many types for a bad file
+        raise CliError(f"{path}: cannot read as AnnData ({type(exc).__name__}: {exc})") from exc
+
+
+def _format_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from cellucid_nb.estimate import estimate
+
+    adata = _read_h5ad(args.h5ad)
+    plan = _plan_from_args(adata, args)
+    est = estimate(adata, plan)
+    rows = [(p["part"], p["name"], _format_bytes(p["bytes"]), str(p["files"])) for p in est.to_dict()["parts"]]
+    widths = [max(len(r[i]) for r in rows + [("part", "name", "size", "files")]) for i in range(4)]
+    line = "  ".join(h.ljust(w) for h, w in zip(("part", "name", "size", "files"), widths))
+    out = [line, "-" * len(line)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    out.append("-" * len(line))
+    out.append(f"total {_format_bytes(est.total_bytes)} in {est.n_files} files, about {est.seconds:.1f} s to export")
+    out += [f"warning: {w}" for w in est.warnings]
+    sys.stdout.write("\n".join(out) + "\n")
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from cellucid_nb.export.from_anndata import export
+
+    adata = _read_h5ad(args.h5ad)
+    plan = _plan_from_args(adata, args)
+    progress = None
+    bar = None
+    if not args.no_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=1, unit="step", desc="export", file=sys.stderr, dynamic_ncols=True)
+
+        def progress(event: Any) -> None:
+            bar.set_description(f"export: {event.phase}")
+            if bar.total != max(event.total, 1):
+                bar.reset(total=max(event.total, 1))
+            bar.n = event.done
+            bar.set_postfix_str(_format_bytes(event.bytes_written))
+            bar.refresh()
+
+    try:
+        result = export(adata, plan, args.out_dir, progress=progress, force=args.force)
+    finally:
+        if bar is not None:
+            bar.close()
+    sys.stdout.write(
+        f"wrote {result.path}: {_format_bytes(result.n_bytes)} in {result.n_files} files, {result.seconds:.1f} s\n"
+    )
+    for w in result.warnings:
+        sys.stderr.write(f"warning: {w}\n")
+    return EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from cellucid_nb.format.validator import format_problems, validate_export
+
+    if not args.directory.is_dir():
+        raise CliError(f"{args.directory}: not a folder (expected an exports folder)")
+    problems = validate_export(args.directory)
+    if problems:
+        sys.stdout.write(format_problems(problems) + "\n")
+        sys.stderr.write(f"{args.directory}: {len(problems)} problem(s) found\n")
+        return EXIT_INVALID
+    sys.stdout.write(f"{args.directory}: valid\n")
+    return EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from cellucid_nb.serve import serve
+
+    if not args.directory.is_dir():
+        raise CliError(f"{args.directory}: not a folder (expected an exports folder)")
+    server = serve(args.directory, host=args.host, port=args.port, open_browser=not args.no_browser, block=False)
+    sys.stdout.write(f"serving {args.directory} at {server.url} (Ctrl+C to stop)\n")
+    sys.stdout.flush()
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return EXIT_OK
+
+
+_COMMANDS = {"export": _cmd_export, "estimate": _cmd_estimate, "validate": _cmd_validate, "serve": _cmd_serve}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``cellucid-nb``.
+
+    Parameters
+    ----------
+    argv
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Process exit code.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    with warnings.catch_warnings():
+        # Library warnings are shown once each, as plain lines.
+        warnings.simplefilter("default")
+        try:
+            return _COMMANDS[args.command](args)
+        except CliError as exc:
+            sys.stderr.write(f"cellucid-nb {args.command}: {exc}\n")
+            return EXIT_USAGE
+        except (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError, NotImplementedError) as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            sys.stderr.write(f"cellucid-nb {args.command}: {message}\n")
+            return EXIT_USAGE

@@ -1,0 +1,187 @@
+"""Per-category centroids and latent-space outlier quantiles, grouped with one sort.
+
+Same semantics as the reference exporter (``_compute_centroids_for_field`` and
+``_compute_latent_space_quantiles`` of cellucid 0.0.9), vectorised over
+categories: sums come from ``np.bincount`` with weights, per-category
+quantiles from one ``np.lexsort`` of (distance, category).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["category_centroids", "latent_outlier_quantiles", "grouped_quantile"]
+
+_ROW_CHUNK = 65536
+
+
+def _group_sums(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Float64 sums of each column of ``values`` per group (loop over columns, not cells)."""
+    out = np.empty((n_groups, values.shape[1]), dtype=np.float64)
+    for j in range(values.shape[1]):
+        out[:, j] = np.bincount(groups, weights=values[:, j], minlength=n_groups)
+    return out
+
+
+def _distances(points: np.ndarray, centers: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each point to its group's center, in row chunks (bounded memory)."""
+    out = np.empty(points.shape[0], dtype=np.float64)
+    for start in range(0, points.shape[0], _ROW_CHUNK):
+        stop = start + _ROW_CHUNK
+        diff = points[start:stop] - centers[groups[start:stop]]
+        out[start:stop] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return out
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    # numpy's own interpolation (np.quantile, method="linear"), bit for bit.
+    diff = b - a
+    out = a + diff * t
+    high = t >= 0.5
+    out[high] = (b - diff * (1 - t))[high]
+    return out
+
+
+def grouped_quantile(values: np.ndarray, groups: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
+    """``np.quantile(values[groups == g], q)`` for every group at once (linear interpolation).
+
+    Parameters
+    ----------
+    values
+        One value per element.
+    groups
+        Group id per element (``0 <= g < len(counts)``).
+    counts
+        Elements per group.
+    q
+        Quantile in [0, 1].
+
+    Returns
+    -------
+    np.ndarray
+        One quantile per group (NaN for empty groups).
+    """
+    order = np.lexsort((values, groups))
+    ordered = values[order]
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    out = np.full(counts.shape[0], np.nan)
+    has = counts > 0
+    n = counts[has].astype(np.float64)
+    virtual = (n - 1) * q
+    prev = np.floor(virtual)
+    nxt = np.minimum(prev + 1, n - 1)
+    gamma = virtual - prev
+    base = starts[has]
+    out[has] = _lerp(ordered[base + prev.astype(np.int64)], ordered[base + nxt.astype(np.int64)], gamma)
+    return out
+
+
+def category_centroids(
+    coords: np.ndarray,
+    codes: np.ndarray,
+    categories: list[str],
+    outlier_quantile: float,
+    min_points: int,
+) -> list[dict]:
+    """Centroids of each category with at least ``min_points`` cells, outliers trimmed.
+
+    Parameters
+    ----------
+    coords
+        Normalised embedding ``(n_cells, d)``.
+    codes
+        Category code per cell, -1 for missing.
+    categories
+        Category labels, by code.
+    outlier_quantile
+        Distance quantile kept as inliers; values outside (0.5, 1) fall back to
+        0.95, as in the reference.
+    min_points
+        Minimum cells for a centroid (and for the trimmed mean).
+
+    Returns
+    -------
+    list of dict
+        ``{"category", "position", "n_points"}`` in category order.
+    """
+    q = outlier_quantile if 0.5 < outlier_quantile < 1.0 else 0.95
+    k = len(categories)
+    valid = codes >= 0
+    groups = codes[valid].astype(np.intp)
+    pts = coords[valid] if not valid.all() else coords
+    counts = np.bincount(groups, minlength=k)
+    big = counts >= min_points
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centers = _group_sums(pts, groups, k) / counts[:, None]
+    used = counts.copy()
+    trim = counts > min_points
+    sel = trim[groups]
+    if sel.any():
+        g_sel = groups[sel]
+        p_sel = pts[sel]
+        dists = _distances(p_sel, centers, g_sel)
+        counts_sel = np.bincount(g_sel, minlength=k)
+        thresholds = grouped_quantile(dists, g_sel, counts_sel, q)
+        inlier = dists <= thresholds[g_sel]
+        n_in = np.bincount(g_sel[inlier], minlength=k)
+        ok = trim & (n_in >= min_points)
+        if ok.any():
+            with np.errstate(invalid="ignore", divide="ignore"):
+                trimmed = _group_sums(p_sel[inlier], g_sel[inlier], k) / n_in[:, None]
+            centers[ok] = trimmed[ok]
+            used[ok] = n_in[ok]
+    # Stored like the reference: float32 positions written as JSON floats.
+    centers32 = centers.astype(np.float32)
+    return [
+        {"category": categories[c], "position": centers32[c].astype(float).tolist(), "n_points": int(used[c])}
+        for c in np.flatnonzero(big)
+    ]
+
+
+def latent_outlier_quantiles(latent: np.ndarray, codes: np.ndarray, n_categories: int, min_points: int) -> np.ndarray:
+    """Per-cell rank quantile of the distance to its category's latent mean.
+
+    ``rank / n`` where rank counts the category's cells at distance <= the cell's
+    own; NaN for cells of missing categories or categories under ``min_points``.
+
+    Parameters
+    ----------
+    latent
+        ``(n_cells, n_dims)`` float32.
+    codes
+        Category code per cell, -1 for missing.
+    n_categories
+        Number of categories.
+    min_points
+        Minimum cells of a category.
+    """
+    n = codes.shape[0]
+    out = np.full(n, np.nan, dtype=np.float32)
+    valid = codes >= 0
+    counts = np.bincount(codes[valid].astype(np.intp), minlength=n_categories)
+    big = counts >= min_points
+    sel = np.flatnonzero(valid & big[np.where(valid, codes, 0)])
+    if sel.size == 0:
+        return out
+    groups = codes[sel].astype(np.intp)
+    pts = latent[sel] if sel.size != n else latent
+    centers = _group_sums(pts, groups, n_categories) / np.maximum(counts, 1)[:, None]
+    # Float32 centres and distances, as the reference computes them.
+    dists = _distances(pts, centers.astype(np.float32).astype(np.float64), groups).astype(np.float32)
+    order = np.lexsort((dists, groups))
+    d_sorted, g_sorted = dists[order], groups[order]
+    # rank = 1 + index of the last element equal to this one (ties share the top rank).
+    new_run = np.empty(sel.size, dtype=bool)
+    new_run[0] = True
+    np.not_equal(d_sorted[1:], d_sorted[:-1], out=new_run[1:])
+    new_run[1:] |= g_sorted[1:] != g_sorted[:-1]
+    run_id = np.cumsum(new_run) - 1
+    run_starts = np.flatnonzero(new_run)
+    run_ends = np.append(run_starts[1:], sel.size) - 1
+    group_starts = np.concatenate(([0], np.cumsum(counts[big])))[:-1]
+    start_of = np.zeros(n_categories, dtype=np.int64)
+    start_of[big] = group_starts
+    ranks = run_ends[run_id] - start_of[g_sorted] + 1
+    quant = ranks.astype(np.float32) / counts[g_sorted].astype(np.float32)
+    out[sel[order]] = quant
+    return out

@@ -1,0 +1,673 @@
+"""Validation and normalisation of every ``prepare()`` input, before any byte is written.
+
+:func:`validate_inputs` turns the reference keyword arguments into one
+:class:`ExportInputs`. Writers trust it and do no checking of their own. Every
+error names the argument or key, what was received and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ..format import codecs
+from ..format.naming import check_no_collisions, safe_name
+from ..format.spec import CATEGORY_LIMITS
+
+__all__ = [
+    "ExportSettings",
+    "Embedding",
+    "ObsField",
+    "GeneSelection",
+    "VectorFile",
+    "VectorFieldInfo",
+    "ExportInputs",
+    "validate_inputs",
+    "CREATED_AT_FORMAT",
+]
+
+CREATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_EXPLICIT_VECTOR_KEY = re.compile(r"^(.*)_([123])d$")
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Everything that decides how bytes are encoded; two exports with equal settings can be merged."""
+
+    compression: int | None
+    var_quantization: int | None
+    obs_continuous_quantization: int | None
+    obs_categorical_dtype: str
+    centroid_outlier_quantile: float | None
+    centroid_min_points: int
+    obs_manifest_filename: str
+    obs_binary_dirname: str
+    var_manifest_filename: str
+    var_binary_dirname: str
+    connectivity_manifest_filename: str
+    connectivity_binary_dirname: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (stored in the sidecar and fingerprinted)."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class Embedding:
+    """One normalised embedding: ``coords`` fit [-1, 1], ``scale`` multiplies vectors."""
+
+    dim: int
+    coords: np.ndarray
+    scale: float
+
+
+@dataclass
+class ObsField:
+    """One obs column to export.
+
+    ``series`` is the original column (continuous fields are converted by the
+    writer); categorical fields carry their pandas codes (-1 = missing).
+    """
+
+    key: str
+    kind: str  # "continuous" | "categorical"
+    series: pd.Series | None = None
+    codes: np.ndarray | None = None
+    categories: list[str] = field(default_factory=list)
+    codes_dtype: str = "uint8"
+
+
+@dataclass
+class GeneSelection:
+    """Which expression columns to export, in export order."""
+
+    matrix: Any
+    ids: list[str]
+    columns: np.ndarray
+    var_gene_id_column: str
+
+
+@dataclass
+class VectorFile:
+    """One vector payload: ``values`` already scaled, float32 ``(n_cells, dim)``."""
+
+    field_id: str
+    dim: int
+    values: np.ndarray
+
+
+@dataclass
+class VectorFieldInfo:
+    """Identity entry inputs for one vector field."""
+
+    field_id: str
+    label: str
+    basis: str
+    dims: list[int]
+
+
+@dataclass
+class ExportInputs:
+    """Validated inputs of one export."""
+
+    out_dir: Path
+    settings: ExportSettings
+    n_cells: int
+    embeddings: dict[int, Embedding]
+    latent: np.ndarray
+    obs_fields: list[ObsField]
+    genes: GeneSelection | None
+    connectivity: sparse.csr_matrix | None
+    vector_files: list[VectorFile]
+    vector_fields: list[VectorFieldInfo]
+    dataset_id: str
+    dataset_name: str
+    dataset_description: str
+    source: dict[str, str] | None
+    created_at: str
+    category_colors: dict[str, list[str]]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _warn(messages: list[str], message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=4)
+    messages.append(message)
+
+
+def _closest(name: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _type_name(obj: Any) -> str:
+    return type(obj).__name__
+
+
+# -- settings -------------------------------------------------------------------------------------
+def _check_dirname(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value or value in (".", "..") or "/" in value or "\\" in value:
+        raise ValueError(f"{name}={value!r} is not a valid name: expected a non-empty file or folder name without path separators.")
+    return value
+
+
+def _check_quantile(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"centroid_outlier_quantile={value!r} ({_type_name(value)}) is not supported: expected a float in (0, 1) or None.")
+    q = float(value)
+    if not (math.isfinite(q) and 0.0 < q < 1.0):
+        raise ValueError(f"centroid_outlier_quantile={value!r} is outside (0, 1): expected a float in (0, 1) or None.")
+    return q
+
+
+def _check_categorical_dtype(value: Any) -> str:
+    if isinstance(value, str) and value in ("auto", "uint8", "uint16"):
+        return value
+    try:
+        name = np.dtype(value).name if not isinstance(value, str) and value is not None else None
+    except TypeError:
+        name = None
+    if name in ("uint8", "uint16"):
+        return name
+    raise ValueError(f"obs_categorical_dtype={value!r} is not supported: expected 'auto', 'uint8' or 'uint16'.")
+
+
+def _check_settings(kw: Mapping[str, Any]) -> ExportSettings:
+    min_points = kw["centroid_min_points"]
+    if isinstance(min_points, (bool, np.bool_)) or not isinstance(min_points, (int, np.integer)) or int(min_points) < 1:
+        raise ValueError(f"centroid_min_points={min_points!r} is not supported: expected an integer >= 1.")
+    return ExportSettings(
+        compression=codecs.check_compression(kw["compression"]),
+        var_quantization=codecs.check_bits(kw["var_quantization"], "var_quantization"),
+        obs_continuous_quantization=codecs.check_bits(kw["obs_continuous_quantization"], "obs_continuous_quantization"),
+        obs_categorical_dtype=_check_categorical_dtype(kw["obs_categorical_dtype"]),
+        centroid_outlier_quantile=_check_quantile(kw["centroid_outlier_quantile"]),
+        centroid_min_points=int(min_points),
+        obs_manifest_filename=_check_dirname(kw["obs_manifest_filename"], "obs_manifest_filename"),
+        obs_binary_dirname=_check_dirname(kw["obs_binary_dirname"], "obs_binary_dirname"),
+        var_manifest_filename=_check_dirname(kw["var_manifest_filename"], "var_manifest_filename"),
+        var_binary_dirname=_check_dirname(kw["var_binary_dirname"], "var_binary_dirname"),
+        connectivity_manifest_filename=_check_dirname(kw["connectivity_manifest_filename"], "connectivity_manifest_filename"),
+        connectivity_binary_dirname=_check_dirname(kw["connectivity_binary_dirname"], "connectivity_binary_dirname"),
+    )
+
+
+# -- embeddings -----------------------------------------------------------------------------------
+def _dense_small(value: Any, name: str) -> np.ndarray:
+    """Densify a small per-cell array (embedding, latent space, vector field)."""
+    if sparse.issparse(value):
+        value = value.toarray()
+    try:
+        arr = np.asarray(value)
+    except Exception as err:  # noqa: BLE001 - report what was received
+        raise TypeError(f"{name} ({_type_name(value)}) cannot be converted to a numeric array: {err}") from err
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has dtype {arr.dtype}, expected a numeric array.")
+    return arr
+
+
+def normalise_embedding(arr: np.ndarray) -> tuple[np.ndarray, float]:
+    """Center the bounding box on 0 and scale the largest axis range to 2 (aspect kept).
+
+    Parameters
+    ----------
+    arr
+        float32 ``(n, d)``.
+
+    Returns
+    -------
+    coords, scale
+        The normalised float32 coordinates and the scale factor applied.
+    """
+    if arr.shape[0] == 0:
+        return arr.astype(np.float32), 1.0
+    mins, maxs = arr.min(axis=0), arr.max(axis=0)
+    max_range = float((maxs - mins).max())
+    if max_range < 1e-8:
+        max_range = 1.0  # degenerate data: keep it at the origin
+    center = (mins + maxs) / 2
+    scale = 2.0 / max_range
+    return ((arr - center) * scale).astype(np.float32), scale
+
+
+def _check_embeddings(kw: Mapping[str, Any]) -> tuple[dict[int, Embedding], int]:
+    if kw["X_umap_4d"] is not None:
+        raise NotImplementedError(
+            "X_umap_4d was given, but 4D embeddings are reserved and not implemented yet: "
+            "pass X_umap_1d, X_umap_2d or X_umap_3d."
+        )
+    raw = {d: kw[f"X_umap_{d}d"] for d in (1, 2, 3) if kw[f"X_umap_{d}d"] is not None}
+    if not raw:
+        raise ValueError(
+            "At least one dimensional embedding must be provided: none of X_umap_1d, X_umap_2d, "
+            "X_umap_3d was given (expected an array of shape (n_cells, d))."
+        )
+    n_cells: int | None = None
+    first = ""
+    out: dict[int, Embedding] = {}
+    for dim, value in raw.items():
+        name = f"X_umap_{dim}d"
+        arr = _dense_small(value, name)
+        if arr.ndim != 2 or arr.shape[1] != dim:
+            raise ValueError(f"{name} has shape {arr.shape}, expected (n_cells, {dim}).")
+        if n_cells is None:
+            n_cells, first = arr.shape[0], name
+        elif arr.shape[0] != n_cells:
+            raise ValueError(
+                f"All embeddings must have the same number of cells: {first} has {n_cells} rows, "
+                f"but {name} has shape {arr.shape}."
+            )
+        arr = arr.astype(np.float32, copy=False)
+        if not np.isfinite(arr).all():
+            bad = int((~np.isfinite(arr)).any(axis=1).sum())
+            raise ValueError(f"{name} contains NaN or Inf in {bad} row(s); expected finite coordinates for every cell.")
+        coords, scale = normalise_embedding(arr)
+        out[dim] = Embedding(dim, coords, scale)
+    assert n_cells is not None
+    return out, int(n_cells)
+
+
+# -- latent space and obs ------------------------------------------------------------------------------
+def _check_latent(value: Any, n_cells: int, messages: list[str]) -> np.ndarray:
+    if value is None:
+        raise ValueError(
+            "latent_space is required for outlier quantile calculation: got None, expected an array "
+            "of shape (n_cells, n_dims) such as obsm['X_pca']."
+        )
+    arr = _dense_small(value, "latent_space")
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2 or arr.shape[0] != n_cells:
+        raise ValueError(f"latent_space has shape {arr.shape}, but embeddings have {n_cells} cells: expected ({n_cells}, n_dims).")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        _warn(messages, "latent_space contains NaN or Inf; outlier quantiles of the affected categories will be NaN.")
+    return arr
+
+
+def _obs_kind(series: pd.Series) -> str:
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "continuous"
+    return "categorical"
+
+
+def _categorical_field(key: str, series: pd.Series, dtype_setting: str) -> ObsField:
+    cat = series if isinstance(series.dtype, pd.CategoricalDtype) else series.astype("category")
+    categories = [str(c) for c in cat.cat.categories]
+    if len(set(categories)) != len(categories):
+        dupes = pd.Index(categories)[pd.Index(categories).duplicated()].unique().tolist()
+        raise ValueError(
+            f"obs[{key!r}] has categories that are equal as text: {dupes[:5]}; expected categories "
+            "whose str() values are unique."
+        )
+    n = len(categories)
+    if dtype_setting == "auto":
+        codes_dtype = "uint8" if n <= CATEGORY_LIMITS["uint8"][0] else "uint16"
+    else:
+        codes_dtype = dtype_setting
+    limit = CATEGORY_LIMITS[codes_dtype][0]
+    if n > limit:
+        hint = " Use 'auto' or 'uint16'." if codes_dtype == "uint8" and n <= CATEGORY_LIMITS["uint16"][0] else ""
+        raise ValueError(
+            f"obs[{key!r}] has {n} categories, but {codes_dtype} codes hold at most {limit} "
+            f"(obs_categorical_dtype={dtype_setting!r}).{hint}"
+        )
+    codes = np.asarray(cat.cat.codes.to_numpy())
+    return ObsField(key=key, kind="categorical", codes=codes, categories=categories, codes_dtype=codes_dtype)
+
+
+def _check_obs(obs: Any, obs_keys: Any, n_cells: int, settings: ExportSettings) -> list[ObsField]:
+    if obs is None:
+        raise ValueError("obs DataFrame is required: got None, expected a pandas DataFrame with one row per cell.")
+    if not isinstance(obs, pd.DataFrame):
+        raise TypeError(f"obs is a {_type_name(obs)}, expected a pandas DataFrame with one row per cell.")
+    if len(obs) != n_cells:
+        raise ValueError(f"obs has {len(obs)} rows (shape {obs.shape}), but embeddings have {n_cells} cells.")
+    columns = list(obs.columns)
+    bad_cols = [c for c in columns if not isinstance(c, str)]
+    if obs_keys is None:
+        keys = columns
+        if bad_cols:
+            raise ValueError(
+                f"obs column keys must be strings: got {bad_cols[0]!r} ({_type_name(bad_cols[0])}); "
+                "rename the columns (e.g. obs.columns = obs.columns.astype(str)) or pass obs_keys."
+            )
+    else:
+        if isinstance(obs_keys, str):
+            raise TypeError(f"obs_keys={obs_keys!r} is a string, expected a sequence of column names such as [{obs_keys!r}].")
+        keys = list(obs_keys)
+        for k in keys:
+            if not isinstance(k, str):
+                raise ValueError(f"obs_keys must be strings: got {k!r} ({_type_name(k)}).")
+        missing = [k for k in keys if k not in obs.columns]
+        if missing:
+            str_cols = [c for c in columns if isinstance(c, str)]
+            hint = _closest(missing[0], str_cols)
+            raise KeyError(
+                f"obs_keys contain columns not in obs: {missing}.{hint} Available columns: {str_cols}"
+            )
+        dupes = [k for i, k in enumerate(keys) if k in keys[:i]]
+        if dupes:
+            raise ValueError(f"obs_keys lists {dupes[0]!r} more than once; expected each column at most once.")
+    check_no_collisions(keys, "obs")
+    fields: list[ObsField] = []
+    for key in keys:
+        series = obs[key]
+        if isinstance(series, pd.DataFrame):
+            raise ValueError(f"obs has several columns named {key!r}; expected unique column names.")
+        if _obs_kind(series) == "continuous":
+            fields.append(ObsField(key=key, kind="continuous", series=series))
+        else:
+            fields.append(_categorical_field(key, series, settings.obs_categorical_dtype))
+    return fields
+
+
+# -- genes --------------------------------------------------------------------------------------------------
+def _expression_matrix(value: Any) -> Any:
+    """Return a matrix with ``shape`` and 2-D slicing, never densifying a sparse one."""
+    if sparse.issparse(value):
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"gene_expression has dtype {value.dtype}, expected a numeric matrix.")
+        return value
+    if isinstance(value, np.ndarray) or not (hasattr(value, "shape") and hasattr(value, "__getitem__")):
+        value = np.asarray(value)
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and np.dtype(dtype).kind not in "biuf":
+        raise TypeError(f"gene_expression has dtype {dtype}, expected a numeric matrix.")
+    return value
+
+
+def _gene_ids(var: pd.DataFrame, column: Any) -> tuple[list, str]:
+    if column is None or column == "index":
+        return list(var.index), "index"
+    if not isinstance(column, str):
+        raise ValueError(f"var_gene_id_column={column!r} is not supported: expected 'index' or a var column name.")
+    if column not in var.columns:
+        raise KeyError(
+            f"var_gene_id_column {column!r} not found in var.{_closest(column, [str(c) for c in var.columns])} "
+            f"Available columns: {list(var.columns)}"
+        )
+    return list(var[column]), column
+
+
+def _check_genes(
+    matrix: Any, var: Any, column: Any, identifiers: Any, n_cells: int, messages: list[str]
+) -> GeneSelection | None:
+    if matrix is None:
+        return None
+    if var is None:
+        raise ValueError("var DataFrame must be provided when gene_expression is given: got var=None.")
+    if not isinstance(var, pd.DataFrame):
+        raise TypeError(f"var is a {_type_name(var)}, expected a pandas DataFrame with one row per gene.")
+    matrix = _expression_matrix(matrix)
+    shape = tuple(matrix.shape)
+    if len(shape) != 2:
+        raise ValueError(f"gene_expression has shape {shape}, expected (n_cells, n_genes) = ({n_cells}, n_genes).")
+    if shape[0] != n_cells:
+        raise ValueError(f"gene_expression has shape {shape}, but embeddings have {n_cells} cells: expected ({n_cells}, n_genes).")
+    if len(var) != shape[1]:
+        raise ValueError(f"var has {len(var)} rows, but gene_expression has shape {shape}: expected {shape[1]} rows in var.")
+    ids, id_column = _gene_ids(var, column)
+    bad = next((g for g in ids if not isinstance(g, str)), None)
+    if bad is not None:
+        raise ValueError(
+            f"gene identifiers (var {'index' if id_column == 'index' else repr(id_column)}) must be strings: "
+            f"got {bad!r} ({_type_name(bad)}); convert them, e.g. var.index = var.index.astype(str)."
+        )
+    index = pd.Index(ids)
+    if index.has_duplicates:
+        dupes = index[index.duplicated()].unique().tolist()
+        raise ValueError(
+            f"gene identifiers must be unique: {len(dupes)} duplicated, e.g. {dupes[:5]} "
+            f"(var_gene_id_column={id_column!r}); deduplicate them (e.g. var_names_make_unique())."
+        )
+    if identifiers is None:
+        columns = np.arange(len(ids), dtype=np.int64)
+        chosen = ids
+    else:
+        if isinstance(identifiers, str):
+            raise TypeError(f"gene_identifiers={identifiers!r} is a string, expected a sequence of gene ids such as [{identifiers!r}].")
+        requested = list(identifiers)
+        unique = list(dict.fromkeys(requested))
+        if len(unique) != len(requested):
+            _warn(messages, f"gene_identifiers lists {len(requested) - len(unique)} gene(s) more than once; each is exported once.")
+        positions = index.get_indexer(pd.Index(unique, dtype=object))
+        missing = [g for g, p in zip(unique, positions) if p < 0]
+        if len(missing) == len(unique):
+            raise ValueError(
+                f"none of the {len(unique)} gene_identifiers exist in var "
+                f"(var_gene_id_column={id_column!r}): e.g. {missing[:5]}.{_closest(str(missing[0]), ids) if missing else ''}"
+            )
+        if missing:
+            _warn(messages, f"{len(missing)} gene identifier(s) not found in var and skipped: {missing[:20]}")
+        columns = positions[positions >= 0].astype(np.int64)
+        chosen = [unique[i] for i in np.flatnonzero(positions >= 0)]
+    check_no_collisions(chosen, "gene")
+    return GeneSelection(matrix=matrix, ids=list(chosen), columns=columns, var_gene_id_column=id_column)
+
+
+# -- connectivity ------------------------------------------------------------------------------------------
+def _check_connectivity(value: Any, n_cells: int) -> sparse.csr_matrix | None:
+    if value is None:
+        return None
+    if sparse.issparse(value):
+        mat = value
+    else:
+        try:
+            arr = np.asarray(value)
+        except Exception as err:  # noqa: BLE001
+            raise TypeError(f"connectivities ({_type_name(value)}) cannot be converted to a matrix: {err}") from err
+        if arr.ndim != 2:
+            raise ValueError(f"connectivities has shape {arr.shape}, expected ({n_cells}, {n_cells}).")
+        mat = arr
+    if tuple(mat.shape) != (n_cells, n_cells):
+        raise ValueError(f"connectivities has shape {tuple(mat.shape)}, expected ({n_cells}, {n_cells}) (n_cells x n_cells).")
+    if mat.dtype.kind not in "biuf":
+        raise TypeError(f"connectivities has dtype {mat.dtype}, expected numeric weights.")
+    csr = sparse.csr_matrix(mat)
+    data = csr.data
+    if data.size and not np.isfinite(data).all():
+        raise ValueError(f"connectivities has {int((~np.isfinite(data)).sum())} NaN/Inf weight(s); expected finite weights >= 0.")
+    if data.size and (data < 0).any():
+        raise ValueError(f"connectivities has {int((data < 0).sum())} negative weight(s) (min {float(data.min())}); expected weights >= 0.")
+    return csr
+
+
+# -- vector fields --------------------------------------------------------------------------------------------
+def vector_label(field_id: str) -> str:
+    """Display label of a vector field: ``velocity_umap`` -> ``"Velocity (UMAP)"``."""
+    base = field_id[:-5] if field_id.endswith("_umap") else field_id
+    base = base.replace("_", " ").strip()
+    titled = (base[:1].upper() + base[1:]) if base else field_id
+    return f"{titled} (UMAP)" if field_id.endswith("_umap") else titled
+
+
+def _vector_array(value: Any, name: str, n_cells: int) -> np.ndarray:
+    arr = _dense_small(value, f"vector_fields[{name!r}]")
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2:
+        raise ValueError(f"vector_fields[{name!r}] has shape {arr.shape}, expected (n_cells, 1|2|3) or (n_cells,).")
+    if arr.shape[1] not in (1, 2, 3):
+        raise ValueError(f"vector_fields[{name!r}] has shape {arr.shape}: expected 1/2/3 components, i.e. ({n_cells}, 1|2|3).")
+    if arr.shape[0] != n_cells:
+        raise ValueError(f"vector_fields[{name!r}] has shape {arr.shape}, but embeddings have {n_cells} cells.")
+    return arr
+
+
+def _check_vectors(
+    value: Any, embeddings: dict[int, Embedding], n_cells: int, basis: str, messages: list[str]
+) -> tuple[list[VectorFile], list[VectorFieldInfo]]:
+    if value is None or (isinstance(value, Mapping) and not value):
+        return [], []
+    if not isinstance(value, Mapping):
+        raise TypeError(f"vector_fields is a {_type_name(value)}, expected a dict[str, array].")
+    grouped: dict[str, dict[int, tuple[str, np.ndarray]]] = {}
+    explicit: dict[str, set[int]] = {}
+    implicit: list[tuple[str, np.ndarray]] = []
+    for name, arr in value.items():
+        if not isinstance(name, str):
+            raise ValueError(f"vector_fields keys must be strings: got {name!r} ({_type_name(name)}).")
+        if arr is None:
+            continue
+        dense = _vector_array(arr, name, n_cells)
+        match = _EXPLICIT_VECTOR_KEY.match(name)
+        if match:
+            field_id, dim = match.group(1), int(match.group(2))
+            if dense.shape[1] != dim:
+                raise ValueError(f"vector_fields[{name!r}] is declared {dim}D but has shape {dense.shape}: expected ({n_cells}, {dim}).")
+            explicit.setdefault(field_id, set()).add(dim)
+            grouped.setdefault(field_id, {})[dim] = (name, dense)
+        else:
+            implicit.append((name, dense))
+    for name, dense in implicit:
+        dim = dense.shape[1]
+        if dim in explicit.get(name, set()):
+            continue  # the explicit key wins
+        grouped.setdefault(name, {})[dim] = (name, dense)
+    for field_id in grouped:
+        if safe_name(field_id) != field_id:
+            raise ValueError(
+                f"vector field id {field_id!r} contains unsupported characters: expected a safe id such as "
+                f"{safe_name(field_id)!r} (only A-Z a-z 0-9 . _ -)."
+            )
+    check_no_collisions(list(grouped), "vector field")
+    files: list[VectorFile] = []
+    infos: list[VectorFieldInfo] = []
+    for field_id, by_dim in grouped.items():
+        dims = []
+        for dim in sorted(by_dim):
+            name, dense = by_dim[dim]
+            if dim not in embeddings:
+                _warn(messages, f"vector field {field_id!r} {dim}D skipped: no X_umap_{dim}d embedding was given.")
+                continue
+            # A new array: the caller's vectors are never scaled in place.
+            scaled = np.multiply(dense, embeddings[dim].scale, dtype=np.float32)
+            files.append(VectorFile(field_id, dim, scaled))
+            dims.append(dim)
+        if dims:
+            field_basis = "umap" if field_id.endswith("_umap") else basis
+            infos.append(VectorFieldInfo(field_id, vector_label(field_id), field_basis, dims))
+    return files, infos
+
+
+# -- identity -------------------------------------------------------------------------------------------------
+def _check_created_at(value: Any) -> str:
+    if value is None:
+        return datetime.now(timezone.utc).strftime(CREATED_AT_FORMAT)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value.strftime(CREATED_AT_FORMAT)
+    if isinstance(value, str):
+        try:
+            datetime.strptime(value, CREATED_AT_FORMAT)
+        except ValueError:
+            raise ValueError(f"created_at={value!r} is not a UTC timestamp like '2024-01-31T12:00:00Z'.") from None
+        return value
+    raise TypeError(f"created_at is a {_type_name(value)}, expected None, a datetime or a string like '2024-01-31T12:00:00Z'.")
+
+
+def _opt_str(value: Any, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} is a {_type_name(value)}, expected a string or None.")
+    return value
+
+
+def _check_colors(value: Any, obs_fields: list[ObsField]) -> dict[str, list[str]]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"category_colors is a {_type_name(value)}, expected a mapping obs key -> list of colours.")
+    by_key = {f.key: f for f in obs_fields if f.kind == "categorical"}
+    out: dict[str, list[str]] = {}
+    for key, colours in value.items():
+        if key not in by_key:
+            raise KeyError(f"category_colors[{key!r}] names no exported categorical obs field.{_closest(str(key), list(by_key))}")
+        colours = [str(c) for c in colours]
+        if len(colours) < len(by_key[key].categories):
+            raise ValueError(
+                f"category_colors[{key!r}] has {len(colours)} colours, expected {len(by_key[key].categories)} (one per category)."
+            )
+        out[key] = colours[: len(by_key[key].categories)]
+    return out
+
+
+def validate_inputs(out_dir: Any, kw: Mapping[str, Any]) -> ExportInputs:
+    """Check and normalise every ``prepare()`` argument; nothing is written.
+
+    Parameters
+    ----------
+    out_dir
+        Target folder (``None`` means ``Path.cwd() / "exports"``).
+    kw
+        The keyword arguments of ``prepare()`` (reference names).
+
+    Returns
+    -------
+    ExportInputs
+    """
+    messages: list[str] = []
+    out = Path.cwd() / "exports" if out_dir is None else Path(out_dir)
+    if not isinstance(kw["force"], (bool, np.bool_)):
+        raise TypeError(f"force={kw['force']!r} is a {_type_name(kw['force'])}, expected True or False.")
+    settings = _check_settings(kw)
+    basis = kw["vector_basis"]
+    if not isinstance(basis, str) or not basis:
+        raise ValueError(f"vector_basis={basis!r} is not supported: expected a non-empty string such as 'umap'.")
+    embeddings, n_cells = _check_embeddings(kw)
+    latent = _check_latent(kw["latent_space"], n_cells, messages)
+    obs_fields = _check_obs(kw["obs"], kw["obs_keys"], n_cells, settings)
+    genes = _check_genes(
+        kw["gene_expression"], kw["var"], kw["var_gene_id_column"], kw["gene_identifiers"], n_cells, messages
+    )
+    connectivity = _check_connectivity(kw["connectivities"], n_cells)
+    vector_files, vector_infos = _check_vectors(kw["vector_fields"], embeddings, n_cells, basis, messages)
+    name = _opt_str(kw["dataset_name"], "dataset_name")
+    dataset_id = _opt_str(kw["dataset_id"], "dataset_id")
+    folder_name = out.name or out.resolve().name
+    if dataset_id is None:
+        dataset_id = safe_name(name) if name else safe_name(folder_name)
+    source = {
+        k: v
+        for k, v in (
+            ("name", _opt_str(kw["source_name"], "source_name")),
+            ("url", _opt_str(kw["source_url"], "source_url")),
+            ("citation", _opt_str(kw["source_citation"], "source_citation")),
+        )
+        if v
+    }
+    return ExportInputs(
+        out_dir=out,
+        settings=settings,
+        n_cells=n_cells,
+        embeddings=embeddings,
+        latent=latent,
+        obs_fields=obs_fields,
+        genes=genes,
+        connectivity=connectivity,
+        vector_files=vector_files,
+        vector_fields=vector_infos,
+        dataset_id=dataset_id,
+        dataset_name=name if name is not None else folder_name,
+        dataset_description=_opt_str(kw["dataset_description"], "dataset_description") or "",
+        source=source or None,
+        created_at=_check_created_at(kw["created_at"]),
+        category_colors=_check_colors(kw["category_colors"], obs_fields),
+        warnings=messages,
+    )

@@ -1,0 +1,158 @@
+"""Progress events, the export result and the cancel exception.
+
+The runner counts work items (one per file or per gene) and reports them
+through :class:`ProgressReporter`, which throttles the user's callback.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ProgressEvent", "ExportResult", "ExportCancelled", "ProgressReporter", "PHASES"]
+
+#: Phases in the order an export goes through them.
+PHASES = ("validate", "points", "obs", "genes", "graph", "vectors", "identity", "finalize")
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One progress report; also unpacks as ``(phase, done, total, bytes_written, elapsed, eta)``.
+
+    Attributes
+    ----------
+    phase
+        One of :data:`PHASES`.
+    done, total
+        Work items finished and planned for the whole export (``done`` never decreases).
+    bytes_written
+        Bytes written so far, whole export.
+    elapsed
+        Seconds since the export started.
+    eta
+        Estimated seconds left, ``None`` until it can be estimated.
+    """
+
+    phase: str
+    done: int
+    total: int
+    bytes_written: int
+    elapsed: float
+    eta: float | None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.phase, self.done, self.total, self.bytes_written, self.elapsed, self.eta))
+
+
+class ExportCancelled(Exception):
+    """Raised by ``prepare()`` / ``export()`` after a cancelled export was cleaned up."""
+
+
+@dataclass
+class ExportResult:
+    """What an export produced.
+
+    Attributes
+    ----------
+    path
+        The export folder.
+    n_bytes, n_files
+        Size and number of files of the finished export (sidecar included).
+    seconds
+        Wall-clock duration.
+    warnings
+        Warning messages issued during the export.
+    skipped
+        Relative paths of existing files that were kept (``force=False``).
+    """
+
+    path: Path
+    n_bytes: int
+    n_files: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Return a JSON-safe dict."""
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d
+
+
+class ProgressReporter:
+    """Count finished work items and call the user's callback at most ~10 times a second.
+
+    Worker threads only increment counters (:meth:`advance`); the exporting
+    thread calls :meth:`poll` so that the callback always runs on that thread.
+    The first and the last event are always delivered.
+
+    Parameters
+    ----------
+    callback
+        The user's callback, or ``None``.
+    total
+        Planned number of work items.
+    min_interval
+        Minimum seconds between two events.
+    """
+
+    def __init__(
+        self,
+        callback: Callable[[ProgressEvent], None] | None,
+        total: int,
+        min_interval: float = 0.1,
+    ) -> None:
+        self._callback = callback
+        self._lock = threading.Lock()
+        self._start = time.perf_counter()
+        self._last_emit: float | None = None
+        self._min_interval = min_interval
+        self.total = max(int(total), 1)
+        self.done = 0
+        self.bytes_written = 0
+        self.phase = PHASES[0]
+
+    def advance(self, items: int = 0, n_bytes: int = 0) -> None:
+        """Record finished items and written bytes (thread-safe, never calls back)."""
+        with self._lock:
+            self.done = min(self.done + items, self.total)
+            self.bytes_written += n_bytes
+
+    def set_phase(self, phase: str) -> None:
+        """Enter a phase and report it."""
+        self.phase = phase
+        self.poll(force=True)
+
+    def event(self) -> ProgressEvent:
+        """Return the current state as an event."""
+        with self._lock:
+            done, n_bytes = self.done, self.bytes_written
+        elapsed = time.perf_counter() - self._start
+        eta = None
+        if 0 < done < self.total and elapsed > 0.2:
+            eta = elapsed / done * (self.total - done)
+        elif done >= self.total:
+            eta = 0.0
+        return ProgressEvent(self.phase, done, self.total, n_bytes, elapsed, eta)
+
+    def poll(self, force: bool = False) -> None:
+        """Deliver an event if the throttle allows it (or ``force``)."""
+        if self._callback is None:
+            return
+        now = time.perf_counter()
+        if not force and self._last_emit is not None and now - self._last_emit < self._min_interval:
+            return
+        self._last_emit = now
+        self._callback(self.event())
+
+    def finish(self) -> None:
+        """Mark everything done and deliver the last event."""
+        with self._lock:
+            self.done = self.total
+        self.phase = PHASES[-1]
+        self.poll(force=True)

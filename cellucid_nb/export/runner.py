@@ -1,0 +1,372 @@
+"""The runner: staging folder, worker threads, cancel, atomic move and sidecar.
+
+Every payload goes through :meth:`ExportRunner.write_array`, which compresses,
+hashes and writes it in a worker thread (zlib, hashlib and os.write release the
+GIL). The number of queued payloads is bounded so memory stays flat. Nothing
+is written into ``out_dir`` until :meth:`ExportRunner.finalize`:
+
+- ``fresh``: ``out_dir`` is absent or empty; the staging folder is renamed into place.
+- ``replace`` (``force=True``): the old export is renamed aside, the new one renamed
+  in, then the old one deleted, so ``out_dir`` is only ever a complete export.
+- ``merge`` (``force=False`` and an export with the same settings exists): payload
+  files that already exist are kept (reported in ``skipped``), missing ones are
+  moved in, and the manifests are rewritten to name exactly this export's files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..format import codecs
+from ..format.spec import IDENTITY_FILE, SIDECAR_FILE
+from .progress import ExportCancelled, ExportResult, ProgressReporter
+
+__all__ = ["ExportRunner", "settings_fingerprint", "inspect_existing", "ExistingExport"]
+
+logger = logging.getLogger(__name__)
+
+_O_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+
+
+def settings_fingerprint(settings: Mapping[str, Any]) -> str:
+    """Return a stable hash of the export settings (what makes two exports compatible)."""
+    text = json.dumps(dict(settings), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _write_file(path: str, payload: bytes | memoryview) -> None:
+    fd = os.open(path, _O_FLAGS, 0o644)
+    try:
+        view = memoryview(payload)
+        while view.nbytes:
+            written = os.write(fd, view)
+            view = view[written:]
+    finally:
+        os.close(fd)
+
+
+class ExistingExport:
+    """What is already in ``out_dir`` before an export.
+
+    Attributes
+    ----------
+    mode
+        ``"fresh"`` (absent or empty), ``"export"`` (looks like an export) or
+        ``"other"`` (non-empty, but no export files).
+    files
+        Relative paths (POSIX) of the files present.
+    """
+
+    def __init__(self, mode: str, files: set[str]) -> None:
+        self.mode = mode
+        self.files = files
+
+
+_EXPORT_MARKERS = (IDENTITY_FILE, SIDECAR_FILE)
+
+
+def inspect_existing(out_dir: Path, manifest_names: tuple[str, ...]) -> ExistingExport:
+    """Look at ``out_dir`` without changing it.
+
+    Parameters
+    ----------
+    out_dir
+        Target folder.
+    manifest_names
+        Manifest file names of this export (they mark a folder as an export).
+    """
+    if not out_dir.exists():
+        return ExistingExport("fresh", set())
+    if not out_dir.is_dir():
+        raise NotADirectoryError(f"out_dir={str(out_dir)!r} exists and is not a folder; expected a folder or a new path.")
+    files: set[str] = set()
+    for root, _dirs, names in os.walk(out_dir):
+        rel_root = os.path.relpath(root, out_dir)
+        for name in names:
+            rel = name if rel_root == "." else f"{rel_root}/{name}".replace(os.sep, "/")
+            files.add(rel)
+    if not files:
+        return ExistingExport("fresh", files)
+    markers = set(_EXPORT_MARKERS) | set(manifest_names)
+    mode = "export" if files & markers else "other"
+    return ExistingExport(mode, files)
+
+
+class ExportRunner:
+    """Write one export: staging, bounded worker pool, cancel, progress, finalize.
+
+    Parameters
+    ----------
+    out_dir
+        Final folder.
+    compression
+        Normalised gzip level or ``None``.
+    n_workers
+        Worker threads for compression and writing.
+    reporter
+        Progress reporter.
+    cancel
+        Event that aborts the export when set.
+    existing
+        What ``out_dir`` holds; decides the finalize mode.
+    force
+        Replace an existing export.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        compression: int | None,
+        n_workers: int,
+        reporter: ProgressReporter,
+        cancel: threading.Event | None,
+        existing: ExistingExport,
+        force: bool,
+    ) -> None:
+        self.out_dir = out_dir
+        self.compression = compression
+        self.suffix = codecs.payload_suffix(compression)
+        self.reporter = reporter
+        self._cancel = cancel
+        self._existing = existing
+        if existing.mode == "fresh":
+            self.mode = "fresh"
+        elif force:
+            self.mode = "replace"
+        else:
+            self.mode = "merge"
+        # Payload files kept as they are (merge mode only).
+        self._keep = existing.files if self.mode == "merge" else set()
+        self.files: dict[str, tuple[int, str]] = {}
+        self.skipped: list[str] = []
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+        self._slots = threading.BoundedSemaphore(max(4, 4 * n_workers))
+        self._pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="cellucid-export")
+        self._futures: list[Future] = []
+        self._dirs: set[str] = set()
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> ExportRunner:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def abort(self) -> None:
+        """Stop the workers and delete the staging folder (``out_dir`` is untouched)."""
+        self._error = self._error or ExportCancelled("export aborted")
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def cancelled(self) -> bool:
+        """Whether the cancel event is set or a worker failed."""
+        return self._error is not None or (self._cancel is not None and self._cancel.is_set())
+
+    def check(self) -> None:
+        """Raise :class:`ExportCancelled` or a worker's error; deliver throttled progress."""
+        if self._error is not None and not isinstance(self._error, ExportCancelled):
+            raise self._error
+        if self._cancel is not None and self._cancel.is_set():
+            raise ExportCancelled("export cancelled; the staging folder was removed and out_dir is unchanged")
+        self.reporter.poll()
+
+    # -- writing ---------------------------------------------------------------------------
+    def mkdir(self, rel: str) -> None:
+        """Create a folder in the staging area once."""
+        if rel not in self._dirs:
+            (self.staging / rel).mkdir(parents=True, exist_ok=True)
+            self._dirs.add(rel)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in a worker; blocks while too many items are queued."""
+        while not self._slots.acquire(timeout=0.05):
+            self.check()
+        self.check()
+        try:
+            future = self._pool.submit(self._guarded, fn, args)
+        except BaseException:
+            self._slots.release()
+            raise
+        self._futures.append(future)
+        if len(self._futures) > 4096:
+            self._futures = [f for f in self._futures if not f.done()]
+
+    def _guarded(self, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            if not self.cancelled():
+                fn(*args)
+        except BaseException as err:  # noqa: BLE001 - handed to the exporting thread
+            with self._lock:
+                if self._error is None:
+                    self._error = err
+        finally:
+            self._slots.release()
+
+    def payload_name(self, rel: str) -> str:
+        """Return the relative path of a payload with the gzip suffix when compressing."""
+        return rel + self.suffix
+
+    def store(self, rel: str, data: np.ndarray | bytes, *, rle: bool = False, items: int = 0) -> None:
+        """Compress, hash and write one payload (call from a worker or the exporting thread).
+
+        Parameters
+        ----------
+        rel
+            Final relative path (gzip suffix included).
+        data
+            Little-endian array or bytes.
+        rle
+            Use zlib's run-length strategy (sparse payloads).
+        items
+            Work items this payload completes, for progress.
+        """
+        if rel in self._keep:
+            with self._lock:
+                self.skipped.append(rel)
+            self.reporter.advance(items)
+            return
+        raw = memoryview(np.ascontiguousarray(data)).cast("B") if isinstance(data, np.ndarray) else data
+        payload = codecs.gzip_bytes(raw, self.compression, rle=rle) if self.compression else raw
+        digest = hashlib.sha256(payload).hexdigest()
+        _write_file(os.path.join(self.staging, rel), payload)
+        n = memoryview(payload).nbytes
+        with self._lock:
+            self.files[rel] = (n, digest)
+        self.reporter.advance(items, n)
+
+    def write_array(self, rel: str, data: np.ndarray, *, rle: bool = False, items: int = 1) -> str:
+        """Queue one payload for a worker; returns its relative path (with gzip suffix)."""
+        name = self.payload_name(rel)
+        self.submit(self.store, name, data, rle, items)
+        return name
+
+    def write_json(self, rel: str, obj: Any, *, indent: int | None = None, items: int = 1) -> None:
+        """Write a JSON document now (manifests are never skipped: they describe this export)."""
+        text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
+        payload = text.encode("utf-8")
+        _write_file(os.path.join(self.staging, rel), payload)
+        with self._lock:
+            self.files[rel] = (len(payload), hashlib.sha256(payload).hexdigest())
+        self.reporter.advance(items, len(payload))
+
+    def drain(self) -> None:
+        """Wait for every queued payload; raise a worker's error or a cancel."""
+        for future in self._futures:
+            while True:
+                try:
+                    future.result(timeout=0.05)
+                    break
+                except TimeoutError:
+                    self.check()
+        self._futures.clear()
+        self.check()
+
+    # -- finishing -------------------------------------------------------------------------
+    def _kept_files(self) -> dict[str, tuple[int, str]]:
+        kept = {}
+        for rel in sorted(set(self.skipped)):
+            payload = (self.out_dir / rel).read_bytes()
+            kept[rel] = (len(payload), hashlib.sha256(payload).hexdigest())
+        return kept
+
+    def finalize(self, sidecar: dict[str, Any], started: float, warning_messages: list[str]) -> ExportResult:
+        """Write the sidecar, move the export into place and return the result.
+
+        Parameters
+        ----------
+        sidecar
+            Sidecar content without ``files`` (added here).
+        started
+            ``time.perf_counter()`` at the start of the export.
+        warning_messages
+            Warnings issued during the export.
+        """
+        self.drain()
+        self._pool.shutdown(wait=True)
+        all_files = dict(self.files)
+        all_files.update(self._kept_files())
+        sidecar = dict(sidecar)
+        sidecar["files"] = {rel: {"bytes": n, "sha256": h} for rel, (n, h) in sorted(all_files.items())}
+        text = json.dumps(sidecar, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        _write_file(os.path.join(self.staging, SIDECAR_FILE), text)
+        self.check()  # last chance to cancel before anything in out_dir changes
+        if self.mode == "fresh":
+            if self.out_dir.exists():
+                self.out_dir.rmdir()  # empty (checked before the export)
+            os.replace(self.staging, self.out_dir)
+        elif self.mode == "replace":
+            aside = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.old-", dir=self.out_dir.parent))
+            aside.rmdir()
+            os.replace(self.out_dir, aside)
+            try:
+                os.replace(self.staging, self.out_dir)
+            except BaseException:
+                os.replace(aside, self.out_dir)
+                raise
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            self._merge_into_place()
+        if self.skipped:
+            for rel in sorted(self.skipped):
+                logger.info("kept existing file %s (force=False)", rel)
+            message = (
+                f"{len(self.skipped)} file(s) already existed in {str(self.out_dir)!r} and were kept "
+                "(force=False); pass force=True to rewrite them."
+            )
+            warnings.warn(message, UserWarning, stacklevel=3)
+            warning_messages.append(message)
+        n_bytes = sum(n for n, _ in all_files.values()) + len(text)
+        self.reporter.finish()
+        return ExportResult(
+            path=self.out_dir,
+            n_bytes=n_bytes,
+            n_files=len(all_files) + 1,
+            seconds=time.perf_counter() - started,
+            warnings=list(warning_messages),
+            skipped=sorted(self.skipped),
+        )
+
+    def _merge_into_place(self) -> None:
+        # Payloads first, manifests and identity next, sidecar last: a reader that
+        # looks in the middle sees old manifests naming files that still exist.
+        staged = sorted(self.files, key=lambda r: (r.endswith(".json"), r == IDENTITY_FILE))
+        for rel in staged:
+            target = self.out_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.staging / rel, target)
+        os.replace(self.staging / SIDECAR_FILE, self.out_dir / SIDECAR_FILE)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shaped the bytes (for the sidecar)."""
+    import pandas
+    import scipy
+
+    return {
+        "python": ".".join(map(str, sys.version_info[:3])),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pandas.__version__,
+        "zlib": __import__("zlib").ZLIB_RUNTIME_VERSION,
+    }

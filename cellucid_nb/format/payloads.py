@@ -1,0 +1,177 @@
+"""Reading raw payload files of an export (plain or gzip), with exact length checks.
+
+Shared by the reader (which decodes) and the validator (which only checks), so
+both agree on what a well-formed payload is. Errors always name the file.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "is_gzip_path",
+    "read_payload",
+    "inflated_size",
+    "gzip_header_problem",
+    "PayloadError",
+    "PayloadSizeError",
+    "GzipDataError",
+]
+
+_CHUNK = 1 << 20
+# Upper bound of inflated bytes held at once while streaming a gzip file.
+_MAX_INFLATE = 8 << 20
+
+
+class PayloadError(ValueError):
+    """A payload file is unreadable, truncated or has the wrong length."""
+
+
+class PayloadSizeError(PayloadError):
+    """A payload (after inflating) has a byte length other than the manifests imply."""
+
+
+class GzipDataError(PayloadError):
+    """A ``.gz`` payload is not valid gzip or is cut short."""
+
+
+def is_gzip_path(path: str | Path) -> bool:
+    """Return whether a payload is gzip-compressed: decided by the ``.gz`` suffix only.
+
+    Parameters
+    ----------
+    path
+        File path or manifest-relative path.
+    """
+    return str(path).endswith(".gz")
+
+
+def read_payload(path: Path, dtype: np.dtype | str, count: int, label: str | None = None) -> np.ndarray:
+    """Read exactly ``count`` little-endian values of ``dtype`` from a payload file.
+
+    Parameters
+    ----------
+    path
+        The file; inflated when its name ends in ``.gz``.
+    dtype
+        Element type (a little-endian numpy dtype).
+    count
+        Number of values expected (e.g. ``n_cells * dim``).
+    label
+        Name of the file in messages (defaults to ``path``).
+
+    Returns
+    -------
+    numpy.ndarray
+        A writable 1-D array of ``count`` values.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    PayloadError
+        Invalid gzip or a length other than ``count * itemsize`` bytes.
+    """
+    dtype = np.dtype(dtype)
+    name = label or str(path)
+    expected = int(count) * dtype.itemsize
+    if not path.is_file():
+        raise FileNotFoundError(f"payload file {name} does not exist")
+    if is_gzip_path(path):
+        try:
+            data = _gunzip_exact(path.read_bytes())
+        except (zlib.error, EOFError) as exc:
+            raise GzipDataError(f"{name}: invalid gzip data ({exc})") from None
+        got = len(data)
+        if got != expected:
+            raise PayloadSizeError(
+                f"{name}: inflated payload has {got} bytes, expected {expected} "
+                f"({count} values of {dtype.name}); the file is truncated or was written with other settings"
+            )
+        return np.frombuffer(data, dtype=dtype)
+    got = path.stat().st_size
+    if got != expected:
+        raise PayloadSizeError(
+            f"{name}: payload has {got} bytes, expected {expected} "
+            f"({count} values of {dtype.name}); the file is truncated or was written with other settings"
+        )
+    return np.fromfile(path, dtype=dtype, count=count)
+
+
+def _gunzip_exact(raw: bytes) -> bytearray:
+    """Inflate every gzip member of ``raw``; raise ``EOFError`` when the stream is cut short."""
+    out = bytearray()
+    rest = raw
+    while True:
+        d = zlib.decompressobj(31)
+        out += d.decompress(rest)
+        if not d.eof:
+            raise EOFError("gzip stream is truncated")
+        rest = d.unused_data
+        # Trailing zero padding is tolerated by gzip tools; anything else is another member.
+        if not rest.strip(b"\x00"):
+            return out
+
+
+def inflated_size(path: Path) -> int:
+    """Stream-inflate a gzip file and return its uncompressed size, holding little in memory.
+
+    Parameters
+    ----------
+    path
+        A ``.gz`` payload.
+
+    Raises
+    ------
+    PayloadError
+        Invalid or truncated gzip data (the message names the file).
+    """
+    total = 0
+    d = zlib.decompressobj(31)
+    pending = b""
+    try:
+        with open(path, "rb") as fh:
+            while True:
+                if not pending:
+                    pending = fh.read(_CHUNK)
+                    if not pending:
+                        break
+                if d.eof:
+                    if not pending.strip(b"\x00"):
+                        pending = b""  # zero padding after the last member
+                        continue
+                    d = zlib.decompressobj(31)  # a further gzip member
+                total += len(d.decompress(pending, _MAX_INFLATE))
+                pending = d.unused_data if d.eof else d.unconsumed_tail
+        if not d.eof:
+            total += len(d.flush())  # output zlib still holds back after the last input
+    except zlib.error as exc:
+        raise GzipDataError(f"{path.name}: invalid gzip data ({exc})") from None
+    if not d.eof:
+        raise GzipDataError(f"{path.name}: gzip stream is truncated")
+    return total
+
+
+def gzip_header_problem(path: Path) -> str | None:
+    """Describe why a gzip header is not reproducible (mtime set or file name stored), else ``None``.
+
+    Parameters
+    ----------
+    path
+        A ``.gz`` payload.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(10)
+    if len(head) < 10 or head[:2] != b"\x1f\x8b":
+        return None  # not gzip at all: reported by the content check instead
+    flags = head[3]
+    mtime = int.from_bytes(head[4:8], "little")
+    issues = []
+    if mtime:
+        issues.append(f"mtime {mtime} (expected 0)")
+    if flags & 0x08:
+        issues.append("an embedded file name")
+    return ", ".join(issues) or None

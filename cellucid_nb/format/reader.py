@@ -1,0 +1,447 @@
+"""Read a Cellucid exports folder (``compact_v1``, see docs/FORMAT.md).
+
+``read_export(path)`` opens the JSON files only; every payload (points, obs
+fields, genes, edges, vector fields) is read when asked for. Exports written by
+``cellucid==0.0.9`` are read too: they have no edge weights file and may lack a
+vector field ``basis``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cellucid_nb.format import spec
+from cellucid_nb.format.codecs import MISSING_CODE, dequantize
+from cellucid_nb.format.naming import safe_name
+from cellucid_nb.format.payloads import read_payload
+
+__all__ = ["read_export", "ExportReader", "ObsFieldInfo", "load_json", "DTYPE_BITS", "CODES_EXT"]
+
+#: manifest dtype name -> quantization bits (None = float32)
+DTYPE_BITS = {"uint8": 8, "uint16": 16, "float32": None}
+#: categorical codesDtype -> the ``{ext}`` substituted in ``codesPathPattern``
+CODES_EXT = {"uint8": "u8", "uint16": "u16"}
+_NUMPY_DTYPE = {"uint8": "u1", "uint16": "<u2", "uint32": "<u4", "uint64": "<u8", "float32": "<f4", "float64": "<f8"}
+
+
+def load_json(path: Path, label: str | None = None) -> Any:
+    """Load a JSON file; errors name the file.
+
+    Parameters
+    ----------
+    path
+        The file.
+    label
+        Name of the file in messages (defaults to ``path``).
+    """
+    name = label or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{name} does not exist") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{name} is not valid JSON: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ObsFieldInfo:
+    """Everything the manifest says about one obs field (no payload is read).
+
+    ``dtype`` is the stored payload type: the values dtype for continuous fields,
+    ``codesDtype`` for categorical ones; ``bits`` is the quantization of
+    continuous values (``None`` = float32 or categorical).
+    """
+
+    key: str
+    kind: str  # "continuous" | "categorical"
+    dtype: str
+    bits: int | None
+    min: float | None
+    max: float | None
+    categories: list[str] | None
+    missing_code: int | None
+    centroids: dict[str, list[dict]] | None
+    outlier_bits: int | None
+    outlier_min: float | None
+    outlier_max: float | None
+
+
+def _fill(pattern: str, key: str, ext: str | None = None) -> str:
+    """Substitute ``safe_name(key)`` (never the raw key) and ``{ext}`` in a path pattern."""
+    out = pattern.replace("{key}", safe_name(key))
+    if ext is not None:
+        out = out.replace("{ext}", ext)
+    return out
+
+
+class ExportReader:
+    """Lazy access to one export folder; create it with :func:`read_export`.
+
+    Parameters
+    ----------
+    path
+        The export folder (holding ``dataset_identity.json``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"export folder {self.path} does not exist")
+        self.identity: dict = self._json(spec.IDENTITY_FILE, required=True)
+        if not isinstance(self.identity, dict):
+            raise ValueError(f"{self.path / spec.IDENTITY_FILE} must hold a JSON object")
+        self.obs_manifest: dict | None = self._json("obs_manifest.json")
+        self.connectivity_manifest: dict | None = self._json("connectivity_manifest.json")
+        self.sidecar: dict | None = self._json(spec.SIDECAR_FILE)
+        self._obs_fields = self._parse_obs_fields()
+
+    # ------------------------------------------------------------------ files
+    def file_path(self, relpath: str) -> Path:
+        """Return the absolute path of a file named by a manifest, refusing paths outside the export.
+
+        Parameters
+        ----------
+        relpath
+            Path relative to the export folder, as manifests write it.
+        """
+        rel = str(relpath).replace("\\", "/")
+        norm = os.path.normpath(rel)
+        if os.path.isabs(rel) or norm == ".." or norm.startswith(".." + os.sep):
+            raise ValueError(f"{relpath!r} points outside the export folder {self.path}")
+        return self.path / norm
+
+    def _json(self, name: str, required: bool = False) -> Any:
+        path = self.path / name
+        if not path.is_file():
+            if required:
+                raise FileNotFoundError(f"{path} does not exist: not a Cellucid export folder")
+            return None
+        return load_json(path)
+
+    def _payload(self, relpath: str, dtype: str, count: int) -> np.ndarray:
+        return read_payload(self.file_path(relpath), _NUMPY_DTYPE.get(dtype, dtype), count, label=str(self.path / relpath))
+
+    # ------------------------------------------------------------ basic facts
+    @property
+    def n_cells(self) -> int:
+        """Number of cells (from the identity stats, else the obs manifest)."""
+        stats = self.identity.get("stats") or {}
+        if "n_cells" in stats:
+            return int(stats["n_cells"])
+        if self.obs_manifest is not None:
+            return int(self.obs_manifest["n_points"])
+        raise ValueError(f"{self.path / spec.IDENTITY_FILE} has no stats.n_cells and there is no obs manifest")
+
+    @cached_property
+    def _embedding_files(self) -> dict[int, str]:
+        files = (self.identity.get("embeddings") or {}).get("files") or {}
+        out = {int(str(k).rstrip("d")): v for k, v in files.items()}
+        if not out:  # identity without an embeddings block: look for the files themselves
+            for dim in spec.EMBEDDING_DIMS:
+                for name in (spec.points_file(dim, None), spec.points_file(dim, 1)):
+                    if (self.path / name).is_file():
+                        out[dim] = name
+        return dict(sorted(out.items()))
+
+    @property
+    def dimensions(self) -> list[int]:
+        """Embedding dimensions present, sorted."""
+        dims = (self.identity.get("embeddings") or {}).get("available_dimensions")
+        return sorted(int(d) for d in dims) if dims else list(self._embedding_files)
+
+    @property
+    def default_dimension(self) -> int:
+        """The dimension a viewer shows first (identity's choice, else the largest)."""
+        dim = (self.identity.get("embeddings") or {}).get("default_dimension")
+        return int(dim) if dim is not None else max(self.dimensions)
+
+    def points(self, dim: int) -> np.ndarray:
+        """Return the normalised embedding of dimension ``dim`` as float32 ``(n_cells, dim)``.
+
+        Parameters
+        ----------
+        dim
+            1, 2 or 3.
+        """
+        if dim not in self._embedding_files:
+            raise KeyError(f"no {dim}D embedding in {self.path}; available: {self.dimensions}")
+        return self._payload(self._embedding_files[dim], "float32", self.n_cells * dim).reshape(-1, dim)
+
+    # -------------------------------------------------------------------- obs
+    def _parse_obs_fields(self) -> dict[str, ObsFieldInfo]:
+        m = self.obs_manifest
+        if m is None:
+            return {}
+        label = self.path / "obs_manifest.json"
+        schemas = m.get("_obsSchemas") or {}
+        fields: dict[str, ObsFieldInfo] = {}
+        cont = schemas.get("continuous") or {}
+        bits = DTYPE_BITS.get(cont.get("dtype", "float32"))
+        for entry in m.get("_continuousFields") or []:
+            key = str(entry[0])
+            lo, hi = (float(entry[1]), float(entry[2])) if len(entry) >= 3 else (None, None)
+            if bits is not None and lo is None:
+                raise ValueError(f"{label}: continuous field {key!r} is quantized but has no min/max: {entry!r}")
+            fields[key] = ObsFieldInfo(key, "continuous", cont.get("dtype", "float32"), bits, lo, hi,
+                                       None, None, None, None, None, None)
+        cat = schemas.get("categorical") or {}
+        outlier_bits = DTYPE_BITS.get(cat.get("outlierDtype", "float32"))
+        for entry in m.get("_categoricalFields") or []:
+            if len(entry) < 4:
+                raise ValueError(f"{label}: categorical field entry {entry!r} has {len(entry)} elements, expected 5 or 7")
+            key = str(entry[0])
+            omin, omax = (float(entry[5]), float(entry[6])) if len(entry) >= 7 else (None, None)
+            fields[key] = ObsFieldInfo(
+                key, "categorical", str(entry[2]), None, None, None, [str(c) for c in entry[1]], int(entry[3]),
+                entry[4] if len(entry) >= 5 else None, outlier_bits, omin, omax,
+            )
+        return fields
+
+    @property
+    def obs_keys(self) -> list[str]:
+        """Obs field keys in manifest order: continuous fields, then categorical."""
+        return list(self._obs_fields)
+
+    def obs_field_info(self, key: str) -> ObsFieldInfo:
+        """Return the manifest facts of one obs field.
+
+        Parameters
+        ----------
+        key
+            An obs key from :attr:`obs_keys`.
+        """
+        try:
+            return self._obs_fields[key]
+        except KeyError:
+            raise KeyError(f"obs field {key!r} is not in {self.path / 'obs_manifest.json'}; "
+                           f"available: {self.obs_keys[:20]}") from None
+
+    def _obs_value_path(self, info: ObsFieldInfo) -> str:
+        schemas = self.obs_manifest["_obsSchemas"]
+        if info.kind == "continuous":
+            return _fill(schemas["continuous"]["pathPattern"], info.key)
+        return _fill(schemas["categorical"]["codesPathPattern"], info.key, CODES_EXT.get(info.dtype, info.dtype))
+
+    def obs_raw(self, key: str) -> np.ndarray:
+        """Return the stored payload of an obs field, inflated: category codes or (quantized) values.
+
+        Parameters
+        ----------
+        key
+            An obs key.
+        """
+        info = self.obs_field_info(key)
+        return self._payload(self._obs_value_path(info), info.dtype, self.n_cells)
+
+    def obs_outliers_raw(self, key: str) -> np.ndarray | None:
+        """Return the stored outlier-quantile payload of a categorical field (``None`` for continuous ones).
+
+        Parameters
+        ----------
+        key
+            An obs key.
+        """
+        info = self.obs_field_info(key)
+        if info.kind != "categorical":
+            return None
+        schema = self.obs_manifest["_obsSchemas"]["categorical"]
+        path = _fill(schema["outlierPathPattern"], key, CODES_EXT.get(info.dtype))
+        return self._payload(path, schema.get("outlierDtype", "float32"), self.n_cells)
+
+    def obs_outliers(self, key: str) -> np.ndarray | None:
+        """Return decoded outlier quantiles (float32, NaN = none) of a categorical field.
+
+        Parameters
+        ----------
+        key
+            An obs key.
+        """
+        raw = self.obs_outliers_raw(key)
+        info = self.obs_field_info(key)
+        if raw is None or info.outlier_bits is None:
+            return raw
+        return dequantize(raw, info.outlier_min, info.outlier_max, info.outlier_bits)
+
+    def obs_column(self, key: str) -> pd.Series:
+        """Return one decoded obs column.
+
+        Categorical fields become a pandas Categorical (missing codes → NaN);
+        continuous fields float32 (missing marker → NaN).
+
+        Parameters
+        ----------
+        key
+            An obs key.
+        """
+        info = self.obs_field_info(key)
+        raw = self.obs_raw(key)
+        if info.kind == "continuous":
+            values = raw if info.bits is None else dequantize(raw, info.min, info.max, info.bits)
+            return pd.Series(values, name=key)
+        n_cat = len(info.categories)
+        bad = (raw >= n_cat) & (raw != info.missing_code)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"{self.path / self._obs_value_path(info)}: code {int(raw[first])} at cell {first} is not below "
+                f"the {n_cat} categories of {key!r} nor the missing marker {info.missing_code}"
+            )
+        codes = raw.astype(np.int32 if n_cat > 32767 else np.int16)
+        codes[raw == info.missing_code] = -1
+        return pd.Series(pd.Categorical.from_codes(codes, categories=info.categories), name=key)
+
+    @property
+    def obs(self) -> pd.DataFrame:
+        """All obs fields decoded, in :attr:`obs_keys` order (reads every obs payload)."""
+        return pd.DataFrame({key: self.obs_column(key) for key in self.obs_keys}, index=pd.RangeIndex(self.n_cells))
+
+    def category_colors(self, key: str) -> list[str] | None:
+        """Return the category colours stored in the sidecar for ``key``, if any.
+
+        Parameters
+        ----------
+        key
+            An obs key.
+        """
+        colors = (self.sidecar or {}).get("category_colors") or {}
+        value = colors.get(key)
+        return list(value) if value is not None else None
+
+    # ------------------------------------------------------------------ genes
+    @cached_property
+    def var_manifest(self) -> dict | None:
+        """The parsed ``var_manifest.json`` or ``None`` (loaded on first use: it can be large)."""
+        return self._json("var_manifest.json")
+
+    @cached_property
+    def _gene_index(self) -> dict[str, int]:
+        fields = (self.var_manifest or {}).get("fields") or []
+        return {str(f[0]): i for i, f in enumerate(fields)}
+
+    @property
+    def genes(self) -> list[str]:
+        """Exported gene ids in export order."""
+        return list(self._gene_index)
+
+    def gene_info(self, gene: str) -> tuple[float | None, float | None, int | None]:
+        """Return ``(min, max, bits)`` of one gene; ``(None, None, None)`` when stored as float32.
+
+        Parameters
+        ----------
+        gene
+            A gene id from :attr:`genes`.
+        """
+        if gene not in self._gene_index:
+            raise KeyError(f"gene {gene!r} is not in {self.path / 'var_manifest.json'}")
+        entry = self.var_manifest["fields"][self._gene_index[gene]]
+        bits = DTYPE_BITS.get(self.var_manifest["_varSchema"].get("dtype", "float32"))
+        if bits is None:
+            return None, None, None
+        return float(entry[1]), float(entry[2]), bits
+
+    def gene_raw(self, gene: str) -> np.ndarray:
+        """Return the stored payload of one gene (quantized codes or float32).
+
+        Parameters
+        ----------
+        gene
+            A gene id.
+        """
+        self.gene_info(gene)
+        schema = self.var_manifest["_varSchema"]
+        return self._payload(_fill(schema["pathPattern"], gene), schema.get("dtype", "float32"), self.n_cells)
+
+    def gene(self, gene: str) -> np.ndarray:
+        """Return one gene's expression decoded to float32 (missing marker → NaN).
+
+        Parameters
+        ----------
+        gene
+            A gene id.
+        """
+        lo, hi, bits = self.gene_info(gene)
+        raw = self.gene_raw(gene)
+        return raw if bits is None else dequantize(raw, lo, hi, bits)
+
+    # ------------------------------------------------------------------ edges
+    def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Return the kNN graph as ``(src, dst, weights)``; weights are ``None`` in exports without them.
+
+        Raises
+        ------
+        FileNotFoundError
+            The export has no connectivity manifest.
+        """
+        m = self.connectivity_manifest
+        if m is None:
+            raise FileNotFoundError(f"{self.path / 'connectivity_manifest.json'} does not exist: no kNN graph exported")
+        n = int(m["n_edges"])
+        src = self._payload(m["sourcesPath"], m["index_dtype"], n)
+        dst = self._payload(m["destinationsPath"], m["index_dtype"], n)
+        weights = self._payload(m["weightsPath"], m.get("weight_dtype", "float64"), n) if m.get("weightsPath") else None
+        return src, dst, weights
+
+    # ---------------------------------------------------------- vector fields
+    @property
+    def vector_fields(self) -> dict:
+        """Vector field entries of the identity (``{id: {label, basis, files, ...}}``), or ``{}``."""
+        return dict(((self.identity.get("vector_fields") or {}).get("fields")) or {})
+
+    def vector_field(self, field_id: str, dim: int) -> np.ndarray:
+        """Return one vector field in one dimension as float32 ``(n_cells, dim)``.
+
+        Parameters
+        ----------
+        field_id
+            A key of :attr:`vector_fields`.
+        dim
+            1, 2 or 3.
+        """
+        fields = self.vector_fields
+        if field_id not in fields:
+            raise KeyError(f"vector field {field_id!r} is not in {self.path / spec.IDENTITY_FILE}; "
+                           f"available: {sorted(fields)}")
+        files = fields[field_id].get("files") or {}
+        if f"{dim}d" not in files:
+            raise KeyError(f"vector field {field_id!r} has no {dim}D file; available: {sorted(files)}")
+        return self._payload(files[f"{dim}d"], "float32", self.n_cells * dim).reshape(-1, dim)
+
+    def __repr__(self) -> str:
+        return (f"ExportReader({str(self.path)!r}, n_cells={self.n_cells}, dimensions={self.dimensions}, "
+                f"obs={len(self.obs_keys)}, genes={'?' if 'var_manifest' not in self.__dict__ else len(self.genes)})")
+
+
+def read_export(path: str | os.PathLike[str]) -> ExportReader:
+    """Open an export folder lazily (only its JSON files are read now).
+
+    Parameters
+    ----------
+    path
+        Folder holding ``dataset_identity.json`` and the manifests.
+
+    Returns
+    -------
+    ExportReader
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder or its ``dataset_identity.json`` is missing.
+    ValueError
+        A JSON file is invalid (the message names it).
+    """
+    return ExportReader(path)
+
+
+# Exported for the validator and tests: missing-code markers per codes dtype.
+MISSING_BY_DTYPE = {"uint8": MISSING_CODE[8], "uint16": MISSING_CODE[16]}

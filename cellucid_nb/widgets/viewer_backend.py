@@ -1,0 +1,430 @@
+"""Serve an export to the viewer front-end: the Python half of the viewer wire protocol.
+
+Protocol (JS ``js/viewer/transport.js`` <-> this module). Every message has a
+``type`` starting with ``"viewer:"`` so a host widget (the wizard) can share its
+comm and forward only these to :meth:`ViewerBackend.handle`.
+
+JS -> Python
+    ``{"type": "viewer:request", "id": int, "kind": str, "args": dict}``
+        kinds and args: ``meta`` {}; ``points`` {dim}; ``obs`` {key};
+        ``gene`` {gene}; ``edges`` {}; ``vectors`` {field, dim}.
+    ``{"type": "viewer:ack", "id": int, "seq": int}``
+        one per received chunk; the next chunk goes out only when the window
+        of unacknowledged chunks has room, so a dropped message stalls the
+        transfer and the JS side reports a timeout instead of drawing nothing.
+    ``{"type": "viewer:select", "n": int}`` + one buffer of ``n`` uint32 cell indices.
+    ``{"type": "viewer:event", "name": str, "payload": dict}`` (e.g. ``first_frame`` timings).
+
+Python -> JS
+    ``{"type": "viewer:response", "id", "seq", "n_chunks", "nbytes", "chunk_bytes", "header"}``
+        + one buffer (chunk ``seq`` of the blob). ``n_chunks == 0`` means a
+        header-only answer (``meta``). ``header["arrays"]`` lists
+        ``{name, dtype, shape, offset, nbytes}`` inside the blob (offsets are
+        8-byte aligned); other header keys describe the payload (min, max, bits, ...).
+    ``{"type": "viewer:error", "id", "message"}``
+    ``{"type": "viewer:command", "command", "args"}`` (+ buffers): ``highlight``
+        (one uint32 buffer), ``reset_view``, ``set_color_field`` {field},
+        ``set_dimension`` {dim}.
+
+Payloads are the STORED values (inflated but still quantized: uint8/uint16 codes
+or values plus min/max, float32 points); the browser dequantizes. The HTTP server
+(:mod:`cellucid_nb.serve`) answers the same requests with :func:`frame_response`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ViewerBackend", "build_response", "build_meta", "frame_response", "MESSAGE_PREFIX", "FRAME_MAGIC"]
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_PREFIX = "viewer:"
+FRAME_MAGIC = b"CLNB"
+#: Unacknowledged chunks allowed in flight (2 keeps the socket busy during an ack round trip).
+DEFAULT_WINDOW = 2
+
+SendFn = Callable[[dict, list], None]
+
+
+def _open_reader(reader_or_path: Any) -> Any:
+    """Return an ``ExportReader`` for a path, or the object itself if it already is one."""
+    if isinstance(reader_or_path, (str, Path)):
+        from cellucid_nb.format.reader import read_export
+
+        return read_export(reader_or_path)
+    if not hasattr(reader_or_path, "points") or not hasattr(reader_or_path, "n_cells"):
+        raise TypeError(
+            f"expected an export folder path or an ExportReader, got {type(reader_or_path).__name__}"
+        )
+    return reader_or_path
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert numpy scalars / arrays and NaN inside ``value`` to JSON-safe values."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _dtype_name(arr: np.ndarray) -> str:
+    return {"u1": "uint8", "u2": "uint16", "u4": "uint32", "i4": "int32", "f4": "float32", "f8": "float64"}[
+        arr.dtype.str[1:]
+    ]
+
+
+def pack_arrays(arrays: Sequence[tuple[str, np.ndarray]]) -> tuple[list[dict], bytes]:
+    """Concatenate arrays into one blob with 8-byte aligned offsets.
+
+    Parameters
+    ----------
+    arrays
+        ``(name, array)`` pairs; arrays are made little-endian and contiguous.
+
+    Returns
+    -------
+    specs, blob
+        ``specs`` for ``header["arrays"]`` and the bytes.
+    """
+    specs: list[dict] = []
+    parts: list[bytes] = []
+    offset = 0
+    for name, arr in arrays:
+        arr = np.ascontiguousarray(arr)
+        if arr.dtype.byteorder == ">":
+            arr = arr.astype(arr.dtype.newbyteorder("<"))
+        data = arr.tobytes()
+        specs.append({"name": name, "dtype": _dtype_name(arr), "shape": list(arr.shape), "offset": offset, "nbytes": len(data)})
+        parts.append(data)
+        offset += len(data)
+        pad = (-offset) % 8
+        if pad:
+            parts.append(b"\0" * pad)
+            offset += pad
+    return specs, b"".join(parts)
+
+
+@dataclass
+class _Transfer:
+    """One response being sent in acknowledged chunks."""
+
+    id: int
+    header: dict
+    blob: memoryview
+    chunk_bytes: int
+    n_chunks: int
+    next_seq: int = 0
+    acked: set = field(default_factory=set)
+
+
+def build_meta(reader: Any) -> dict:
+    """Describe an export for the viewer: sizes, fields, genes, graph and vector fields.
+
+    Parameters
+    ----------
+    reader
+        An ``ExportReader``.
+
+    Returns
+    -------
+    dict
+        JSON-safe; the ``meta`` answer.
+    """
+    fields = []
+    for key in reader.obs_keys:
+        info = reader.obs_field_info(key)
+        entry = {
+            "key": key,
+            "kind": info.kind,
+            "dtype": info.dtype,
+            "bits": info.bits,
+            "min": info.min,
+            "max": info.max,
+        }
+        if info.kind == "categorical":
+            entry["categories"] = list(info.categories or [])
+            entry["missing_code"] = info.missing_code
+            entry["centroids"] = info.centroids or {}
+            try:
+                entry["colors"] = reader.category_colors(key)
+            except Exception:  # colours are a nicety; never block the viewer on them
+                entry["colors"] = None
+        fields.append(entry)
+    vectors = {}
+    for field_id, spec in (reader.vector_fields or {}).items():
+        vectors[field_id] = {
+            "label": spec.get("label", field_id),
+            "dims": sorted(int(d) for d in spec.get("available_dimensions", [])),
+        }
+    conn = reader.connectivity_manifest
+    identity = reader.identity or {}
+    return _jsonable(
+        {
+            "name": identity.get("name") or identity.get("id") or Path(str(reader.path)).name,
+            "id": identity.get("id"),
+            "n_cells": int(reader.n_cells),
+            "dimensions": [int(d) for d in reader.dimensions],
+            "default_dimension": int(reader.default_dimension),
+            "obs": fields,
+            "genes": [str(g) for g in reader.genes],
+            "has_edges": conn is not None,
+            "n_edges": int(conn["n_edges"]) if conn else 0,
+            "vectors": vectors,
+        }
+    )
+
+
+def _require(args: dict, name: str, kind: str) -> Any:
+    if name not in args:
+        raise ValueError(f"request {kind!r} needs argument {name!r}, got {sorted(args)}")
+    return args[name]
+
+
+def build_response(reader: Any, kind: str, args: dict | None = None) -> tuple[dict, bytes]:
+    """Answer one viewer request with a header and a binary blob.
+
+    Parameters
+    ----------
+    reader
+        An ``ExportReader``.
+    kind
+        ``meta``, ``points``, ``obs``, ``gene``, ``edges`` or ``vectors``.
+    args
+        Request arguments (see the module docstring).
+
+    Returns
+    -------
+    header, blob
+    """
+    args = dict(args or {})
+    if kind == "meta":
+        return build_meta(reader), b""
+    if kind == "points":
+        dim = int(_require(args, "dim", kind))
+        if dim not in reader.dimensions:
+            raise ValueError(f"points: dimension {dim} is not in the export, which has {list(reader.dimensions)}")
+        pts = np.asarray(reader.points(dim), dtype=np.float32)
+        specs, blob = pack_arrays([("points", pts)])
+        return {"arrays": specs, "dim": dim}, blob
+    if kind == "obs":
+        key = str(_require(args, "key", kind))
+        if key not in reader.obs_keys:
+            raise KeyError(f"obs field {key!r} is not in the export; fields: {list(reader.obs_keys)[:20]}")
+        info = reader.obs_field_info(key)
+        raw = np.asarray(reader.obs_raw(key))
+        specs, blob = pack_arrays([("values", raw)])
+        header = {"arrays": specs, "key": key, "kind": info.kind, "bits": info.bits, "min": info.min, "max": info.max,
+                  "missing_code": info.missing_code}
+        return _jsonable(header), blob
+    if kind == "gene":
+        gene = str(_require(args, "gene", kind))
+        if gene not in reader.genes:
+            raise KeyError(f"gene {gene!r} is not in the export ({len(reader.genes)} genes exported)")
+        lo, hi, bits = reader.gene_info(gene)
+        raw = np.asarray(reader.gene_raw(gene))
+        specs, blob = pack_arrays([("values", raw)])
+        return _jsonable({"arrays": specs, "gene": gene, "bits": bits, "min": lo, "max": hi}), blob
+    if kind == "edges":
+        if reader.connectivity_manifest is None:
+            raise ValueError("edges: the export has no connectivity (no connectivity_manifest.json)")
+        src, dst, _weights = reader.edges()
+        # Interleave (src, dst) so the browser can use it directly as a gl.LINES index buffer.
+        pairs = np.empty(2 * len(src), dtype=np.uint32 if int(reader.n_cells) > 65536 else np.uint16)
+        pairs[0::2] = src
+        pairs[1::2] = dst
+        specs, blob = pack_arrays([("pairs", pairs)])
+        return {"arrays": specs, "n_edges": int(len(src))}, blob
+    if kind == "vectors":
+        field_id = str(_require(args, "field", kind))
+        dim = int(_require(args, "dim", kind))
+        if field_id not in (reader.vector_fields or {}):
+            raise KeyError(f"vector field {field_id!r} is not in the export; fields: {sorted(reader.vector_fields or {})}")
+        vec = np.asarray(reader.vector_field(field_id, dim), dtype=np.float32)
+        specs, blob = pack_arrays([("vectors", vec)])
+        return {"arrays": specs, "field": field_id, "dim": dim}, blob
+    raise ValueError(f"unknown viewer request kind {kind!r}; expected meta, points, obs, gene, edges or vectors")
+
+
+def frame_response(header: dict, blob: bytes) -> bytes:
+    """Frame a response for HTTP: ``CLNB``, u32 header length, header JSON, padding to 8, blob."""
+    head = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    pad = (-(8 + len(head))) % 8
+    return FRAME_MAGIC + struct.pack("<I", len(head)) + head + b" " * pad + blob
+
+
+class ViewerBackend:
+    """Answer the viewer's requests over a widget comm, in acknowledged chunks.
+
+    Parameters
+    ----------
+    reader_or_path
+        An ``ExportReader`` or an export folder.
+    send
+        ``send(content, buffers)``: sends one custom message (e.g. ``widget.send``).
+    chunk_bytes
+        Largest binary buffer per message (default 4 MiB).
+    window
+        Chunks allowed in flight without acknowledgement.
+
+    Examples
+    --------
+    >>> backend = ViewerBackend(path, send=lambda c, b: widget.send(c, buffers=b))  # doctest: +SKIP
+    >>> widget.on_msg(lambda _w, content, buffers: backend.handle(content, buffers))  # doctest: +SKIP
+    """
+
+    def __init__(self, reader_or_path: Any, send: SendFn, chunk_bytes: int = 4 << 20, window: int = DEFAULT_WINDOW):
+        if chunk_bytes < 1024:
+            raise ValueError(f"chunk_bytes={chunk_bytes} is too small, expected at least 1024")
+        self.reader = _open_reader(reader_or_path)
+        self._send = send
+        self.chunk_bytes = int(chunk_bytes)
+        self.window = max(1, int(window))
+        self._transfers: dict[int, _Transfer] = {}
+        self._selected = np.zeros(0, dtype=np.int64)
+        self._select_callbacks: list[Callable[[np.ndarray], None]] = []
+        self._event_callbacks: list[Callable[[str, dict], None]] = []
+        self.events: list[tuple[str, dict]] = []
+
+    # ----------------------------------------------------------------- selection
+    @property
+    def selected(self) -> np.ndarray:
+        """Indices (int64) of the cells selected in the viewer, sorted."""
+        return self._selected.copy()
+
+    def on_select(self, callback: Callable[[np.ndarray], None]) -> Callable[[np.ndarray], None]:
+        """Call ``callback(indices)`` after each selection made in the viewer; returns it (decorator-friendly)."""
+        if not callable(callback):
+            raise TypeError(f"on_select expects a callable, got {type(callback).__name__}")
+        self._select_callbacks.append(callback)
+        return callback
+
+    def on_event(self, callback: Callable[[str, dict], None]) -> None:
+        """Call ``callback(name, payload)`` for front-end events (timings, errors)."""
+        self._event_callbacks.append(callback)
+
+    # ------------------------------------------------------------------ commands
+    def command(self, command: str, args: dict | None = None, buffers: list | None = None) -> None:
+        """Send a command to the front-end (``highlight``, ``reset_view``, ``set_color_field``, ``set_dimension``)."""
+        self._send({"type": MESSAGE_PREFIX + "command", "command": command, "args": args or {}}, buffers or [])
+
+    def highlight(self, indices: Sequence[int] | np.ndarray) -> None:
+        """Highlight cells by index (an empty list clears the highlight)."""
+        idx = np.asarray(indices if indices is not None else [], dtype=np.int64).ravel()
+        n = int(self.reader.n_cells)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise IndexError(f"highlight: indices must be in [0, {n}), got range [{idx.min()}, {idx.max()}]")
+        data = np.unique(idx).astype(np.uint32)
+        self.command("highlight", {"n": int(data.size)}, [data.tobytes()])
+
+    def reset_view(self) -> None:
+        """Reset the camera of the front-end."""
+        self.command("reset_view")
+
+    # ------------------------------------------------------------------ messages
+    def handle(self, content: dict, buffers: list | None = None) -> bool:
+        """Handle one custom message; return True if it was a ``viewer:`` message.
+
+        Parameters
+        ----------
+        content
+            The message content (a dict with ``type``).
+        buffers
+            Binary buffers of the message.
+        """
+        kind = content.get("type") if isinstance(content, dict) else None
+        if not isinstance(kind, str) or not kind.startswith(MESSAGE_PREFIX):
+            return False
+        kind = kind[len(MESSAGE_PREFIX):]
+        if kind == "request":
+            self._on_request(content)
+        elif kind == "ack":
+            self._on_ack(content)
+        elif kind == "select":
+            self._on_select(buffers or [])
+        elif kind == "event":
+            name, payload = str(content.get("name")), dict(content.get("payload") or {})
+            self.events.append((name, payload))
+            for cb in list(self._event_callbacks):
+                cb(name, payload)
+        else:
+            logger.debug("ignoring viewer message of type %r", kind)
+        return True
+
+    def _on_request(self, content: dict) -> None:
+        rid = content.get("id")
+        try:
+            header, blob = build_response(self.reader, str(content.get("kind")), content.get("args") or {})
+        except Exception as exc:  # any failure must reach the browser as a visible error
+            logger.warning("viewer request %r failed: %s", content.get("kind"), exc)
+            self._send({"type": MESSAGE_PREFIX + "error", "id": rid, "message": f"{type(exc).__name__}: {exc}"}, [])
+            return
+        n_chunks = -(-len(blob) // self.chunk_bytes)
+        transfer = _Transfer(rid, header, memoryview(blob), self.chunk_bytes, n_chunks)
+        if n_chunks == 0:
+            self._send_chunk(transfer, None)
+            return
+        self._transfers[rid] = transfer
+        while transfer.next_seq < min(self.window, n_chunks):
+            self._send_next(transfer)
+
+    def _send_chunk(self, t: _Transfer, seq: int | None) -> None:
+        content = {
+            "type": MESSAGE_PREFIX + "response",
+            "id": t.id,
+            "seq": seq if seq is not None else 0,
+            "n_chunks": t.n_chunks,
+            "nbytes": len(t.blob),
+            "chunk_bytes": t.chunk_bytes,
+        }
+        if not seq:
+            content["header"] = t.header  # only the first chunk carries the header
+        bufs = [] if seq is None else [t.blob[seq * t.chunk_bytes:(seq + 1) * t.chunk_bytes]]
+        self._send(content, bufs)
+
+    def _send_next(self, t: _Transfer) -> None:
+        self._send_chunk(t, t.next_seq)
+        t.next_seq += 1
+
+    def _on_ack(self, content: dict) -> None:
+        t = self._transfers.get(content.get("id"))
+        if t is None:
+            return
+        t.acked.add(content.get("seq"))
+        if len(t.acked) >= t.n_chunks:
+            del self._transfers[t.id]
+            return
+        while t.next_seq < t.n_chunks and t.next_seq - len(t.acked) < self.window:
+            self._send_next(t)
+
+    def _on_select(self, buffers: list) -> None:
+        if buffers:
+            idx = np.frombuffer(bytes(buffers[0]), dtype="<u4").astype(np.int64)
+        else:
+            idx = np.zeros(0, dtype=np.int64)
+        self._selected = np.unique(idx)
+        for cb in list(self._select_callbacks):
+            try:
+                cb(self.selected)
+            except Exception:  # a user's callback must not break the comm handler
+                logger.exception("on_select callback failed")
+
+    @property
+    def pending_transfers(self) -> int:
+        """Responses still waiting for acknowledgements."""
+        return len(self._transfers)

@@ -1,0 +1,515 @@
+"""The export wizard: one anywidget that takes a beginner from AnnData to a viewable export.
+
+The widget is only a face on the export flow (docs/DEVELOPING.md): it edits an
+:class:`~cellucid_nb.plan.ExportPlan`, shows :func:`~cellucid_nb.estimate.estimate`
+live, runs :func:`~cellucid_nb.export.from_anndata.export` in a background thread
+and, on success, serves the result to the viewer embedded below it.
+
+Wire protocol (front-end: ``js/wizard/widget.js``)
+--------------------------------------------------
+Synced traits: ``summary``, ``plan`` (a dict on the wire, an ``ExportPlan`` in
+Python), ``plan_error``, ``estimate`` (dict / ``SizeEstimate``),
+``estimate_pending``, ``estimate_error``, ``status``, ``progress``, ``error``,
+``result`` (dict / ``ExportResult``), ``code``, ``out_dir``, ``overwrite``,
+``gene_report``.
+
+Custom messages, front-end to Python (``type`` field):
+
+- ``wizard:gene_ids`` → answered once with ``{type: "wizard:gene_ids", column,
+  n}`` and one buffer: the UTF-8 JSON list of every gene id. Type-ahead then
+  runs in the browser with no round trip per key stroke, and 30k ids never sit
+  in a trait that would be re-sent on every change.
+- ``wizard:genes`` ``{mode: "list"|"hvg"|"top"|"all"|"none", ids?, n?, by?}`` →
+  the gene choice is resolved in a worker thread, then ``plan`` and
+  ``gene_report`` (found / unknown ids) change.
+- ``wizard:preview`` ``{key, color, request_id}`` → ``{type: "wizard:preview",
+  request_id, n, kind, ...}`` with buffers ``[float32 positions (n*2), codes]``.
+- ``wizard:export``, ``wizard:cancel``.
+- ``viewer:*`` → forwarded to the :class:`ViewerBackend` of the finished export.
+
+Every piece of work (estimate, gene presets, preview, export) runs in a
+background thread; errors land in a trait, never only in the kernel log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import anywidget
+import traitlets
+
+from cellucid_nb.widgets.wizard_errors import describe_error
+from cellucid_nb.widgets.wizard_jobs import ExportJob, LatestOnlyWorker, ProgressTracker, Throttle
+from cellucid_nb.widgets.wizard_preview import preview_payload
+
+__all__ = ["ExportWizard", "wizard"]
+
+logger = logging.getLogger(__name__)
+
+_STATIC = Path(__file__).resolve().parent.parent / "static"
+_STATUSES = ("idle", "running", "done", "error", "cancelled")
+#: Progress updates sent to the front-end per second, at most.
+PROGRESS_RATE = 10.0
+
+
+# --------------------------------------------------------------------------- wire (de)serialisers
+
+
+def _json_roundtrip(value: Any) -> Any:
+    """Plain JSON types only (tuples -> lists, int keys -> str), as the comm would send them."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _plan_to_json(plan: Any, widget: Any) -> dict:
+    return {} if plan is None else _json_roundtrip(plan.to_dict())
+
+
+def _plan_from_json(data: Any, widget: "ExportWizard") -> Any:
+    # Edits from the browser: an invalid one keeps the last valid plan and says why.
+    return widget._accept_plan_from_frontend(data)
+
+
+def _to_dict_or_empty(value: Any, widget: Any) -> dict:
+    return {} if value is None else _json_roundtrip(value.to_dict())
+
+
+def _keep_python_value(data: Any, widget: Any) -> Any:
+    raise traitlets.TraitError("this trait is read-only from the front-end")
+
+
+def _plan_class() -> Any:
+    from cellucid_nb.plan import ExportPlan
+
+    return ExportPlan
+
+
+def _default_out_dir(plan: Any) -> str:
+    from cellucid_nb.format.naming import safe_name
+
+    name = getattr(plan, "dataset_name", None) or getattr(plan, "dataset_id", None) or "dataset"
+    return str(Path.cwd() / "exports" / safe_name(name))
+
+
+class ExportWizard(anywidget.AnyWidget):
+    """Walk through an export in one widget: choices, live estimate, export, viewer.
+
+    Parameters
+    ----------
+    adata
+        The AnnData to export (in memory or backed).
+    out_dir
+        Output folder; default ``./exports/<dataset name>``.
+    plan
+        Starting plan; default ``ExportPlan.from_anndata(adata)``.
+    **plan_changes
+        Changes applied to the starting plan (``ExportPlan.replace``).
+
+    Attributes
+    ----------
+    plan : ExportPlan
+        The current plan. Assign an ``ExportPlan`` or a dict (``plan.to_dict()``
+        form); an invalid one raises here (from the browser it sets ``plan_error``).
+    estimate : SizeEstimate or None
+        The latest finished estimate (``estimate_pending`` says a newer one runs;
+        :meth:`wait_estimate` waits for it).
+    result : ExportResult or None
+        Set when an export finished.
+    """
+
+    _esm = _STATIC / "wizard.js"
+    _css = _STATIC / "wizard.css"
+
+    summary = traitlets.Dict().tag(sync=True)
+    plan = traitlets.Any(None).tag(sync=True, to_json=_plan_to_json, from_json=_plan_from_json)
+    plan_error = traitlets.Unicode("").tag(sync=True)
+    estimate = traitlets.Any(None).tag(sync=True, to_json=_to_dict_or_empty, from_json=_keep_python_value)
+    estimate_pending = traitlets.Bool(False).tag(sync=True)
+    estimate_error = traitlets.Unicode("").tag(sync=True)
+    status = traitlets.Enum(_STATUSES, default_value="idle").tag(sync=True)
+    progress = traitlets.Dict().tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+    result = traitlets.Any(None).tag(sync=True, to_json=_to_dict_or_empty, from_json=_keep_python_value)
+    code = traitlets.Unicode("").tag(sync=True)
+    out_dir = traitlets.Unicode("").tag(sync=True)
+    overwrite = traitlets.Bool(False).tag(sync=True)
+    gene_report = traitlets.Dict().tag(sync=True)
+
+    def __init__(self, adata: Any, out_dir: str | Path | None = None, plan: Any = None, **plan_changes: Any) -> None:
+        from cellucid_nb.inspect import inspect
+
+        ExportPlan = _plan_class()
+        self._adata = adata
+        self._summary_obj = inspect(adata)
+        start = plan if plan is not None else ExportPlan.from_anndata(adata, summary=self._summary_obj)
+        if isinstance(start, dict):
+            start = ExportPlan.from_dict(start)
+        if plan_changes:
+            start = start.replace(**plan_changes)
+        self._check_plan(start)
+        self._estimates = LatestOnlyWorker("cellucid-wizard-estimate")
+        self._tasks = LatestOnlyWorker("cellucid-wizard-task")
+        self._previews = LatestOnlyWorker("cellucid-wizard-preview")
+        self._job: ExportJob | None = None
+        self._viewer_backend: Any = None
+        self._gene_ids_cache: tuple[str, list[str]] | None = None
+        super().__init__(
+            summary=self._summary_obj.to_dict(),
+            plan=start,
+            out_dir=str(out_dir) if out_dir is not None else _default_out_dir(start),
+        )
+        self.on_msg(self._handle_custom_msg)
+        self._request_estimate()
+
+    # ------------------------------------------------------------------ plan
+
+    def _check_plan(self, plan: Any) -> None:
+        check = getattr(plan, "check", None)
+        if check is not None:
+            check(self._adata)
+
+    def _coerce_plan(self, value: Any) -> Any:
+        ExportPlan = _plan_class()
+        if isinstance(value, dict):
+            value = ExportPlan.from_dict(value)
+        if not isinstance(value, ExportPlan):
+            raise traitlets.TraitError(f"plan must be an ExportPlan or its dict form, got {type(value).__name__}")
+        self._check_plan(value)
+        return value
+
+    @traitlets.validate("plan")
+    def _validate_plan(self, proposal: Any) -> Any:
+        try:
+            return self._coerce_plan(proposal["value"])
+        except traitlets.TraitError:
+            raise
+        except Exception as exc:  # from Python: the caller sees it at once
+            raise traitlets.TraitError(f"invalid plan: {exc}") from exc
+
+    def _accept_plan_from_frontend(self, data: Any) -> Any:
+        """Validate a plan edited in the browser; keep the old one and set ``plan_error`` if invalid."""
+        try:
+            plan = self._coerce_plan(data)
+        except Exception as exc:  # noqa: BLE001 - shown in the widget
+            self.plan_error = describe_error(exc)
+            # the browser shows the rejected edit until told otherwise: resend the valid plan
+            self._resend_plan()
+            return self.plan
+        self.plan_error = ""
+        return plan
+
+    def _resend_plan(self) -> None:
+        try:
+            self.send_state("plan")
+        except Exception:  # noqa: BLE001 - widget closed meanwhile
+            logger.debug("could not resend the plan", exc_info=True)
+
+    @traitlets.observe("plan")
+    def _on_plan_change(self, change: Any) -> None:
+        self.plan_error = ""
+        self.code = self._code_for(change["new"])
+        self._request_estimate()
+
+    @traitlets.observe("out_dir")
+    def _on_out_dir_change(self, change: Any) -> None:
+        self.code = self._code_for(self.plan)
+
+    def _code_for(self, plan: Any) -> str:
+        if plan is None:
+            return ""
+        try:
+            return plan.to_code(adata_name="adata", out_dir=self.out_dir or None)
+        except Exception as exc:  # noqa: BLE001 - the code block is a convenience
+            logger.debug("to_code failed", exc_info=True)
+            return f"# could not write the code for this plan: {exc}"
+
+    # ------------------------------------------------------------------ estimate
+
+    def _request_estimate(self) -> None:
+        from cellucid_nb.estimate import estimate as estimate_fn
+
+        plan = self.plan
+        if plan is None:
+            return
+        self.estimate_pending = True
+        adata = self._adata
+
+        def done(serial: int, value: Any, error: BaseException | None) -> None:
+            if not self._estimates.is_latest(serial):
+                return  # a newer request supersedes this one
+            if error is not None:
+                self.estimate_error = describe_error(error)
+            else:
+                self.estimate_error = ""
+                self.estimate = value
+            self.estimate_pending = False
+
+        self._estimates.submit(lambda: estimate_fn(adata, plan), done)
+
+    def wait_estimate(self, timeout: float | None = 30.0) -> Any:
+        """Wait for the estimate of the current plan and return it (``SizeEstimate``).
+
+        Raises
+        ------
+        TimeoutError
+            If it is not ready within ``timeout`` seconds.
+        RuntimeError
+            If estimating failed (the message is also in ``estimate_error``).
+        """
+        if not self._estimates.wait_idle(timeout):
+            raise TimeoutError(f"no estimate within {timeout} s")
+        if self.estimate_error:
+            raise RuntimeError(self.estimate_error)
+        return self.estimate
+
+    # ------------------------------------------------------------------ genes
+
+    def _gene_source(self) -> tuple[str, str]:
+        plan = self.plan
+        return (getattr(plan, "expression_source", "X") or "X", getattr(plan, "var_gene_id_column", "index") or "index")
+
+    def gene_ids(self) -> list[str]:
+        """All gene ids of the plan's expression source and id column (cached)."""
+        from cellucid_nb.genes_select import gene_ids
+
+        source, column = self._gene_source()
+        cache_key = f"{source}|{column}"
+        if self._gene_ids_cache is None or self._gene_ids_cache[0] != cache_key:
+            self._gene_ids_cache = (cache_key, list(gene_ids(self._adata, source, column)))
+        return self._gene_ids_cache[1]
+
+    def choose_genes(self, mode: str, ids: list[str] | None = None, n: int = 100, by: str = "variance") -> dict:
+        """Set the plan's genes: ``"list"`` (``ids``), ``"hvg"``, ``"top"`` (``n`` by ``by``), ``"all"``, ``"none"``.
+
+        Returns the report also put in ``gene_report``: ``{mode, n_genes,
+        unknown (first 100), n_unknown}``. Runs in the calling thread (the
+        browser's requests run it in a worker thread).
+        """
+        from cellucid_nb import genes_select
+
+        source, column = self._gene_source()
+        unknown: tuple[str, ...] = ()
+        genes: tuple[str, ...] | None
+        if mode == "list":
+            wanted = [str(g).strip() for g in (ids or []) if str(g).strip()]
+            genes, unknown = genes_select.genes_by_list(self._adata, wanted, source=source, id_column=column)
+        elif mode == "hvg":
+            genes = genes_select.highly_variable(self._adata, source=source, id_column=column)
+        elif mode == "top":
+            genes = genes_select.top_genes(self._adata, int(n), by=by, source=source, id_column=column)
+        elif mode == "all":
+            genes = None
+        elif mode == "none":
+            genes = ()
+        else:
+            raise ValueError(f"gene mode {mode!r} is not known; expected 'list', 'hvg', 'top', 'all' or 'none'")
+        self.plan = self.plan.replace(genes=genes)
+        report = {
+            "mode": mode,
+            "n_genes": len(self.gene_ids()) if genes is None else len(genes),
+            "unknown": [str(u) for u in unknown[:100]],
+            "n_unknown": len(unknown),
+        }
+        self.gene_report = report
+        return report
+
+    # ------------------------------------------------------------------ export
+
+    @property
+    def running(self) -> bool:
+        """True while an export runs."""
+        return self._job is not None and self._job.running
+
+    def export(self) -> None:
+        """Start the export in a background thread (same as the Export button); returns at once."""
+        if self.running:
+            raise RuntimeError("an export is already running; cancel() it or wait() for it")
+        from cellucid_nb.export.from_anndata import export as export_fn
+
+        plan, adata = self.plan, self._adata
+        out_dir = self.out_dir or _default_out_dir(plan)
+        force = bool(self.overwrite)
+        throttle = Throttle(PROGRESS_RATE)
+        tracker = ProgressTracker()
+        state = {"start": time.monotonic()}
+        self._close_viewer_backend()
+        self.result = None
+        self.error = ""
+        self.progress = {"phase": "start", "done": 0, "total": 0, "bytes": 0, "elapsed": 0.0, "eta": None, "fraction": 0.0}
+        self.status = "running"
+
+        def on_progress(event: Any) -> None:
+            snap = tracker.update(event)
+            if throttle.ready():
+                self.progress = snap.to_dict()
+
+        def work(progress: Callable[[Any], None], cancel: threading.Event) -> Any:
+            return export_fn(adata, plan, out_dir, progress=progress, cancel=cancel, force=force)
+
+        def finish(result: Any, error: BaseException | None) -> None:
+            self._finish_export(result, error, state)
+
+        self._job = ExportJob(work, on_progress, finish)
+        self._job.start()
+
+    def _finish_export(self, result: Any, error: BaseException | None, state: dict) -> None:
+        from cellucid_nb.export.progress import ExportCancelled
+
+        elapsed = time.monotonic() - state["start"]
+        if error is None:
+            try:
+                self._open_viewer_backend(result.path)
+            except Exception as exc:  # noqa: BLE001 - the export itself is fine
+                logger.warning("viewer backend for %s failed: %s", result.path, exc)
+            self.progress = {**self.progress, "phase": "done", "fraction": 1.0, "eta": 0.0,
+                             "elapsed": round(elapsed, 3), "bytes": int(getattr(result, "n_bytes", 0))}
+            self.code = self._code_for(self.plan)
+            self.result = result
+            self.status = "done"
+        elif isinstance(error, ExportCancelled):
+            self.progress = {**self.progress, "phase": "cancelled", "eta": None}
+            self.error = ""
+            self.status = "cancelled"
+        else:
+            logger.debug("wizard export failed", exc_info=error)
+            self.error = describe_error(error)
+            self.status = "error"
+
+    def cancel(self) -> None:
+        """Ask the running export to stop (it cleans up, then ``status`` becomes "cancelled")."""
+        if self._job is not None:
+            self._job.cancel()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the export ends and return its ``ExportResult``.
+
+        Raises
+        ------
+        RuntimeError
+            If no export was started.
+        TimeoutError
+            If it runs longer than ``timeout`` seconds.
+        ExportCancelled, Exception
+            The export's own error when it was cancelled or failed.
+        """
+        job = self._job
+        if job is None:
+            raise RuntimeError("no export was started: call export() first")
+        if not job.wait(timeout):
+            raise TimeoutError(f"the export still runs after {timeout} s")
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    # ------------------------------------------------------------------ viewer
+
+    def _open_viewer_backend(self, path: Any) -> None:
+        from cellucid_nb.widgets.viewer_backend import ViewerBackend
+
+        self._viewer_backend = ViewerBackend(str(path), send=self._send_to_frontend)
+
+    def _close_viewer_backend(self) -> None:
+        backend, self._viewer_backend = self._viewer_backend, None
+        close = getattr(backend, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: BLE001
+                logger.debug("closing the viewer backend failed", exc_info=True)
+
+    def _send_to_frontend(self, content: dict, buffers: list | None = None) -> None:
+        self.send(content, buffers or None)
+
+    # ------------------------------------------------------------------ messages
+
+    def _handle_custom_msg(self, widget: Any, content: Any, buffers: list) -> None:
+        if not isinstance(content, dict):
+            return
+        kind = str(content.get("type", ""))
+        try:
+            if kind.startswith("viewer:"):
+                if self._viewer_backend is not None:
+                    self._viewer_backend.handle(content, buffers)
+            elif kind == "wizard:gene_ids":
+                ids = self.gene_ids()
+                self.send(
+                    {"type": "wizard:gene_ids", "n": len(ids), "column": getattr(self.plan, "var_gene_id_column", "index")},
+                    [json.dumps(ids).encode("utf-8")],
+                )
+            elif kind == "wizard:genes":
+                self._submit_gene_choice(content)
+            elif kind == "wizard:preview":
+                self._submit_preview(content)
+            elif kind == "wizard:export":
+                if "out_dir" in content:
+                    self.out_dir = str(content["out_dir"])
+                self.export()
+            elif kind == "wizard:cancel":
+                self.cancel()
+        except Exception as exc:  # noqa: BLE001 - shown in the widget, not lost in the log
+            self.error = describe_error(exc)
+            if kind == "wizard:export":
+                self.status = "error"
+
+    def _submit_gene_choice(self, content: dict) -> None:
+        mode = str(content.get("mode", "list"))
+        self.gene_report = {"mode": mode, "pending": True}
+
+        def job() -> dict:
+            return self.choose_genes(mode, ids=content.get("ids"), n=int(content.get("n", 100) or 100),
+                                     by=str(content.get("by", "variance")))
+
+        def done(serial: int, value: Any, error: BaseException | None) -> None:
+            if error is not None:
+                self.gene_report = {"mode": mode, "error": describe_error(error)}
+
+        self._tasks.submit(job, done)
+
+    def _submit_preview(self, content: dict) -> None:
+        request_id = content.get("request_id")
+        key, color = str(content.get("key", "")), content.get("color") or None
+        adata = self._adata
+
+        def done(serial: int, value: Any, error: BaseException | None) -> None:
+            if not self._previews.is_latest(serial):
+                return
+            if error is not None:
+                self.send({"type": "wizard:preview", "request_id": request_id, "error": describe_error(error)})
+                return
+            meta, buffers = value
+            self.send({"type": "wizard:preview", "request_id": request_id, **meta}, buffers)
+
+        self._previews.submit(lambda: preview_payload(adata, key, color), done)
+
+    def close(self) -> None:
+        """Close the widget; a running export is cancelled."""
+        self.cancel()
+        for worker in (self._estimates, self._tasks, self._previews):
+            worker.close()
+        self._close_viewer_backend()
+        super().close()
+
+
+def wizard(adata: Any, out_dir: str | Path | None = None, **plan_changes: Any) -> ExportWizard:
+    """Open the export wizard on ``adata``.
+
+    Parameters
+    ----------
+    adata
+        The AnnData to export (in memory or backed).
+    out_dir
+        Output folder; default ``./exports/<dataset name>``.
+    **plan_changes
+        Changes to the default plan, e.g. ``compression=9, var_quantization=16``.
+
+    Returns
+    -------
+    ExportWizard
+        Display it (last expression of a cell); drive it from Python with
+        ``wiz.plan``, ``wiz.export()``, ``wiz.wait()``, ``wiz.cancel()``.
+    """
+    return ExportWizard(adata, out_dir=out_dir, **plan_changes)

@@ -1,0 +1,89 @@
+// The preview card: pick an embedding and an obs column, see ~20k cells on a canvas 2D.
+import { field, h, select, setChildren } from "./dom.js";
+import { categoryColors, decodePreview, drawPreview } from "./preview.js";
+
+export function previewView(model, summary, draft) {
+  const canvas = h("canvas", { class: "cw-preview-canvas", role: "img", "aria-label": "Preview of the embedding", "data-testid": "preview-canvas" });
+  const legend = h("ul", { class: "cw-legend", "aria-label": "Preview colours" });
+  const note = h("div", { class: "cw-hint", role: "status", "aria-live": "polite" });
+  const keySel = select([], "", () => request());
+  keySel.setAttribute("aria-label", "Embedding to preview");
+  const colorSel = select([{ value: "", label: "no colour" }].concat((summary.obs || []).filter((c) => !c.identifier_like).map((c) => ({ value: c.key, label: c.key }))), "", () => request());
+  const firstCat = (summary.obs || []).find((c) => c.kind === "categorical" && !c.identifier_like && c.n_categories && c.n_categories <= 60);
+  if (firstCat) colorSel.value = firstCat.key;
+  let requestId = 0;
+  let last = null;
+  let lastKeys = "";
+
+  function syncKeys(plan) {
+    const keys = Object.entries(plan.embeddings || {}).sort(([a], [b]) => Number(b) - Number(a)).map(([d, k]) => ({ value: k, label: `${k} (${d}D)` }));
+    const sig = JSON.stringify(keys);
+    if (sig === lastKeys) return false;
+    lastKeys = sig;
+    const current = keySel.value;
+    setChildren(keySel, keys.map((o) => h("option", { value: o.value }, o.label)));
+    if (keys.some((o) => o.value === current)) keySel.value = current;
+    else {
+      const two = keys.find((o) => o.label.endsWith("(2D)"));
+      keySel.value = (two || keys[0] || { value: "" }).value;
+    }
+    return true;
+  }
+
+  function request() {
+    if (!keySel.value) {
+      last = null;
+      drawPreview(canvas, null);
+      note.textContent = "Choose an embedding to see a preview.";
+      return;
+    }
+    requestId += 1;
+    note.textContent = "loading preview…";
+    model.send({ type: "wizard:preview", key: keySel.value, color: colorSel.value || null, request_id: requestId });
+  }
+
+  function renderLegend(p) {
+    if (!p || p.kind !== "categorical") {
+      setChildren(legend, p && p.kind === "continuous" ? [h("li", {}, `${Number(p.min).toPrecision(3)} `, h("span", { class: "cw-ramp" }), ` ${Number(p.max).toPrecision(3)}`)] : []);
+      return;
+    }
+    const colors = categoryColors(p);
+    const cats = p.categories.slice(0, 24);
+    setChildren(legend, cats.map((c, i) => h("li", {}, h("span", { class: "cw-swatch", style: { background: colors[i] } }), c)),
+      p.categories.length > cats.length ? h("li", {}, `… ${p.categories.length - cats.length} more`) : null);
+  }
+
+  function onMsg(msg, buffers) {
+    if (!msg || msg.type !== "wizard:preview" || msg.request_id !== requestId) return;
+    if (msg.error) {
+      note.textContent = msg.error;
+      return;
+    }
+    try {
+      last = decodePreview(msg, buffers);
+      drawPreview(canvas, last);
+      renderLegend(last);
+      note.textContent = `${last.n.toLocaleString("en-US")} of ${msg.n_cells.toLocaleString("en-US")} cells`;
+    } catch (e) {
+      note.textContent = `preview failed: ${e.message}`;
+    }
+  }
+  model.on("msg:custom", onMsg);
+  const ro = typeof ResizeObserver !== "undefined" ? new ResizeObserver(() => last && drawPreview(canvas, last)) : null;
+  ro?.observe(canvas);
+
+  const el = h("section", { class: "cw-card cw-preview", "aria-label": "Preview" },
+    h("div", { class: "cw-card-head" }, h("h3", {}, "Preview")),
+    h("div", { class: "cw-grid2" }, field("Embedding", keySel), field("Colour by", colorSel)),
+    canvas, legend, note);
+  return {
+    el,
+    update(plan) {
+      if (syncKeys(plan)) request();
+    },
+    destroy() {
+      model.off("msg:custom", onMsg);
+      ro?.disconnect();
+    },
+  };
+}

@@ -1,0 +1,266 @@
+"""Browser test fixtures: headless Debian chromium (WebGL through SwiftShader) and JupyterLab.
+
+Fixtures
+--------
+browser
+    Playwright ``Browser`` (sync API), session scoped.
+page
+    A fresh page (1280x900) per test; closed afterwards.
+jupyter_lab
+    A running ``jupyter lab`` (from .venv) on a free 127.0.0.1 port, with a token,
+    in a temporary root dir; yields a :class:`JupyterLab` with ``url(path)``,
+    ``root`` (Path) and ``stop()``. Kernels import ``cellucid_nb`` from this tree.
+
+Helpers
+-------
+``run_notebook_in_lab(page, lab, notebook_path)`` opens a notebook in Lab, runs all
+cells and waits until the kernel is idle. ``screenshot(page, name)`` saves a PNG
+under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = os.environ.get("CELLUCID_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--enable-unsafe-swiftshader",
+    "--use-angle=swiftshader",
+    "--ignore-gpu-blocklist",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+
+
+def pytest_collection_modifyitems(items):
+    """Every test under tests/e2e drives a browser: mark it so ``-m 'not browser'`` skips them."""
+    for item in items:
+        if "/e2e/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.browser)
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium with WebGL2 via SwiftShader."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page; console errors are collected in ``page.console_errors``."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    pg = context.new_page()
+    pg.console_errors = []  # type: ignore[attr-defined]
+    pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))  # type: ignore[attr-defined]
+    pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))  # type: ignore[attr-defined]
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+def screenshot(page, name: str, **kwargs) -> Path:
+    """Save a screenshot to test-artifacts/<name>.png and return its path."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), **kwargs)
+    return path
+
+
+@dataclass
+class JupyterLab:
+    """A running JupyterLab server."""
+
+    port: int
+    token: str
+    root: Path
+    process: subprocess.Popen
+    log_path: Path
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str = "lab") -> str:
+        """URL of ``path`` (e.g. ``"lab/tree/x.ipynb"``) with the token."""
+        sep = "&" if "?" in path else "?"
+        return f"{self.base}/{path.lstrip('/')}{sep}token={self.token}"
+
+    def api(self, path: str) -> object:
+        """GET a JSON REST endpoint of the server."""
+        with urllib.request.urlopen(self.url(f"api/{path.lstrip('/')}"), timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        """Stop the server and its kernels."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path):
+    """Start JupyterLab on a free port in a temporary root; stop it afterwards."""
+    root = tmp_path / "lab"
+    root.mkdir()
+    token = secrets.token_hex(16)
+    port = free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["JUPYTER_CONFIG_DIR"] = str(tmp_path / "jupyter_config")
+    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "jupyter_runtime")
+    env["IPYTHONDIR"] = str(tmp_path / "ipython")
+    # A fresh Lab asks about news and shows notifications: keep the UI quiet.
+    settings = tmp_path / "lab_settings"
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(settings)
+    env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp_path / "lab_workspaces")
+    log_path = tmp_path / "jupyter.log"
+    jupyter = Path(sys.executable).with_name("jupyter")
+    cmd = [
+        str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+        f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
+        "--ServerApp.port_retries=0", "--LabApp.news_url=", "--LabApp.expose_app_in_browser=True",
+    ]
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    lab = JupyterLab(port=port, token=token, root=root, process=proc, log_path=log_path)
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited with {proc.returncode}:\n{lab.log()[-3000:]}")
+        try:
+            lab.api("status")
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                lab.stop()
+                raise RuntimeError(f"jupyter lab did not start within 60 s:\n{lab.log()[-3000:]}")
+            time.sleep(0.3)
+    try:
+        yield lab
+    finally:
+        lab.stop()
+        log.close()
+
+
+def write_notebook(path: Path, cells: list[str]) -> Path:
+    """Write a minimal notebook of code cells (Python 3 kernel)."""
+    nb = {
+        "cells": [
+            {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": src}
+            for src in cells
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb, indent=1))
+    return path
+
+
+def wait_kernel_idle(page, timeout: float = 120.0) -> None:
+    """Wait until the notebook's kernel status shows idle and no cell is queued or running."""
+    page.wait_for_function(
+        """() => {
+            const busy = document.querySelector('.jp-Notebook-ExecutionIndicator[data-status="busy"]');
+            const cells = [...document.querySelectorAll('.jp-Notebook .jp-InputArea-prompt')];
+            const queued = cells.some((p) => /\\[\\*\\]/.test(p.textContent));
+            const idle = document.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]');
+            return !busy && !queued && !!idle;
+        }""",
+        timeout=timeout * 1000,
+        polling=250,
+    )
+
+
+def run_notebook_in_lab(page, lab: JupyterLab, notebook_path: str | Path, timeout: float = 180.0) -> None:
+    """Open a notebook (path relative to ``lab.root`` or absolute inside it), run all cells, wait for idle."""
+    rel = Path(notebook_path)
+    if rel.is_absolute():
+        rel = rel.relative_to(lab.root)
+    page.goto(lab.url(f"lab/tree/{rel.as_posix()}"), wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    # Wait for the kernel to be connected before running.
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
+    page.click(".jp-Notebook .jp-Cell .jp-InputArea-editor")
+    page.keyboard.press("Escape")
+    # "Run All Cells" through JupyterLab's command registry (menus differ between versions).
+    ran = page.evaluate(
+        """async () => {
+            const app = window.jupyterapp || window.jupyterlab;
+            if (!app || !app.commands) return false;
+            await app.commands.execute('notebook:run-all-cells');
+            return true;
+        }"""
+    )
+    if not ran:
+        page.keyboard.press("Control+Shift+C")
+        page.keyboard.type("Run All Cells")
+        page.keyboard.press("Enter")
+    time.sleep(0.5)
+    wait_kernel_idle(page, timeout)
+
+
+def cell_output_text(page, index: int) -> str:
+    """Text of the outputs of code cell ``index`` (0-based) in the open notebook."""
+    return page.evaluate(
+        """(i) => {
+            const cells = document.querySelectorAll('.jp-Notebook .jp-CodeCell');
+            const c = cells[i];
+            return c ? (c.querySelector('.jp-Cell-outputArea')?.innerText || '') : '';
+        }""",
+        index,
+    )
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,338 @@
+"""validate_export: a good export reports nothing; each damage reports exactly its rule."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from format_handmade import edit_json
+
+from cellucid_nb.format.codecs import gzip_bytes
+from cellucid_nb.format.validator import RULES, Problem, format_problems, validate_export
+
+N = 50  # cells in the hand-made export
+
+
+def _rewrite(path: Path, dtype: str, change) -> None:
+    """Apply ``change`` to a raw payload array and write it back (same compression)."""
+    gz = path.name.endswith(".gz")
+    raw = gzip.decompress(path.read_bytes()) if gz else path.read_bytes()
+    arr = np.frombuffer(raw, dtype=dtype).copy()
+    arr = change(arr)
+    data = np.ascontiguousarray(arr).tobytes()
+    path.write_bytes(gzip_bytes(data, 6) if gz else data)
+
+
+def _set(arr, index, value):
+    arr[index] = value
+    return arr
+
+
+# --- one damage per rule: (options of the good export, damage(path)) ---------------------------
+
+def d_identity_missing(p):
+    (p / "dataset_identity.json").unlink()
+
+
+def d_invalid_json(p):
+    (p / "obs_manifest.json").write_text("{not json")
+
+
+def d_manifest_malformed(p):
+    edit_json(p / "obs_manifest.json", lambda m: m.update(_continuousFields="oops"))
+
+
+def d_identity_field_missing(p):
+    edit_json(p / "dataset_identity.json", lambda m: m["stats"].pop("n_edges"))
+
+
+def d_identity_invalid(p):
+    edit_json(p / "dataset_identity.json", lambda m: m.update(version=3))
+
+
+def d_identity_stats_mismatch(p):
+    edit_json(p / "dataset_identity.json", lambda m: m["stats"].update(n_genes=99))
+
+
+def d_manifest_unknown_key(p):
+    edit_json(p / "obs_manifest.json", lambda m: m.update(colors={}))
+
+
+def d_manifest_missing_key(p):
+    edit_json(p / "var_manifest.json", lambda m: m.pop("var_gene_id_column"))
+
+
+def d_manifest_bad_value(p):
+    edit_json(p / "obs_manifest.json", lambda m: m.update(latent_key="X_pca"))
+
+
+def d_schema_keys_mismatch(p):
+    edit_json(p / "obs_manifest.json", lambda m: m["_obsSchemas"].update(extra={}))
+
+
+def d_schema_invalid(p):
+    edit_json(p / "obs_manifest.json", lambda m: m["_obsSchemas"]["continuous"].update(pathPattern="obs/score.values.u8"))
+
+
+def d_quantization_inconsistent(p):
+    edit_json(p / "var_manifest.json", lambda m: m.update(quantization=16))
+
+
+def d_field_tuple_shape(p):
+    edit_json(p / "obs_manifest.json", lambda m: m.update(_continuousFields=[["score"]]))
+
+
+def d_key_not_string(p):
+    def change(m):
+        m["fields"][0][0] = 5
+    edit_json(p / "var_manifest.json", change)
+    (p / "var/CD3E.values.u8").rename(p / "var/5.values.u8")
+
+
+def d_duplicate_key(p):
+    edit_json(p / "var_manifest.json", lambda m: m["fields"].append(list(m["fields"][0])))
+    edit_json(p / "dataset_identity.json", lambda m: m["stats"].update(n_genes=4))
+
+
+def d_name_collision(p):
+    # "HLA-A_B" and the existing "HLA-A/B" both become var/HLA-A_B.values.u8
+    edit_json(p / "var_manifest.json", lambda m: m["fields"].append(["HLA-A_B", *m["fields"][1][1:]]))
+    edit_json(p / "dataset_identity.json", lambda m: m["stats"].update(n_genes=4))
+
+
+def d_name_collision_case(p):
+    edit_json(p / "var_manifest.json", lambda m: m["fields"].append(["cd3e", *m["fields"][0][1:]]))
+    shutil.copy(p / "var/CD3E.values.u8", p / "var/cd3e.values.u8")
+    edit_json(p / "dataset_identity.json", lambda m: m["stats"].update(n_genes=4))
+
+
+def d_range_invalid(p):
+    def change(m):
+        m["fields"][0][2] = m["fields"][0][1]
+    edit_json(p / "var_manifest.json", change)
+
+
+def d_categories_not_unique(p):
+    def change(m):
+        m["_categoricalFields"][0][1] = ["B cell", "NK", "NK"]
+    edit_json(p / "obs_manifest.json", change)
+
+
+def d_codes_dtype_invalid(p):
+    def change(m):
+        m["_categoricalFields"][0][3] = 254
+    edit_json(p / "obs_manifest.json", change)
+
+
+def d_centroids_invalid(p):
+    edit_json(p / "obs_manifest.json", lambda m: m["_categoricalFields"][0][4].pop("2"))
+
+
+def d_compression_mismatch(p):
+    # an uncompressed export naming a gzip embedding file
+    (p / "points_2d.bin.gz").write_bytes(gzip_bytes((p / "points_2d.bin").read_bytes(), 6))
+    (p / "points_2d.bin").unlink()
+    edit_json(p / "dataset_identity.json", lambda m: m["embeddings"]["files"].update({"2d": "points_2d.bin.gz"}))
+
+
+def d_path_invalid(p):
+    shutil.copy(p / "vectors/velocity_umap_2d.bin", p.parent / "outside.bin")
+    edit_json(p / "dataset_identity.json",
+              lambda m: m["vector_fields"]["fields"]["velocity_umap"]["files"].update({"2d": "../outside.bin"}))
+
+
+def d_file_missing(p):
+    (p / "var/CD3E.values.u8").unlink()
+
+
+def d_payload_size(p):
+    path = p / "obs/score.values.u8"
+    path.write_bytes(path.read_bytes()[:-1])
+
+
+def d_gzip_invalid(p):
+    path = p / "var/HLA-A_B.values.u8.gz"
+    path.write_bytes(path.read_bytes()[:-10])
+
+
+def d_gzip_header(p):
+    path = p / "var/HLA-A_B.values.u8.gz"
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()), mtime=1234))
+
+
+def d_points_not_finite(p):
+    _rewrite(p / "points_2d.bin", "<f4", lambda a: _set(a, 3, np.nan))
+
+
+def d_points_out_of_range(p):
+    _rewrite(p / "points_3d.bin", "<f4", lambda a: a * 1.5)
+
+
+def d_code_out_of_range(p):
+    _rewrite(p / "obs/cell_type.codes.u8", "u1", lambda a: _set(a, 0, 7))
+
+
+def d_outlier_out_of_range(p):
+    _rewrite(p / "obs/cell_type.outliers.f32", "<f4", lambda a: _set(a, 0, 1.5))
+
+
+def d_edge_src_not_below_dst(p):
+    def swap_last(_):
+        src = np.fromfile(p / "connectivity/edges.src.bin", "<u2")
+        dst = np.fromfile(p / "connectivity/edges.dst.bin", "<u2")
+        src[-1], dst[-1] = dst[-1], src[-1]
+        src.tofile(p / "connectivity/edges.src.bin")
+        dst.tofile(p / "connectivity/edges.dst.bin")
+    swap_last(None)
+
+
+def d_edges_not_sorted(p):
+    _rewrite(p / "connectivity/edges.dst.bin", "<u2", lambda a: a[[1, 0, *range(2, a.size)]])
+
+
+def d_edges_duplicate(p):
+    _rewrite(p / "connectivity/edges.dst.bin", "<u2", lambda a: _set(a, 1, a[0]))
+
+
+def d_edge_index_out_of_range(p):
+    _rewrite(p / "connectivity/edges.dst.bin", "<u2", lambda a: _set(a, -1, N))
+
+
+def d_edge_weight_invalid(p):
+    _rewrite(p / "connectivity/edges.weights.f64.bin", "<f8", lambda a: _set(a, 0, -1.0))
+
+
+def d_max_neighbors_mismatch(p):
+    edit_json(p / "connectivity_manifest.json", lambda m: m.update(max_neighbors=m["max_neighbors"] + 1))
+
+
+def d_index_dtype_invalid(p):
+    for side in ("src", "dst"):
+        path = p / f"connectivity/edges.{side}.bin"
+        np.fromfile(path, "<u2").astype("<u4").tofile(path)
+    edit_json(p / "connectivity_manifest.json", lambda m: m.update(index_dtype="uint32", index_bytes=4))
+
+
+def d_vector_field_invalid(p):
+    edit_json(p / "dataset_identity.json", lambda m: m["vector_fields"].update(default_field="nope"))
+
+
+def d_vector_basis_missing(p):
+    edit_json(p / "dataset_identity.json", lambda m: m["vector_fields"]["fields"]["velocity_umap"].pop("basis"))
+
+
+def d_sidecar_mismatch(p):
+    (p / "cellucid_nb.json").write_text(json.dumps({"files": {"points_2d.bin": {"bytes": 1, "sha256": "0"}}}))
+
+
+def _as_root(p):
+    """Turn the export folder ``p`` into an exports root holding it as ``ds/``."""
+    inner = p / "ds"
+    inner.mkdir()
+    for child in list(p.iterdir()):
+        if child != inner:
+            shutil.move(str(child), inner / child.name)
+    return inner
+
+
+def d_datasets_invalid(p):
+    _as_root(p)
+    (p / "datasets.json").write_text(json.dumps({"version": 2, "default": "handmade",
+                                                 "datasets": [{"id": "handmade", "path": "ds/", "name": "x"}]}))
+
+
+def d_datasets_duplicate_id(p):
+    _as_root(p)
+    entry = {"id": "handmade", "path": "ds/", "name": "x"}
+    (p / "datasets.json").write_text(json.dumps({"version": 1, "default": "handmade", "datasets": [entry, entry]}))
+
+
+def d_datasets_path_missing(p):
+    _as_root(p)
+    (p / "datasets.json").write_text(json.dumps({"version": 1, "default": "handmade", "datasets": [
+        {"id": "handmade", "path": "ds/", "name": "x"}, {"id": "gone", "path": "gone/", "name": "y"}]}))
+
+
+# rule -> (good-export options, damage); every rule of RULES must appear here
+DAMAGES = {
+    name[2:]: (fn, {}) for name, fn in list(globals().items()) if name.startswith("d_") and callable(fn)
+}
+DAMAGES["name_collision_case"] = (d_name_collision_case, {})
+DAMAGES["gzip_invalid"] = (d_gzip_invalid, {"compression": 6})
+DAMAGES["gzip_header"] = (d_gzip_header, {"compression": 6})
+DAMAGES["outlier_out_of_range"] = (d_outlier_out_of_range, {"bits": None})
+EXPECTED_RULE = {case: ("name_collision" if case == "name_collision_case" else case) for case in DAMAGES}
+
+
+def test_every_rule_has_a_damage_fixture():
+    assert set(EXPECTED_RULE.values()) == set(RULES)
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGES))
+def test_damage_reports_exactly_its_rule(case, good_export):
+    damage, options = DAMAGES[case]
+    path = good_export(**options)
+    assert validate_export(path) == []  # the starting point is clean
+    damage(path)
+    problems = validate_export(path)
+    assert {p.rule for p in problems} == {EXPECTED_RULE[case]}, format_problems(problems)
+    assert all(isinstance(p, Problem) and p.detail and p.file for p in problems)
+
+
+@pytest.mark.parametrize("compression", [None, 1, 9])
+@pytest.mark.parametrize("bits", [None, 8, 16])
+@pytest.mark.parametrize("codes_dtype", ["uint8", "uint16"])
+def test_good_handmade_exports_report_nothing(handmade_cache, compression, bits, codes_dtype):
+    path, _ = handmade_cache(compression=compression, bits=bits, codes_dtype=codes_dtype)
+    assert validate_export(path) == []
+
+
+def test_problem_names_file_relative_to_export(good_export):
+    path = good_export()
+    d_payload_size(path)
+    (problem,) = validate_export(path)
+    assert problem.file == "obs/score.values.u8"
+    assert "49 bytes, expected 50" in problem.detail
+
+
+def test_problems_in_an_exports_root_are_prefixed_with_the_dataset_folder(good_export):
+    path = good_export()
+    _as_root(path)
+    (path / "datasets.json").write_text(json.dumps({"version": 1, "default": "handmade",
+                                                    "datasets": [{"id": "handmade", "path": "ds/", "name": "x"}]}))
+    assert validate_export(path) == []
+    d_file_missing(path / "ds")
+    assert [(p.file, p.rule) for p in validate_export(path)] == [("ds/var/CD3E.values.u8", "file_missing")]
+
+
+def test_problem_is_frozen():
+    problem = Problem("a", "file_missing", "b")
+    with pytest.raises(AttributeError):
+        problem.rule = "other"  # type: ignore[misc]
+
+
+def test_format_problems_lists_each_problem_and_a_count():
+    text = format_problems([Problem("x.bin", "file_missing", "gone"), Problem("y.bin", "payload_size", "short")])
+    lines = text.splitlines()
+    assert lines[0] == "x.bin: [file_missing] gone"
+    assert lines[1] == "y.bin: [payload_size] short"
+    assert lines[2].startswith("2 problems")
+    assert "no problems" in format_problems([])
+
+
+def test_gzip_header_problems_are_collapsed_to_one(good_export):
+    path = good_export(compression=6)
+    for gene_file in sorted((path / "var").iterdir()):
+        gene_file.write_bytes(gzip.compress(gzip.decompress(gene_file.read_bytes()), mtime=99))
+    problems = validate_export(path)
+    assert [p.rule for p in problems] == ["gzip_header"]
+    assert "and 2 more" in problems[0].detail
+
+
+def test_missing_folder_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere"):
+        validate_export(tmp_path / "nothere")

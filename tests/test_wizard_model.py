@@ -1,0 +1,284 @@
+"""The wizard's widget model, driven as the front-end drives it (no browser).
+
+Plan edits arrive through ``set_state`` (what the comm does), commands through
+the custom-message handler; messages to the front-end are captured by
+replacing ``wiz.send``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+import time
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from cellucid_nb.export.progress import ExportCancelled
+from cellucid_nb.widgets.wizard import ExportWizard, wizard
+
+
+def _pbmc_path() -> Path:
+    # read scanpy's bundled file directly: importing scanpy costs seconds
+    spec = importlib.util.find_spec("scanpy")
+    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "10x_pbmc68k_reduced.h5ad"
+
+
+@pytest.fixture(scope="module")
+def pbmc() -> ad.AnnData:
+    return ad.read_h5ad(_pbmc_path())
+
+
+class Recorder:
+    """Stands in for ``widget.send``: keeps every custom message sent to the front-end."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[dict, list]] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, content: dict, buffers: list | None = None) -> None:
+        with self._cond:
+            self.messages.append((content, list(buffers or [])))
+            self._cond.notify_all()
+
+    def wait_for(self, type_: str, timeout: float = 20.0) -> tuple[dict, list]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for content, buffers in self.messages:
+                    if content.get("type") == type_:
+                        return content, buffers
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no {type_!r} message within {timeout} s; got {[m[0].get('type') for m in self.messages]}")
+                self._cond.wait(left)
+
+
+def _from_frontend(wiz: ExportWizard, content: dict, buffers: list | None = None) -> None:
+    wiz._handle_custom_msg(wiz, content, buffers or [])
+
+
+@pytest.fixture
+def wiz(pbmc, tmp_path):
+    w = wizard(pbmc, out_dir=tmp_path / "export")
+    w.send = Recorder()  # type: ignore[method-assign]
+    yield w
+    w.close()
+
+
+def test_opens_with_summary_default_plan_estimate_and_code(wiz, pbmc, tmp_path):
+    assert wiz.summary["n_cells"] == pbmc.n_obs
+    assert wiz.plan.embeddings == {2: "X_umap"}
+    assert "bulk_labels" in wiz.plan.obs_keys
+    est = wiz.wait_estimate()
+    assert est.total_bytes > 0 and est.n_files > 0
+    assert wiz.estimate_pending is False
+    assert "prepare(" in wiz.code and str(tmp_path / "export") in wiz.code
+    # what the front-end receives is plain JSON
+    state = wiz.get_state()
+    assert json.loads(json.dumps(state["plan"]))["embeddings"] == {"2": "X_umap"}
+    assert state["estimate"]["total_bytes"] == est.total_bytes
+
+
+def test_frontend_plan_edit_updates_plan_and_estimate(wiz):
+    before = wiz.wait_estimate()
+    edited = wiz.get_state()["plan"]
+    edited["obs_keys"] = [k for k in edited["obs_keys"] if k != "bulk_labels"]
+    edited["var_quantization"] = 16
+    wiz.set_state({"plan": edited})
+    assert "bulk_labels" not in wiz.plan.obs_keys
+    assert wiz.plan.var_quantization == 16
+    assert wiz.plan_error == ""
+    after = wiz.wait_estimate()
+    assert after is not before
+    obs_before = {p["name"] for p in before.to_dict()["parts"] if p["part"] == "obs"}
+    obs_after = {p["name"] for p in after.to_dict()["parts"] if p["part"] == "obs"}
+    assert any("bulk_labels" in name for name in obs_before)
+    assert not any("bulk_labels" in name for name in obs_after)
+    genes = lambda e: sum(p["bytes"] for p in e.to_dict()["parts"] if p["part"] == "genes")  # noqa: E731
+    assert genes(after) > genes(before)  # 16-bit genes take more room than 8-bit
+
+
+def test_invalid_frontend_edit_keeps_plan_and_sets_plan_error(wiz):
+    good = wiz.plan
+    bad = wiz.get_state()["plan"]
+    bad["obs_keys"] = ["no_such_column"]
+    wiz.set_state({"plan": bad})  # must not raise: the kernel log is not a UI
+    assert wiz.plan == good
+    assert "no_such_column" in wiz.plan_error
+    assert "What to change" in wiz.plan_error
+    # the next valid edit clears the error
+    ok = wiz.get_state()["plan"]
+    ok["compression"] = 9
+    wiz.set_state({"plan": ok})
+    assert wiz.plan.compression == 9 and wiz.plan_error == ""
+
+
+def test_invalid_python_assignment_raises(wiz):
+    import traitlets
+
+    with pytest.raises(traitlets.TraitError, match="embeddings"):
+        wiz.plan = {**wiz.plan.to_dict(), "embeddings": {}}
+    wiz.plan = wiz.plan.replace(compression=None)  # ExportPlan accepted as is
+    assert wiz.plan.compression is None
+    wiz.plan = {**wiz.plan.to_dict(), "compression": 3}  # dict form accepted
+    assert wiz.plan.compression == 3
+
+
+def test_newer_estimate_supersedes_older(wiz):
+    wiz.wait_estimate()
+    for level in (1, 2, 3, 4, 5):
+        wiz.plan = wiz.plan.replace(compression=level)
+    est = wiz.wait_estimate()
+    assert wiz.estimate_pending is False
+    # the estimate shown is the one of the last plan
+    assert est.to_dict() == wiz._estimates and False or est is wiz.estimate
+    from cellucid_nb.estimate import estimate
+
+    assert est.total_bytes == pytest.approx(estimate(wiz._adata, wiz.plan).total_bytes, rel=0.02)
+
+
+def test_gene_ids_sent_once_as_binary(wiz, pbmc):
+    _from_frontend(wiz, {"type": "wizard:gene_ids"})
+    content, buffers = wiz.send.wait_for("wizard:gene_ids")
+    ids = json.loads(bytes(buffers[0]).decode("utf-8"))
+    assert ids == [str(g) for g in pbmc.var_names]
+    assert content["n"] == pbmc.n_vars
+    assert "gene_ids" not in wiz.get_state()  # never in a trait
+
+
+def test_gene_list_search_presets_and_unknown_ids(wiz, pbmc):
+    genes = [str(g) for g in pbmc.var_names[:3]]
+    _from_frontend(wiz, {"type": "wizard:genes", "mode": "list", "ids": genes + ["NOT_A_GENE"]})
+    assert wiz._tasks.wait_idle(20)
+    assert wiz.plan.genes == tuple(genes)
+    assert wiz.gene_report["n_unknown"] == 1 and wiz.gene_report["unknown"] == ["NOT_A_GENE"]
+    assert wiz.wait_estimate().to_dict()["parts"]
+    _from_frontend(wiz, {"type": "wizard:genes", "mode": "top", "n": 7, "by": "mean"})
+    assert wiz._tasks.wait_idle(20)
+    assert len(wiz.plan.genes) == 7
+    means = np.asarray(pbmc.X.mean(axis=0)).ravel()
+    assert set(wiz.plan.genes) == set(pbmc.var_names[np.argsort(-means)[:7]])
+    _from_frontend(wiz, {"type": "wizard:genes", "mode": "all"})
+    assert wiz._tasks.wait_idle(20)
+    assert wiz.plan.genes is None and wiz.gene_report["n_genes"] == pbmc.n_vars
+    _from_frontend(wiz, {"type": "wizard:genes", "mode": "bogus"})
+    assert wiz._tasks.wait_idle(20)
+    assert "bogus" in wiz.gene_report["error"]
+
+
+def test_preview_message_carries_binary_points_and_codes(wiz, pbmc):
+    _from_frontend(wiz, {"type": "wizard:preview", "key": "X_umap", "color": "louvain", "request_id": 3})
+    content, buffers = wiz.send.wait_for("wizard:preview")
+    assert content["request_id"] == 3 and content["kind"] == "categorical"
+    pos = np.frombuffer(bytes(buffers[0]), dtype=np.float32).reshape(-1, 2)
+    codes = np.frombuffer(bytes(buffers[1]), dtype=np.uint16)
+    assert pos.shape == (pbmc.n_obs, 2) and codes.shape == (pbmc.n_obs,)
+    assert np.abs(pos).max() <= 1.0 + 1e-6 and np.isclose(np.abs(pos).max(), 1.0)
+    assert codes.max() < len(content["categories"])
+    assert content["colors"] == list(pbmc.uns["louvain_colors"])
+    np.testing.assert_array_equal(codes, pbmc.obs["louvain"].cat.codes.to_numpy())
+
+
+def test_preview_error_is_answered_not_raised(wiz):
+    _from_frontend(wiz, {"type": "wizard:preview", "key": "X_nope", "color": None, "request_id": 1})
+    content, _ = wiz.send.wait_for("wizard:preview")
+    assert "X_nope" in content["error"]
+
+
+def test_export_runs_in_thread_with_throttled_progress_and_viewer(wiz, tmp_path):
+    seen: list[tuple[float, dict]] = []
+    wiz.observe(lambda ch: seen.append((time.monotonic(), ch["new"])), names="progress")
+    main = threading.get_ident()
+    threads: list[int] = []
+    wiz.observe(lambda ch: threads.append(threading.get_ident()), names="status")
+    _from_frontend(wiz, {"type": "wizard:export", "out_dir": str(tmp_path / "out")})
+    result = wiz.wait(timeout=120)
+    assert wiz.status == "done", wiz.error
+    assert result is wiz.result and Path(result.path) == tmp_path / "out"
+    assert (tmp_path / "out" / "dataset_identity.json").exists()
+    assert wiz.get_state()["result"]["n_files"] == result.n_files
+    assert wiz.progress["fraction"] == 1.0
+    fractions = [p["fraction"] for _, p in seen]
+    assert fractions == sorted(fractions)
+    # <= 10 updates per second (+ the first, forced, and the final one)
+    times = [t for t, _ in seen[1:-1]]
+    if len(times) > 1:
+        assert len(times) - 1 <= 10 * (times[-1] - times[0]) + 1
+    assert threads[-1] != main  # "done" was set by the export thread
+    assert str(tmp_path / "out") in wiz.code
+    # the embedded viewer is served through the wizard's own comm
+    _from_frontend(wiz, {"type": "viewer:request", "id": 1, "kind": "meta", "args": {}})
+    content, _ = wiz.send.wait_for("viewer:response")
+    assert content["id"] == 1
+
+
+def test_export_error_surfaces_with_a_hint(wiz, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    wiz.out_dir = str(blocker / "export")
+    wiz.export()
+    with pytest.raises(Exception):
+        wiz.wait(timeout=60)
+    assert wiz.status == "error"
+    assert "What to change" in wiz.error
+    assert wiz.result is None
+
+
+def test_second_export_while_running_is_refused(wiz, tmp_path):
+    wiz.out_dir = str(tmp_path / "x")
+    wiz.export()
+    try:
+        if wiz.running:
+            with pytest.raises(RuntimeError, match="already running"):
+                wiz.export()
+    finally:
+        wiz.wait(timeout=120)
+
+
+def _big_anndata(n_cells: int = 20_000, n_genes: int = 1_500) -> ad.AnnData:
+    rng = np.random.default_rng(0)
+    x = rng.poisson(0.8, size=(n_cells, n_genes)).astype(np.float32)
+    obs = pd.DataFrame({"group": pd.Categorical(rng.integers(0, 12, n_cells).astype(str))},
+                       index=[f"c{i}" for i in range(n_cells)])
+    a = ad.AnnData(X=x, obs=obs)
+    a.obsm["X_umap"] = rng.normal(size=(n_cells, 2)).astype(np.float32)
+    return a
+
+
+def test_cancel_midway_leaves_nothing(tmp_path):
+    big = _big_anndata()
+    w = wizard(big, out_dir=tmp_path / "big", compression=9, var_quantization=None)
+    w.send = Recorder()  # type: ignore[method-assign]
+    try:
+        started = threading.Event()
+        w.observe(lambda ch: ch["new"].get("phase") not in (None, "start") and started.set(), names="progress")
+        w.export()
+        assert started.wait(60), "no progress event"
+        _from_frontend(w, {"type": "wizard:cancel"})
+        with pytest.raises(ExportCancelled):
+            w.wait(timeout=60)
+        assert w.status == "cancelled"
+        assert not (tmp_path / "big").exists()
+        assert [p.name for p in tmp_path.iterdir()] == []  # no staging folder left either
+    finally:
+        w.close()
+
+
+def test_wait_without_export_and_close_cancels(wiz):
+    with pytest.raises(RuntimeError, match="export"):
+        wiz.wait(0.1)
+
+
+def test_plan_changes_in_wizard_call(pbmc, tmp_path):
+    w = wizard(pbmc, out_dir=tmp_path, compression=None, obs_keys=["louvain"])
+    try:
+        assert w.plan.compression is None and w.plan.obs_keys == ("louvain",)
+        with pytest.raises(TypeError, match="compression"):
+            wizard(pbmc, compresion=3)
+    finally:
+        w.close()
