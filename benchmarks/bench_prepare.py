@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib
 import json
 import os
 import platform
@@ -65,6 +66,8 @@ SIZE_TARGETS = {("100kx5k", 6)}
 #: (size, compression) -> maximum seconds of the graph phase.
 GRAPH_TARGETS = {("500kx2k", 6): 2.0}
 MB = 1e6
+#: cellucid_nb's export phases in the order it runs them (its progress events name them).
+PHASE_ORDER = ("validate", "points", "obs", "genes", "graph", "vectors", "identity", "finalize")
 
 
 # --------------------------------------------------------------------------- child side
@@ -136,7 +139,7 @@ def _phase_durations(events: list[tuple[str, float]], total: float) -> dict[str,
 
 
 def _run_reference(inputs: dict[str, Any], out_dir: Path, compression: int | None) -> dict[str, Any]:
-    from cellucid import prepare as reference_prepare
+    from cellucid.prepare_data import prepare as reference_prepare
 
     with open(os.devnull, "w", encoding="utf-8") as sink, contextlib.redirect_stdout(sink), \
             contextlib.redirect_stderr(sink), warnings.catch_warnings():
@@ -192,6 +195,58 @@ def _run_ours(inputs: dict[str, Any], out_dir: Path, compression: int | None, n_
     return summary
 
 
+class _InlineExecutor:
+    """Stand-in for ThreadPoolExecutor that runs each task at submit, for cProfile."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # noqa: BLE001 - delivered through the future
+            future.set_exception(error)
+        return future
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def _profile_ours(inputs: dict[str, Any], out_dir: Path, compression: int | None, report_path: Path) -> dict[str, Any]:
+    """Run cellucid_nb's export serially (worker threads inlined) under cProfile.
+
+    cProfile sees only the thread it runs in, so the runner's thread pool is
+    replaced by :class:`_InlineExecutor`; the time is therefore single-threaded
+    and not a benchmark number. The top functions go to ``report_path``.
+    """
+    import cProfile
+    import io
+    import pstats
+
+    from cellucid_nb.export import runner
+
+    inlined = hasattr(runner, "ThreadPoolExecutor")
+    if inlined:
+        runner.ThreadPoolExecutor = _InlineExecutor  # type: ignore[attr-defined, misc]
+    profiler = cProfile.Profile()
+    profiler.enable()
+    measured = _run_ours(inputs, out_dir, compression, n_workers=1)
+    profiler.disable()
+    text = io.StringIO()
+    header = (f"cProfile of cellucid_nb prepare(), serial (worker threads inlined: {inlined}), "
+              f"{measured['seconds']:.2f} s under the profiler\nphases: {measured.get('phase_seconds')}\n")
+    text.write(header)
+    for order in ("tottime", "cumulative"):
+        text.write(f"\n===== sorted by {order} =====\n")
+        pstats.Stats(profiler, stream=text).strip_dirs().sort_stats(order).print_stats(35)
+    report_path.write_text(text.getvalue())
+    measured["profile"] = str(report_path)
+    return measured
+
+
 def _validate(out_dir: Path) -> dict[str, Any]:
     """Problems found by ``validate_export`` (if the validator exists yet)."""
     try:
@@ -215,6 +270,10 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     """One export in this (fresh) process; returns the measurements."""
     compression = _parse_compression(args.compression)
     n_cells, n_genes = parse_size(args.size)
+    # Import the exporter first: its import is neither export time nor export memory.
+    import_started = time.perf_counter()
+    importlib.import_module("cellucid.prepare_data" if args.exporter == "reference" else "cellucid_nb.export.prepare")
+    import_seconds = time.perf_counter() - import_started
     started = time.perf_counter()
     inputs = load_dataset(Path(args.dataset_dir))
     load_seconds = time.perf_counter() - started
@@ -226,6 +285,8 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     cpu_before = os.times()
     if args.exporter == "reference":
         measured = _run_reference(inputs, out_dir, compression)
+    elif args.profile:
+        measured = _profile_ours(inputs, out_dir, compression, Path(args.profile))
     else:
         measured = _run_ours(inputs, out_dir, compression, args.n_workers)
     cpu_after = os.times()
@@ -241,6 +302,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         "n_genes": n_genes,
         "compression": compression,
         "quantization": QUANTIZATION_BITS,
+        "import_seconds": round(import_seconds, 3),
         "load_seconds": round(load_seconds, 3),
         "cpu_seconds": round((cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system), 3),
         "rss_before_export_mb": _kb_to_mb(rss_before_kb),
@@ -321,6 +383,20 @@ def ensure_dataset(label: str, seed: int, timeout: float) -> tuple[Path, float]:
     return folder, seconds
 
 
+def probe_file_creation(folder: Path, n_files: int = 500, size: int = 4096) -> float:
+    """Milliseconds to create, write and close one small file in ``folder`` (machine noise indicator)."""
+    probe = Path(tempfile.mkdtemp(prefix=".probe_", dir=folder))
+    payload = b"\0" * size
+    started = time.perf_counter()
+    for index in range(n_files):
+        handle = os.open(probe / f"{index}.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(handle, payload)
+        os.close(handle)
+    seconds = time.perf_counter() - started
+    shutil.rmtree(probe, ignore_errors=True)
+    return round(seconds / n_files * 1e3, 3)
+
+
 def run_one(
     exporter: str, label: str, compression: int | None, dataset_dir: Path, work_dir: Path, args: argparse.Namespace,
     run_index: int,
@@ -339,6 +415,11 @@ def run_one(
         command += ["--n-workers", str(args.n_workers)]
     if args.no_validate:
         command.append("--no-validate")
+    if args.profile and exporter == "ours":
+        profile_path = Path(args.profile)
+        profile_path = profile_path.with_name(f"{profile_path.stem}_{label}_c{_compression_label(compression)}{profile_path.suffix}")
+        command += ["--profile", str(profile_path)]
+    os.sync()  # start with no dirty pages or pending discards of the previous run
     code, _stdout, stderr, seconds = _run_subprocess(command, args.timeout)
     if code == 0 and result_file.exists():
         record = json.loads(result_file.read_text())
@@ -454,13 +535,17 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "seed": args.seed, "n_workers": args.n_workers,
         },
         "generation_seconds": {},
+        "file_create_ms": {},
         "runs": [],
         "results": [],
     }
     for label in labels:
         dataset_dir, seconds = ensure_dataset(label, args.seed, args.timeout)
         report["generation_seconds"][label] = round(seconds, 2)
-        _log(f"[{label}] inputs ready in {seconds:.1f} s ({dataset_dir.name})")
+        os.sync()
+        report["file_create_ms"][label] = probe_file_creation(work_dir)
+        _log(f"[{label}] inputs ready in {seconds:.1f} s ({dataset_dir.name}); "
+             f"creating a small file takes {report['file_create_ms'][label]} ms here now")
         for compression in levels:
             runs: dict[str, list[dict[str, Any]]] = {exporter: [] for exporter in exporters}
             for repeat in range(args.repeat):
@@ -556,11 +641,8 @@ def phase_table(report: dict[str, Any]) -> str:
     rows = [row for row in report["results"] if (row.get("ours") or {}).get("phase_seconds")]
     if not rows:
         return ""
-    phases = []
-    for row in rows:
-        for phase in row["ours"]["phase_seconds"]:
-            if phase not in phases:
-                phases.append(phase)
+    seen = {phase for row in rows for phase in row["ours"]["phase_seconds"]}
+    phases = [phase for phase in PHASE_ORDER if phase in seen] + sorted(seen - set(PHASE_ORDER))
     lines = ["| size | compression | " + " | ".join(phases) + " |", "| --- | --- |" + " ---: |" * len(phases)]
     for row in rows:
         seconds = row["ours"]["phase_seconds"]
@@ -586,6 +668,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", help="where exports are written (default: a temporary folder in benchmarks/.data)")
     parser.add_argument("--keep-output", action="store_true", help="keep the exports (default: delete after measuring)")
     parser.add_argument("--no-validate", action="store_true", help="skip validate_export on cellucid_nb's output")
+    parser.add_argument(
+        "--profile",
+        help="profile cellucid_nb with cProfile (serial: worker threads inlined) and write the top functions to "
+        "this text file (one per size/compression, suffixed); its timings are not benchmark numbers",
+    )
     # internal: one export / one generation per process
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--generate", help=argparse.SUPPRESS)

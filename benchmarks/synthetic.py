@@ -149,8 +149,8 @@ def make_dataset(n_cells: int, n_genes: int, seed: int = 0) -> dict[str, Any]:
 
     # The graph's temporaries come before the big CSR exists, to keep the peak low.
     connectivities = _knn_connectivities(rng, cluster, latent_space)
-    gene_expression = _expression_csr(rng, cluster, depth_level, n_genes)
-    obs = _obs_frame(rng, cluster, depth_level, gene_expression)
+    gene_expression, total_counts = _expression_csr(rng, cluster, depth_level, n_genes)
+    obs = _obs_frame(rng, cluster, total_counts, gene_expression)
     var = _var_frame(rng, n_genes)
 
     return {
@@ -226,8 +226,14 @@ def _expression_tables(rng: np.random.Generator, n_genes: int) -> tuple[np.ndarr
 
 def _expression_csr(
     rng: np.random.Generator, cluster: np.ndarray, depth_level: np.ndarray, n_genes: int
-) -> sparse.csr_matrix:
-    """Log-normalised CSR float32 (~8 % dense), filled row block by row block."""
+) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """Log-normalised CSR float32 (~8 % dense), filled row block by row block.
+
+    Counts of detected entries are ``1 + floor(lognormal)`` around a per
+    (cluster, gene) mean scaled by the cell's depth; each row is then normalised
+    to 1e4 counts and log1p-transformed, as ``sc.pp.normalize_total`` +
+    ``sc.pp.log1p`` do. Returns the matrix and each cell's raw total count.
+    """
     n_cells = cluster.size
     thresholds, log_means = _expression_tables(rng, n_genes)
     table_row = cluster.astype(np.int64) * len(_DEPTH_LEVELS) + depth_level
@@ -240,8 +246,8 @@ def _expression_csr(
     data = np.empty(capacity, dtype=np.float32)
     indptr = np.zeros(n_cells + 1, dtype=np.int64)
 
-    # Library size normalisation to 1e4 counts per cell, as sc.pp.normalize_total does.
-    size_factor = (1e4 / (n_genes * TARGET_DENSITY * 2.5 * _DEPTH_LEVELS)).astype(np.float32)
+    log_depth = np.log(_DEPTH_LEVELS).astype(np.float32)
+    total_counts = np.zeros(n_cells, dtype=np.float32)
 
     rows_per_block = max(1, _BLOCK_ENTRIES // n_genes)
     filled = 0
@@ -260,10 +266,16 @@ def _expression_csr(
         row = local_row + start
         indices[filled : filled + count] = col
         counts = np.floor(
-            np.exp(log_means[cluster[row], col] + 0.7 * rng.standard_normal(count, dtype=np.float32))
+            np.exp(
+                log_means[cluster[row], col]
+                + log_depth[depth_level[row]]
+                + 0.7 * rng.standard_normal(count, dtype=np.float32)
+            )
         )
         counts += 1.0
-        counts *= size_factor[depth_level[row]]
+        block_totals = np.bincount(local_row, weights=counts, minlength=stop - start)
+        total_counts[start:stop] = block_totals
+        counts *= (1e4 / np.maximum(block_totals, 1.0)).astype(np.float32)[local_row]
         data[filled : filled + count] = np.log1p(counts)
         indptr[start + 1 : stop + 1] = filled + np.cumsum(np.bincount(local_row, minlength=stop - start))
         filled += count
@@ -273,7 +285,7 @@ def _expression_csr(
         (data[:filled], indices[:filled], indptr.astype(index_dtype)), shape=(n_cells, n_genes), copy=False
     )
     matrix.has_sorted_indices = True
-    return matrix
+    return matrix, total_counts
 
 
 def _knn_connectivities(rng: np.random.Generator, cluster: np.ndarray, latent: np.ndarray) -> sparse.csr_matrix:
@@ -316,7 +328,7 @@ def _knn_connectivities(rng: np.random.Generator, cluster: np.ndarray, latent: n
 
 
 def _obs_frame(
-    rng: np.random.Generator, cluster: np.ndarray, depth_level: np.ndarray, expression: sparse.csr_matrix
+    rng: np.random.Generator, cluster: np.ndarray, total_counts: np.ndarray, expression: sparse.csr_matrix
 ) -> pd.DataFrame:
     """3 categorical and 4 continuous columns, index ``cell000000``…"""
     n_cells = cluster.size
@@ -324,9 +336,6 @@ def _obs_frame(
     per_batch = N_SAMPLES // N_BATCHES
     sample = batch * per_batch + rng.integers(0, per_batch, size=n_cells)
     n_genes_by_counts = np.diff(expression.indptr).astype(np.int32)
-    total_counts = (
-        _DEPTH_LEVELS[depth_level] * 5_000 * rng.lognormal(0.0, 0.25, size=n_cells)
-    ).astype(np.float32)
     pct_mt = np.clip(rng.gamma(2.0, 2.0, size=n_cells), 0, 100).astype(np.float32)
     score = (rng.standard_normal(n_cells) + 0.2 * cluster).astype(np.float64)
     score[rng.random(n_cells) < 0.001] = np.nan

@@ -113,9 +113,10 @@ def _read_gene_list(spec: str) -> list[str]:
 
 def _plan_from_args(adata: Any, args: argparse.Namespace) -> Any:
     """Build an ExportPlan from the AnnData's defaults and the command-line options."""
-    from cellucid_nb import plan as plan_mod
+    from cellucid_nb import genes_select
+    from cellucid_nb.plan import ExportPlan
 
-    plan = plan_mod.ExportPlan.from_anndata(adata)
+    plan = ExportPlan.from_anndata(adata)
     changes: dict[str, Any] = {
         "var_quantization": args.quantization,
         "obs_continuous_quantization": args.obs_quantization,
@@ -142,20 +143,21 @@ def _plan_from_args(adata: Any, args: argparse.Namespace) -> Any:
     if args.name:
         changes["dataset_name"] = args.name
     if args.genes is not None:
+        source = changes.get("expression_source", plan.expression_source) or "X"
         spec = args.genes.strip()
         if spec.lower() == "all":
             changes["genes"] = None
         elif spec.lower() == "none":
             changes["expression_source"] = None
         elif spec.lower() == "hvg":
-            changes["genes"] = tuple(plan_mod.highly_variable(adata))
+            changes["genes"] = tuple(genes_select.highly_variable(adata, source=source))
         elif spec.lower().startswith("top:"):
             n = spec.split(":", 1)[1]
             if not n.isdigit():
                 raise CliError(f"--genes {spec!r}: expected top:N with a whole number N")
-            changes["genes"] = tuple(plan_mod.top_genes(adata, int(n), by="mean"))
+            changes["genes"] = tuple(genes_select.top_genes(adata, int(n), by="mean", source=source))
         else:
-            found, unknown = plan_mod.genes_by_list(adata, _read_gene_list(spec))
+            found, unknown = genes_select.genes_by_list(adata, _read_gene_list(spec), source=source)
             if unknown:
                 shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
                 raise CliError(f"--genes: {len(unknown)} unknown gene id(s): {shown}")

@@ -24,6 +24,7 @@ __all__ = [
     "gunzip_bytes",
     "payload_suffix",
     "prefers_rle",
+    "widen_constant_range",
 ]
 
 #: Largest valid quantized value per bit width; the next value is "missing".
@@ -124,8 +125,22 @@ def value_range(values: np.ndarray, implicit_zero: bool = False) -> tuple[float,
         if implicit_zero:
             lo, hi = min(lo, 0.0), max(hi, 0.0)
     if not hi > lo:
-        hi = lo + 1.0
+        hi = float(widen_constant_range(np.float64(lo), np.float64(hi)))
     return lo, hi
+
+
+def widen_constant_range(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Return ``hi``, replaced by ``lo + 1`` where ``hi <= lo`` (strict readers need min < max).
+
+    Beyond 2**53, ``lo + 1 == lo``; the next representable float is used there.
+
+    Parameters
+    ----------
+    lo, hi
+        float64 scalars or arrays of equal shape.
+    """
+    hi = np.where(hi > lo, hi, lo + 1.0)
+    return np.where(hi > lo, hi, np.nextafter(lo, np.inf))
 
 
 def quantize(values: np.ndarray, lo: float, hi: float, bits: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -146,19 +161,26 @@ def quantize(values: np.ndarray, lo: float, hi: float, bits: int, out: np.ndarra
         Optional preallocated output of the right dtype and shape.
     """
     qmax = QUANT_MAX[bits]
-    v = np.asarray(values, dtype=np.float64 if bits == 16 else np.float32)
+    # float32 is enough for 8 bits, unless the range overflows it.
+    span = np.abs(np.asarray(hi, dtype=np.float64) - lo)
+    wide = bits == 16 or not np.all((span < 1e37) & (span > 1e-30))
+    v = np.asarray(values, dtype=np.float64 if wide else np.float32)
     scale = qmax / (hi - lo)
     # (v - lo) * scale + 0.5, floored: round-half-up to the nearest step.
     scaled = np.subtract(v, lo, dtype=v.dtype)
     scaled *= scale
     scaled += 0.5
     bad = ~np.isfinite(scaled)
+    has_bad = bool(bad.any())
+    if has_bad:
+        scaled[bad] = 0  # replaced by the missing code below; avoids casting NaN
     np.clip(scaled, 0, qmax, out=scaled)
     if out is None:
         out = np.empty(v.shape, dtype=_QUANT_DTYPE[bits])
     # astype truncates toward zero; values are >= 0.5 so truncation == floor.
     np.copyto(out, scaled, casting="unsafe")
-    out[bad] = MISSING_CODE[bits]
+    if has_bad:
+        out[bad] = MISSING_CODE[bits]
     return out
 
 
@@ -175,8 +197,8 @@ def dequantize(codes: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray
         8 or 16.
     """
     qmax = QUANT_MAX[bits]
-    out = lo + codes.astype(np.float32) * np.float32((hi - lo) / qmax)
-    out = out.astype(np.float32, copy=False)
+    # float64 arithmetic, as JavaScript readers do; float32 could overflow near its max.
+    out = (lo + codes.astype(np.float64) * ((hi - lo) / qmax)).astype(np.float32)
     out[codes == MISSING_CODE[bits]] = np.nan
     return out
 

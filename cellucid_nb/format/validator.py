@@ -156,6 +156,8 @@ class _Checker:
         self.tasks: list[Callable[[], list[Problem]]] = []
         self.n_cells: int | None = None
         self.dims: list[int] = []
+        # Manifests that could not be understood: not compared with the identity stats.
+        self.broken: set[str] = set()
 
     # --------------------------------------------------------------- helpers
     def problem(self, file: str, rule: str, detail: str) -> Problem:
@@ -173,9 +175,11 @@ class _Checker:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             self.add(name, "invalid_json", f"not valid JSON: {exc}")
+            self.broken.add(name)
             return None
         if not isinstance(data, dict):
             self.add(name, "invalid_json", f"holds a {type(data).__name__}, expected a JSON object")
+            self.broken.add(name)
             return None
         return data
 
@@ -342,6 +346,7 @@ class _Checker:
             except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
                 # Garbage where structure was expected: report, never crash.
                 self.add(name, "manifest_malformed", f"{type(exc).__name__}: {exc}")
+                self.broken.add(name)
         with ThreadPoolExecutor(self.workers) as pool:
             for found in pool.map(lambda task: task(), self.tasks):
                 self.problems.extend(found)
@@ -450,6 +455,7 @@ class _Checker:
         if not isinstance(cont, list) or not isinstance(cat, list) or not all(
                 isinstance(e, list) and e for e in cont + cat):
             self.add(name, "manifest_malformed", "_continuousFields and _categoricalFields must be lists of non-empty lists")
+            self.broken.add(name)
             return
         schemas = m.get("_obsSchemas")
         if not isinstance(schemas, dict):
@@ -588,6 +594,7 @@ class _Checker:
         fields = m.get("fields")
         if not isinstance(schema, dict) or not isinstance(fields, list) or not all(isinstance(e, list) and e for e in fields):
             self.add(name, "manifest_malformed", "_varSchema must be an object and fields a list of non-empty lists")
+            self.broken.add(name)
             return
         if schema.get("kind") != "continuous":
             self.add(name, "schema_invalid", f"_varSchema.kind {schema.get('kind')!r}, expected 'continuous'")
@@ -666,12 +673,15 @@ class _Checker:
         if src.size > 1:
             step_src = np.diff(src)
             step_dst = np.diff(dst)
-            if ((step_src < 0) | ((step_src == 0) & (step_dst < 0))).any():
-                self.add(rel, "edges_not_sorted", "edges are not sorted by (src, dst)")
-            key = src * (int(n or dst.max() + 1)) + dst
-            n_unique = np.unique(key).size
-            if n_unique != key.size:
-                self.add(rel, "edges_duplicate", f"{key.size - n_unique} edges are repeated")
+            unsorted = (step_src < 0) | ((step_src == 0) & (step_dst < 0))
+            if unsorted.any():
+                self.add(rel, "edges_not_sorted", f"edges are not sorted by (src, dst) (first at edge {int(np.argmax(unsorted)) + 1})")
+                key = src * (int(n or dst.max() + 1)) + dst
+                n_repeated = key.size - np.unique(key).size
+            else:  # sorted: repeats are neighbours, no need for a full unique()
+                n_repeated = int(((step_src == 0) & (step_dst == 0)).sum())
+            if n_repeated:
+                self.add(rel, "edges_duplicate", f"{n_repeated} edges are repeated")
         if n is not None:
             degree = np.bincount(src, minlength=n) + np.bincount(dst, minlength=n)
             true_max = int(degree.max()) if degree.size else 0
@@ -724,7 +734,8 @@ class _Checker:
 
     def check_stats(self, ident: dict, obs: dict | None, var: dict | None, conn: dict | None) -> None:
         stats = ident.get("stats")
-        if not isinstance(stats, dict):
+        if not isinstance(stats, dict) or self.broken & {"obs_manifest.json", "var_manifest.json",
+                                                          "connectivity_manifest.json"}:
             return
         cont = (obs or {}).get("_continuousFields") or []
         cat = (obs or {}).get("_categoricalFields") or []

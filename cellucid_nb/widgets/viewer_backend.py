@@ -289,8 +289,8 @@ class ViewerBackend:
     """
 
     def __init__(self, reader_or_path: Any, send: SendFn, chunk_bytes: int = 4 << 20, window: int = DEFAULT_WINDOW):
-        if chunk_bytes < 1024:
-            raise ValueError(f"chunk_bytes={chunk_bytes} is too small, expected at least 1024")
+        if chunk_bytes < 64:
+            raise ValueError(f"chunk_bytes={chunk_bytes} is too small, expected at least 64")
         self.reader = _open_reader(reader_or_path)
         self._send = send
         self.chunk_bytes = int(chunk_bytes)

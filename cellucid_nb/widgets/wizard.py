@@ -162,7 +162,7 @@ class ExportWizard(anywidget.AnyWidget):
             plan=start,
             out_dir=str(out_dir) if out_dir is not None else _default_out_dir(start),
         )
-        self.on_msg(self._handle_custom_msg)
+        self.on_msg(self._on_custom_msg)
         self._request_estimate()
 
     # ------------------------------------------------------------------ plan
@@ -426,7 +426,7 @@ class ExportWizard(anywidget.AnyWidget):
 
     # ------------------------------------------------------------------ messages
 
-    def _handle_custom_msg(self, widget: Any, content: Any, buffers: list) -> None:
+    def _on_custom_msg(self, widget: Any, content: Any, buffers: list) -> None:
         if not isinstance(content, dict):
             return
         kind = str(content.get("type", ""))
@@ -452,7 +452,7 @@ class ExportWizard(anywidget.AnyWidget):
                 self.cancel()
         except Exception as exc:  # noqa: BLE001 - shown in the widget, not lost in the log
             self.error = describe_error(exc)
-            if kind == "wizard:export":
+            if kind == "wizard:export" and not self.running:
                 self.status = "error"
 
     def _submit_gene_choice(self, content: dict) -> None:

@@ -167,6 +167,8 @@ def jupyter_lab(tmp_path):
         f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
         "--ServerApp.port_retries=0", "--LabApp.news_url=", "--LabApp.expose_app_in_browser=True",
     ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers and CI often run as root
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     lab = JupyterLab(port=port, token=token, root=root, process=proc, log_path=log_path)
@@ -264,3 +266,81 @@ def cell_output_text(page, index: int) -> str:
 
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- known exports
+#: Category colours of the known export (stored in the sidecar, as an AnnData's uns colours would be).
+KNOWN_COLORS = {"group": ["#e41a1c", "#377eb8"]}
+
+
+def make_known_export(out_dir: Path, n_cells: int = 2000, seed: int = 0, colors: bool = True) -> Path:
+    """Write a small export with two well separated groups, via ``cellucid==0.0.9``'s prepare.
+
+    Group "left" sits at x < 0, group "right" at x > 0 (2D and 3D); ``score`` rises
+    with x; gene ``G1`` is high in "right" only. With ``colors=True`` the sidecar holds
+    :data:`KNOWN_COLORS` (red for left, blue for right).
+    """
+    import contextlib
+    import io
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+    from cellucid.prepare_data import prepare as reference_prepare
+
+    rng = np.random.default_rng(seed)
+    half = n_cells // 2
+    right = np.arange(n_cells) >= half
+    xy = rng.normal(scale=0.6, size=(n_cells, 3)).astype(np.float32)
+    xy[:, 0] += np.where(right, 4.0, -4.0)
+    obs = pd.DataFrame(
+        {
+            "group": pd.Categorical(np.where(right, "right", "left"), categories=["left", "right"]),
+            "score": xy[:, 0].astype(np.float64),
+        }
+    )
+    expression = np.stack([right * 3.0 + rng.random(n_cells) * 0.1, rng.random(n_cells)], axis=1).astype(np.float32)
+    var = pd.DataFrame(index=["G1", "G2"])
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference_prepare(
+            latent_space=xy, obs=obs, var=var, gene_expression=expression, out_dir=str(out_dir),
+            X_umap_2d=xy[:, :2].copy(), X_umap_3d=xy.copy(), force=True, dataset_name="known",
+            compression=6, var_quantization=8, obs_continuous_quantization=8,
+        )
+    if colors:
+        (Path(out_dir) / "cellucid_nb.json").write_text(json.dumps({"generator": "test", "category_colors": KNOWN_COLORS}))
+    return Path(out_dir)
+
+
+# ---------------------------------------------------------------------- pixel helpers
+def canvas_pixels(page, selector: str = ".cnb-canvas", name: str | None = None):
+    """Screenshot the element and return it as an (h, w, 3) uint8 array (also saved when ``name``)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    png = page.locator(selector).first.screenshot()
+    if name:
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / f"{name}.png").write_bytes(png)
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def color_mask(pixels, hex_color: str, tol: int = 40):
+    """Boolean mask of pixels within ``tol`` (per channel) of ``hex_color``."""
+    import numpy as np
+
+    target = np.array([int(hex_color[i:i + 2], 16) for i in (1, 3, 5)])
+    return (np.abs(pixels.astype(int) - target) <= tol).all(axis=2)
+
+
+def non_background(pixels, tol: int = 12):
+    """Boolean mask of pixels that differ from the most common (background) colour."""
+    import numpy as np
+
+    flat = pixels.reshape(-1, 3)
+    values, counts = np.unique(flat, axis=0, return_counts=True)
+    bg = values[counts.argmax()]
+    return (np.abs(pixels.astype(int) - bg) > tol).any(axis=2)

@@ -119,6 +119,8 @@ def d_range_invalid(p):
 def d_categories_not_unique(p):
     def change(m):
         m["_categoricalFields"][0][1] = ["B cell", "NK", "NK"]
+        for dim, items in m["_categoricalFields"][0][4].items():  # keep the centroids consistent
+            items[:] = [c for c in items if c["category"] != "T cell"]
     edit_json(p / "obs_manifest.json", change)
 
 
@@ -336,3 +338,45 @@ def test_gzip_header_problems_are_collapsed_to_one(good_export):
 def test_missing_folder_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothere"):
         validate_export(tmp_path / "nothere")
+
+
+# --- robustness: junk anywhere in a manifest is reported, never a crash ---------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _leaves(node, path=()):
+    """Every (path, value) of a JSON tree, inner nodes included."""
+    yield path, node
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in items:
+        yield from _leaves(child, (*path, key))
+
+
+JUNK = [None, -1, 0, 2**40, 1e300, float("nan"), "x", "../../etc", [], {}, [1, "a"], {"a": 1}, True]
+MANIFESTS = ["dataset_identity.json", "obs_manifest.json", "var_manifest.json", "connectivity_manifest.json"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(manifest=st.sampled_from(MANIFESTS), pick=st.integers(0, 10_000), junk=st.sampled_from(JUNK),
+       delete=st.booleans())
+def test_junk_in_manifests_never_crashes(handmade_cache, tmp_path_factory, manifest, pick, junk, delete):
+    src, _ = handmade_cache()
+    path = tmp_path_factory.mktemp("junk") / "e"
+    shutil.copytree(src, path)
+    data = json.loads((path / manifest).read_text())
+    leaves = [p for p, _ in _leaves(data) if p]
+    target = leaves[pick % len(leaves)]
+    parent = data
+    for key in target[:-1]:
+        parent = parent[key]
+    if delete:
+        del parent[target[-1]]
+    else:
+        parent[target[-1]] = junk
+    (path / manifest).write_text(json.dumps(data))
+    problems = validate_export(path)
+    assert isinstance(problems, list) and all(p.rule in RULES for p in problems)
+    if delete and len(target) == 1 and target[0] not in ("vector_fields", "source"):  # a required key
+        assert problems, f"deleting {target} of {manifest} went unnoticed"

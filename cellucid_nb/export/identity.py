@@ -1,0 +1,86 @@
+"""Writer of ``dataset_identity.json`` (keys of the reference exporter, see docs/FORMAT.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..format.spec import IDENTITY_FILE, IDENTITY_VERSION
+from .inputs import ExportInputs
+from .runner import ExportRunner
+
+__all__ = ["build_identity", "write_identity"]
+
+
+def _generator_version() -> str:
+    from .. import __version__
+
+    return f"cellucid_nb {__version__}"
+
+
+def build_identity(
+    inputs: ExportInputs,
+    points: dict[str, str],
+    connectivity: dict[str, Any] | None,
+    vector_fields: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Return the identity document.
+
+    Parameters
+    ----------
+    inputs
+        Validated inputs.
+    points
+        ``{"<d>d": file}`` from the points writer.
+    connectivity
+        Connectivity manifest, or ``None``.
+    vector_fields
+        Identity entry from the vectors writer, or ``None``.
+    """
+    settings = inputs.settings
+    dims = sorted(inputs.embeddings)
+    obs_fields = []
+    for field in inputs.obs_fields:
+        if field.kind == "continuous":
+            obs_fields.append({"key": field.key, "kind": "continuous"})
+        else:
+            obs_fields.append({"key": field.key, "kind": "category", "n_categories": len(field.categories)})
+    n_categorical = sum(1 for f in inputs.obs_fields if f.kind == "categorical")
+    identity: dict[str, Any] = {
+        "version": IDENTITY_VERSION,
+        "id": inputs.dataset_id,
+        "name": inputs.dataset_name,
+        "description": inputs.dataset_description,
+        "created_at": inputs.created_at,
+        "cellucid_data_version": _generator_version(),
+        "stats": {
+            "n_cells": inputs.n_cells,
+            "n_genes": len(inputs.genes.ids) if inputs.genes is not None else 0,
+            "n_obs_fields": len(inputs.obs_fields),
+            "n_categorical_fields": n_categorical,
+            "n_continuous_fields": len(inputs.obs_fields) - n_categorical,
+            "has_connectivity": connectivity is not None,
+            "n_edges": connectivity["n_edges"] if connectivity is not None else None,
+        },
+        "embeddings": {
+            "available_dimensions": dims,
+            "default_dimension": max(dims),
+            "files": points,
+        },
+        "obs_fields": obs_fields,
+        "export_settings": {
+            "compression": settings.compression,
+            "var_quantization": settings.var_quantization,
+            "obs_continuous_quantization": settings.obs_continuous_quantization,
+            "obs_categorical_dtype": settings.obs_categorical_dtype,
+        },
+    }
+    if inputs.source:
+        identity["source"] = dict(inputs.source)
+    if vector_fields:
+        identity["vector_fields"] = vector_fields
+    return identity
+
+
+def write_identity(runner: ExportRunner, identity: dict[str, Any]) -> None:
+    """Write ``dataset_identity.json`` (indented, as the reference does)."""
+    runner.write_json(IDENTITY_FILE, identity, indent=2)

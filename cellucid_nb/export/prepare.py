@@ -1,0 +1,284 @@
+"""``prepare()``: the reference exporter's signature, written safely, streaming and in parallel."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ..format.spec import SIDECAR_FILE
+from .genes import write_genes
+from .graph import write_graph
+from .identity import build_identity, write_identity
+from .inputs import ExportInputs, ExportSettings, validate_inputs
+from .obs import write_obs
+from .points import write_points
+from .progress import ExportResult, ProgressEvent, ProgressReporter
+from .runner import ExportRunner, inspect_existing, library_versions, settings_fingerprint
+from .vectors import write_vectors
+
+__all__ = ["prepare"]
+
+
+def _check_workers(n_workers: Any) -> int:
+    if n_workers is None:
+        return max(1, os.cpu_count() or 1)
+    if isinstance(n_workers, (bool, np.bool_)) or not isinstance(n_workers, (int, np.integer)) or int(n_workers) < 1:
+        raise ValueError(f"n_workers={n_workers!r} is not supported: expected None (all CPUs) or an integer >= 1.")
+    return int(n_workers)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _existing_settings_differences(out_dir: Path, settings: ExportSettings) -> list[str]:
+    """Settings of the export already in ``out_dir`` that differ from ``settings``."""
+    ours = settings.to_dict()
+    sidecar = _read_json(out_dir / SIDECAR_FILE)
+    if sidecar is not None and isinstance(sidecar.get("settings"), dict):
+        if sidecar.get("settings_fingerprint") == settings_fingerprint(ours):
+            return []
+        theirs = sidecar["settings"]
+        diffs = [f"{k}: existing {theirs.get(k)!r}, requested {v!r}" for k, v in ours.items() if theirs.get(k) != v]
+        return diffs or ["settings fingerprint differs"]
+    # An export without our sidecar (e.g. written by cellucid 0.0.9): compare what its manifests say.
+    diffs: list[str] = []
+
+    def compare(label: str, existing: Any, requested: Any) -> None:
+        if existing != requested:
+            diffs.append(f"{label}: existing {existing!r}, requested {requested!r}")
+
+    obs = _read_json(out_dir / settings.obs_manifest_filename)
+    if obs is not None:
+        compare("compression", obs.get("compression") or None, settings.compression)
+        schema = obs.get("_obsSchemas", {}).get("continuous")
+        if schema is not None:
+            compare("obs_continuous_quantization", schema.get("quantizationBits"), settings.obs_continuous_quantization)
+    var = _read_json(out_dir / settings.var_manifest_filename)
+    if var is not None:
+        compare("compression (var)", var.get("compression") or None, settings.compression)
+        compare("var_quantization", var.get("quantization"), settings.var_quantization)
+    conn = _read_json(out_dir / settings.connectivity_manifest_filename)
+    if conn is not None:
+        compare("compression (connectivity)", conn.get("compression") or None, settings.compression)
+    identity = _read_json(out_dir / "dataset_identity.json")
+    if identity is not None and isinstance(identity.get("export_settings"), dict):
+        es = identity["export_settings"]
+        compare("compression (identity)", es.get("compression") or None, settings.compression)
+        compare("var_quantization (identity)", es.get("var_quantization"), settings.var_quantization)
+        compare(
+            "obs_continuous_quantization (identity)",
+            es.get("obs_continuous_quantization"),
+            settings.obs_continuous_quantization,
+        )
+        compare("obs_categorical_dtype", es.get("obs_categorical_dtype"), settings.obs_categorical_dtype)
+    return list(dict.fromkeys(diffs))
+
+
+def _total_items(inputs: ExportInputs) -> int:
+    n = 1 + len(inputs.embeddings) + len(inputs.obs_fields) + 1  # validate, points, obs + manifest
+    if inputs.genes is not None:
+        n += len(inputs.genes.ids) + 1
+    if inputs.connectivity is not None:
+        n += 2
+    return n + len(inputs.vector_files) + 2  # vectors, identity, finalize
+
+
+def prepare(
+    latent_space: Any = None,
+    obs: pd.DataFrame | None = None,
+    var: pd.DataFrame | None = None,
+    gene_expression: Any = None,
+    var_gene_id_column: str = "index",
+    gene_identifiers: Sequence[str] | None = None,
+    connectivities: Any = None,
+    out_dir: Path | str | None = None,
+    obs_keys: Sequence[str] | None = None,
+    centroid_outlier_quantile: float | None = 0.95,
+    centroid_min_points: int = 10,
+    obs_manifest_filename: str = "obs_manifest.json",
+    obs_binary_dirname: str = "obs",
+    var_manifest_filename: str = "var_manifest.json",
+    var_binary_dirname: str = "var",
+    connectivity_manifest_filename: str = "connectivity_manifest.json",
+    connectivity_binary_dirname: str = "connectivity",
+    force: bool = False,
+    var_quantization: int | None = None,
+    obs_continuous_quantization: int | None = None,
+    obs_categorical_dtype: Literal["auto", "uint8", "uint16"] = "auto",
+    compression: int | None = None,
+    dataset_name: str | None = None,
+    dataset_description: str | None = None,
+    dataset_id: str | None = None,
+    source_name: str | None = None,
+    source_url: str | None = None,
+    source_citation: str | None = None,
+    X_umap_1d: Any = None,
+    X_umap_2d: Any = None,
+    X_umap_3d: Any = None,
+    X_umap_4d: Any = None,
+    vector_fields: Mapping[str, Any] | None = None,
+    *,
+    created_at: str | datetime | None = None,
+    progress: Callable[[ProgressEvent], None] | None = None,
+    cancel: threading.Event | None = None,
+    n_workers: int | None = None,
+    category_colors: Mapping[str, Sequence[str]] | None = None,
+    vector_basis: str = "umap",
+    sidecar_extra: Mapping[str, Any] | None = None,
+) -> ExportResult:
+    """Export arrays to a Cellucid exports folder (the ``compact_v1`` format).
+
+    Same arguments and outputs as ``cellucid.prepare`` (0.0.9), with these
+    differences: every input is validated before the first byte is written;
+    the export is staged beside ``out_dir`` and moved into place only when
+    complete; genes are streamed in column blocks and compressed in worker
+    threads; quantization rounds to the nearest step; the kNN graph is
+    written with float64 weights; a sidecar ``cellucid_nb.json`` records
+    settings, colours and checksums.
+
+    Parameters
+    ----------
+    latent_space
+        ``(n_cells, n_dims)`` array (dense or sparse) for the outlier quantiles. Required.
+    obs
+        Cell metadata, one row per cell. Required.
+    var
+        Gene metadata; required with ``gene_expression``.
+    gene_expression
+        ``(n_cells, n_genes)``: numpy array, any scipy sparse matrix or array; never densified whole.
+    var_gene_id_column
+        ``"index"`` or the ``var`` column holding gene ids (unique strings).
+    gene_identifiers
+        Genes to export, in this order; unknown ids are skipped with a warning.
+    connectivities
+        ``(n_cells, n_cells)`` kNN weights (sparse or dense, >= 0, finite).
+    out_dir
+        Export folder; ``None`` means ``Path.cwd() / "exports"`` at call time.
+    obs_keys
+        obs columns to export (default: all).
+    centroid_outlier_quantile
+        Distance quantile kept when computing centroids, in (0, 1), or ``None`` for no centroids.
+    centroid_min_points
+        Minimum cells of a category for a centroid and outlier quantiles.
+    obs_manifest_filename, obs_binary_dirname, var_manifest_filename, var_binary_dirname, connectivity_manifest_filename, connectivity_binary_dirname
+        File and folder names.
+    force
+        Replace an existing export (only once the new one is complete). With
+        ``False`` an existing export with the same settings keeps its files and
+        gets the missing ones; one with other settings is an error.
+    var_quantization, obs_continuous_quantization
+        ``None`` (float32), 8 or 16 bits.
+    obs_categorical_dtype
+        ``"auto"``, ``"uint8"`` or ``"uint16"`` category codes.
+    compression
+        ``None``/0 (no gzip) or a gzip level 1-9.
+    dataset_name, dataset_description, dataset_id, source_name, source_url, source_citation
+        Identity metadata.
+    X_umap_1d, X_umap_2d, X_umap_3d
+        Embeddings ``(n_cells, d)``; at least one is required.
+    X_umap_4d
+        Reserved: raises ``NotImplementedError``.
+    vector_fields
+        ``{"<field>_<d>d" | "<field>": (n_cells, d)}`` displacement vectors.
+    created_at
+        Timestamp for ``dataset_identity.json`` (default: now); fix it for reproducible bytes.
+    progress
+        Called with :class:`ProgressEvent` at most ~10 times a second (first and last always),
+        from the calling thread.
+    cancel
+        Set it to stop the export within about a second; raises :class:`ExportCancelled`.
+    n_workers
+        Compression threads (default: ``os.cpu_count()``).
+    category_colors
+        ``{obs_key: ["#rrggbb", ...]}`` stored in the sidecar for the viewer.
+    vector_basis
+        Basis of vector fields whose id does not end in ``_umap``.
+    sidecar_extra
+        Extra JSON-safe keys for the sidecar.
+
+    Returns
+    -------
+    ExportResult
+    """
+    started = time.perf_counter()
+    reporter = ProgressReporter(progress, total=1)
+    reporter.set_phase("validate")
+    kw = dict(locals())
+    inputs = validate_inputs(out_dir, kw)
+    workers = _check_workers(n_workers)
+    if sidecar_extra is not None and not isinstance(sidecar_extra, Mapping):
+        raise TypeError(f"sidecar_extra is a {type(sidecar_extra).__name__}, expected a mapping of JSON-safe values.")
+    settings = inputs.settings
+    manifest_names = (
+        settings.obs_manifest_filename,
+        settings.var_manifest_filename,
+        settings.connectivity_manifest_filename,
+    )
+    existing = inspect_existing(inputs.out_dir, manifest_names)
+    if existing.mode == "export" and not force:
+        diffs = _existing_settings_differences(inputs.out_dir, settings)
+        if diffs:
+            raise ValueError(
+                f"out_dir {str(inputs.out_dir)!r} already holds an export made with different settings "
+                f"({'; '.join(diffs)}). Use force=True to replace it, or choose another out_dir."
+            )
+    if existing.mode == "other" and force:
+        raise ValueError(
+            f"out_dir {str(inputs.out_dir)!r} is not empty and holds no Cellucid export "
+            f"(e.g. {sorted(existing.files)[:3]}); force=True would delete those files. Choose another out_dir."
+        )
+    reporter.total = _total_items(inputs)
+    reporter.advance(1)
+    with ExportRunner(
+        inputs.out_dir,
+        compression=settings.compression,
+        n_workers=workers,
+        reporter=reporter,
+        cancel=cancel,
+        existing=existing,
+        force=bool(force),
+    ) as runner:
+        reporter.set_phase("points")
+        points = write_points(runner, inputs)
+        reporter.set_phase("obs")
+        write_obs(runner, inputs)
+        reporter.set_phase("genes")
+        write_genes(runner, inputs)
+        reporter.set_phase("graph")
+        connectivity = write_graph(runner, inputs)
+        reporter.set_phase("vectors")
+        vectors = write_vectors(runner, inputs)
+        runner.drain()
+        reporter.set_phase("identity")
+        write_identity(runner, build_identity(inputs, points, connectivity, vectors))
+        reporter.set_phase("finalize")
+        sidecar: dict[str, Any] = {
+            "generator": "cellucid_nb",
+            "version": _version(),
+            "settings": settings.to_dict(),
+            "settings_fingerprint": settings_fingerprint(settings.to_dict()),
+            "category_colors": inputs.category_colors,
+            "library_versions": library_versions(),
+        }
+        for key, value in (sidecar_extra or {}).items():
+            sidecar[str(key)] = value
+        return runner.finalize(sidecar, started, inputs.warnings)
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__

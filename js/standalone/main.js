@@ -1,0 +1,54 @@
+// Standalone viewer page served by `cellucid-nb serve`: the same viewer as in Jupyter,
+// with data over HTTP from /_cellucid/api/<dataset>/... (same requests as the comm).
+import { mountViewer } from "../viewer/mount.js";
+import { createHttpTransport } from "../viewer/transport.js";
+
+async function main() {
+  const app = document.getElementById("app");
+  const title = document.getElementById("title");
+  const picker = document.getElementById("dataset");
+  const selInfo = document.getElementById("selection");
+  let datasets = [];
+  try {
+    const resp = await fetch("/_cellucid/datasets");
+    datasets = (await resp.json()).datasets || [];
+  } catch (err) {
+    app.textContent = `Could not list datasets: ${err.message}`;
+    return;
+  }
+  if (!datasets.length) {
+    app.textContent = "This server has no dataset.";
+    return;
+  }
+  const params = new URLSearchParams(location.search);
+  const wanted = params.get("dataset");
+  const ds = datasets.find((d) => d.id === wanted) || datasets[0];
+  document.title = `${ds.name} · Cellucid viewer`;
+  title.textContent = ds.name;
+  picker.replaceChildren(...datasets.map((d) => {
+    const o = document.createElement("option");
+    o.value = d.id;
+    o.textContent = d.name;
+    o.selected = d.id === ds.id;
+    return o;
+  }));
+  picker.hidden = datasets.length < 2;
+  picker.addEventListener("change", () => {
+    params.set("dataset", picker.value);
+    location.search = params.toString();
+  });
+  const transport = createHttpTransport(`/_cellucid/api/${encodeURIComponent(ds.id)}`);
+  const height = Math.max(300, window.innerHeight - 110);
+  const viewer = mountViewer(app, transport, {
+    dimension: Number(params.get("dim")) || undefined,
+    colorField: params.get("color") || "",
+    height,
+  });
+  viewer.onSelect((idx) => {
+    selInfo.textContent = idx.length ? `${idx.length.toLocaleString()} cells selected` : "";
+  });
+  window.addEventListener("resize", () => viewer.setHeight(Math.max(300, window.innerHeight - 110)));
+  window.cellucidViewer = viewer;
+}
+
+main();

@@ -1,0 +1,135 @@
+"""estimate(): sizes against real exports, speed on 1M x 30k, beginner warnings."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import anndata
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+from scipy import sparse
+
+import cellucid_nb.estimate as estimate_module
+from cellucid_nb.estimate import estimate
+from cellucid_nb.export.from_anndata import export
+from cellucid_nb.plan import ExportPlan
+
+CREATED = "2024-01-01T00:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def pbmc() -> anndata.AnnData:
+    return sc.datasets.pbmc68k_reduced()
+
+
+def _real_sizes(folder: Path) -> dict[str, int]:
+    return {str(f.relative_to(folder)): f.stat().st_size for f in folder.rglob("*") if f.is_file()}
+
+
+@pytest.mark.parametrize("compression", [None, 1, 6, 9])
+@pytest.mark.parametrize("bits", [None, 8, 16])
+def test_pbmc_estimates_match_real_exports(pbmc, tmp_path, compression, bits):
+    plan = ExportPlan.from_anndata(pbmc).replace(
+        compression=compression, var_quantization=bits, obs_continuous_quantization=bits
+    )
+    out = tmp_path / "pbmc"
+    est = estimate(pbmc, plan, out_dir=out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = export(pbmc, plan, out, created_at=CREATED)
+    real = _real_sizes(out)
+    assert est.n_files == result.n_files == len(real)
+    assert abs(est.total_bytes - result.n_bytes) <= 0.10 * result.n_bytes
+    if compression is None:
+        # Uncompressed: byte for byte, file by file for the manifests too.
+        assert est.total_bytes == result.n_bytes
+        manifests = {p["name"]: p["bytes"] for p in est.parts if p["part"] == "manifests"}
+        for name, size in manifests.items():
+            assert size == real[name], name
+    by_part = est.bytes_by_part()
+    assert by_part["genes"] == sum(v for k, v in real.items() if k.startswith("var/")) or compression
+    assert est.to_dict()["by_part"] == by_part
+
+
+@pytest.mark.parametrize(("compression", "bits"), [(None, 8), (1, None), (6, 8), (9, 16)])
+def test_sampled_estimates_are_within_ten_percent(tmp_path, monkeypatch, compression, bits):
+    from benchmarks.synthetic import make_anndata
+
+    adata = make_anndata(12_000, 500, seed=1)
+    # Force the sampling path (rows and genes) on a small data set.
+    monkeypatch.setattr(estimate_module, "FULL_ROWS", 2_000)
+    monkeypatch.setattr(estimate_module, "FULL_GENES", 100)
+    plan = ExportPlan.from_anndata(adata).replace(
+        genes=None, compression=compression, var_quantization=bits, obs_continuous_quantization=bits
+    )
+    out = tmp_path / "synthetic"
+    est = estimate(adata, plan, out_dir=out)
+    assert not est.exact and est.sample_cells < adata.n_obs and est.sample_genes < 500
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = export(adata, plan, out, created_at=CREATED)
+    assert est.n_files == result.n_files
+    error = est.total_bytes / result.n_bytes - 1
+    assert abs(error) <= 0.10, f"estimate off by {error:+.1%}"
+    if compression is None:
+        assert abs(error) <= 0.005  # payloads exact, only manifests extrapolated
+
+
+def _million_cells() -> anndata.AnnData:
+    rng = np.random.default_rng(0)
+    n, g, per_row = 1_000_000, 30_000, 24
+    indptr = np.arange(0, n * per_row + 1, per_row, dtype=np.int64)
+    indices = rng.integers(0, g, n * per_row, dtype=np.int32)
+    indices.reshape(n, per_row).sort(axis=1)
+    data = rng.gamma(2.0, 1.0, n * per_row).astype(np.float32)
+    x = sparse.csr_matrix((data, indices, indptr), shape=(n, g))
+    x.has_sorted_indices = True
+    obs = pd.DataFrame(
+        {
+            "cluster": pd.Categorical.from_codes(rng.integers(0, 30, n), [f"c{i}" for i in range(30)]),
+            "total_counts": rng.random(n).astype(np.float32),
+        }
+    )
+    adata = anndata.AnnData(X=x, obs=obs)
+    adata.obsm["X_umap"] = rng.normal(size=(n, 2)).astype(np.float32)
+    adata.obsm["X_pca"] = rng.normal(size=(n, 10)).astype(np.float32)
+    return adata
+
+
+def test_estimate_is_fast_on_a_million_cells_by_30k_genes():
+    adata = _million_cells()  # generated outside the timing
+    plan = ExportPlan.from_anndata(adata)
+    assert plan.genes is None
+    best = np.inf
+    for _ in range(2):
+        start = time.perf_counter()
+        est = estimate(adata, plan)
+        best = min(best, time.perf_counter() - start)
+    assert est.n_files > 30_000 and any("files" in w for w in est.warnings)
+    assert best < 0.3, f"estimate took {best * 1000:.0f} ms, expected < 300 ms"
+
+
+def test_warnings_for_beginners(pbmc):
+    adata = pbmc.copy()
+    adata.obs["barcode"] = adata.obs_names.astype(str)
+    plan = ExportPlan.from_anndata(adata).replace(
+        obs_keys=("louvain", "barcode", "n_counts"), var_quantization=None, obs_continuous_quantization=None,
+        compression=None,
+    )
+    text = " | ".join(estimate(adata, plan).warnings)
+    assert "obs['barcode'] looks like an identifier" in text
+    assert "float32" in text and "var_quantization=8" in text
+    assert "no compression" in text
+    quiet = " | ".join(estimate(adata, ExportPlan.from_anndata(adata)).warnings)
+    assert "identifier" not in quiet and "float32" not in quiet
+
+
+def test_summary_objects_render(pbmc):
+    est = estimate(pbmc, ExportPlan.from_anndata(pbmc))
+    page = est._repr_html_()
+    assert "Export estimate" in page and "var/" in page
+    assert est.bytes_per_gene > 0 and est.n_genes == len(ExportPlan.from_anndata(pbmc).genes)

@@ -1,0 +1,141 @@
+"""Helpers of the export wizard: background workers, throttling, progress, previews, error hints."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from cellucid_nb.widgets.wizard_errors import describe_error
+from cellucid_nb.widgets.wizard_jobs import ExportJob, LatestOnlyWorker, ProgressTracker, Throttle
+from cellucid_nb.widgets.wizard_preview import preview_payload
+
+
+def test_latest_only_worker_skips_superseded_jobs():
+    worker = LatestOnlyWorker()
+    gate = threading.Event()
+    ran: list[int] = []
+    results: dict[int, object] = {}
+
+    def job(i):
+        def run():
+            if i == 0:
+                gate.wait(5)
+            ran.append(i)
+            return i * 10
+        return run
+
+    def done(serial, value, error):
+        results[serial] = (value, worker.is_latest(serial))
+
+    worker.submit(job(0), done)  # starts and blocks
+    time.sleep(0.05)
+    for i in (1, 2, 3):
+        worker.submit(job(i), done)  # 1 and 2 are replaced before they start
+    gate.set()
+    assert worker.wait_idle(5)
+    assert ran == [0, 3]
+    assert results[1] == (0, False)  # the running job learns it is stale
+    assert results[4] == (30, True)
+    worker.close()
+
+
+def test_latest_only_worker_reports_errors():
+    worker = LatestOnlyWorker()
+    got = []
+    worker.submit(lambda: 1 / 0, lambda s, v, e: got.append(e))
+    assert worker.wait_idle(5)
+    assert isinstance(got[0], ZeroDivisionError)
+
+
+def test_throttle_allows_ten_per_second():
+    clock = iter(np.arange(0, 2, 0.01))  # 200 calls over 2 s
+    t = Throttle(10, clock=lambda: float(next(clock)))
+    passed = sum(t.ready() for _ in range(199))
+    assert 19 <= passed <= 21
+    assert t.ready(force=True)
+
+
+def _event(phase, done, total, eta=None):
+    return SimpleNamespace(phase=phase, done=done, total=total, bytes_written=done * 10, elapsed=done * 0.1, eta=eta)
+
+
+def test_progress_tracker_is_monotonic_and_splits_load_phase():
+    tr = ProgressTracker(load_share=0.3)
+    fr = [tr.update(_event("load", i, 10)).fraction for i in range(11)]
+    assert fr[-1] == pytest.approx(0.3)
+    fr += [tr.update(_event("genes", i, 20)).fraction for i in range(21)]
+    assert fr == sorted(fr)
+    assert fr[-1] == pytest.approx(0.999)  # 1.0 only when the export thread ends
+    snap = tr.update(_event("finalize", 1, 20, eta=2.0))
+    assert snap.fraction == pytest.approx(0.999) and snap.to_dict()["eta"] == 2.0
+
+
+def test_export_job_keeps_result_and_error():
+    events = []
+    finished = []
+    job = ExportJob(lambda progress, cancel: (progress("p"), 42)[1], events.append, lambda r, e: finished.append((r, e)))
+    job.start()
+    assert job.wait(5)
+    assert job.result == 42 and events == ["p"] and finished == [(42, None)]
+
+    def fails(progress, cancel):
+        while not cancel.is_set():
+            time.sleep(0.01)
+        raise RuntimeError("stopped")
+
+    job = ExportJob(fails, events.append, lambda r, e: finished.append((r, e)))
+    job.start()
+    assert job.running
+    job.cancel()
+    assert job.wait(5)
+    assert isinstance(job.error, RuntimeError) and finished[-1][1] is job.error
+
+
+def test_describe_error_names_what_to_change():
+    text = describe_error(FileExistsError("export exists at /x; pass force=True or another out_dir"))
+    assert text.startswith("FileExistsError: export exists")
+    assert "Overwrite" in text
+    assert "What to change" in describe_error(RuntimeError("strange"))
+
+
+def _toy(n=50_000):
+    rng = np.random.default_rng(1)
+    obs = pd.DataFrame({
+        "cat": pd.Categorical(rng.choice(["a", "b", "c"], n)),
+        "num": rng.normal(size=n),
+    }, index=[f"c{i}" for i in range(n)])
+    obs.loc[obs.index[:5], "num"] = np.nan
+    a = ad.AnnData(obs=obs)
+    a.obsm["e1"] = rng.normal(size=(n, 1)) * 5 + 3
+    a.obsm["e3"] = rng.normal(size=(n, 3))
+    return a
+
+
+def test_preview_subsamples_and_normalises():
+    a = _toy()
+    meta, (pos, codes) = preview_payload(a, "e3", "cat", max_points=1000)
+    p = np.frombuffer(pos, np.float32).reshape(-1, 2)
+    c = np.frombuffer(codes, np.uint16)
+    assert meta["n"] == 1000 and p.shape == (1000, 2) and c.shape == (1000,)
+    assert np.isclose(np.abs(p).max(), 1.0, atol=1e-5)
+    assert set(np.unique(c)) <= {0, 1, 2} and meta["categories"] == ["a", "b", "c"]
+    again, (pos2, _) = preview_payload(a, "e3", None, max_points=1000)
+    assert pos2 == pos and again["kind"] == "none"  # same cells for every colour
+
+
+def test_preview_1d_and_continuous_with_missing():
+    a = _toy(200)
+    meta, (pos, codes) = preview_payload(a, "e1", "num")
+    p = np.frombuffer(pos, np.float32).reshape(-1, 2)
+    c = np.frombuffer(codes, np.uint8)
+    assert p[:, 0].min() == pytest.approx(-1) and p[:, 0].max() == pytest.approx(1)
+    assert np.abs(p[:, 1]).max() <= 0.3 + 1e-6
+    assert meta["kind"] == "continuous" and np.all(c[:5] == 255) and c[5:].max() == 254 and c[5:].min() == 0
+    with pytest.raises(KeyError, match="nope"):
+        preview_payload(a, "nope")
