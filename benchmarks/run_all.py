@@ -95,7 +95,14 @@ def markdown_report(report: dict[str, Any]) -> str:
         ]
         phases = bench_prepare.phase_table(prepare)
         if phases:
-            lines += ["cellucid_nb seconds per phase (from progress events, ±0.1 s):", "", phases]
+            lines += [
+                "cellucid_nb seconds per phase (from progress events, ±0.1 s; a phase lasts until the next one "
+                "starts, so compression queued to threads shows up in later phases and `vectors` includes the "
+                "final wait for all files). Graph part = a separate export of only points + kNN graph, "
+                "cellucid_nb / reference:",
+                "",
+                phases,
+            ]
         problems = [
             f"- {row['size']} c={row['compression']}: {row['ours'].get('n_problems')} validator problems: "
             f"{row['ours'].get('problems')}"

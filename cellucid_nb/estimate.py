@@ -5,27 +5,26 @@ identity) run on a *sample* of the data with a recording runner that encodes
 and compresses every payload in memory (same codecs, same gzip strategy
 choice) but writes nothing. The sample is
 
-- every cell when ``n_cells <= FULL_ROWS``, else ``ROW_SEGMENTS`` contiguous
-  runs of cells spread over the dataset (contiguous, so run lengths and sort
-  order, which drive gzip, are kept);
-- every chosen gene when there are at most ``FULL_GENES``, else
-  ``SAMPLED_GENES`` genes picked at evenly spaced quantiles of their density.
+- every cell when ``n_cells <= estimate_sampling.FULL_ROWS`` (50,000), else
+  16 contiguous runs of up to 1,024 cells spread over the dataset (contiguous,
+  so run lengths and sort order, which drive gzip, are kept);
+- every chosen gene while there are at most ``FULL_GENES`` and genes x sampled
+  cells stays under ``FULL_GENE_VALUES``, else ``SAMPLED_GENES`` genes picked
+  at evenly spaced ranks of their density (stored values per sampled cell).
 
 Then the result is scaled: uncompressed payload sizes are exact (cells x
 bytes per value), compressed sizes scale with ``n_cells / sample_cells``, and
-the compressed size of each unsampled gene is interpolated from the sampled
-genes by density. Manifests and the sidecar are rebuilt with the exporter's
-structures (exact when every cell is sampled). With every cell and every gene
-sampled (small data such as pbmc68k_reduced) the estimate is exact, also
-compressed.
+each unsampled gene gets the gzip rate of the sampled gene nearest to it in
+density rank. Manifests and the sidecar are rebuilt with the exporter's
+structures and the full data's numbers (exact when every cell and gene is
+sampled). With every cell and every gene sampled (small data such as
+pbmc68k_reduced) the whole estimate is exact, compressed sizes included.
 """
 
 from __future__ import annotations
 
 import html
 import inspect as pyinspect
-import json
-import re
 import os
 import time
 import warnings
@@ -37,27 +36,24 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from cellucid_nb import estimate_sampling as sampling
+from cellucid_nb.estimate_sampling import GZIP_OVERHEAD, RecordingRunner, json_len
 from cellucid_nb.format import codecs
 from cellucid_nb.format.naming import safe_name
 from cellucid_nb.genes_select import gene_ids
 from cellucid_nb.inspect import expression_matrix, expression_var, inspect
 from cellucid_nb.plan import ExportPlan
 
-__all__ = ["SizeEstimate", "estimate", "FULL_ROWS", "FULL_GENES"]
+__all__ = ["SizeEstimate", "estimate", "FULL_GENES", "FULL_GENE_VALUES", "SAMPLED_GENES"]
 
-#: Datasets with at most this many cells are sampled whole.
-FULL_ROWS = 50_000
-#: Contiguous runs of cells and cells per run when sampling.
-ROW_SEGMENTS = 16
-SEGMENT_ROWS = 1024
 #: All genes are sampled while genes x sampled cells stays under this; else SAMPLED_GENES.
 FULL_GENE_VALUES = 2_000_000
 FULL_GENES = 2_000
 SAMPLED_GENES = 48
-#: gzip header + trailer bytes (fixed per file).
-_GZIP_OVERHEAD = 18
-#: Seconds to create one file (measured by the lead: ~0.3 ms).
+#: Lower bound of the seconds to create one file (measured by the lead: ~0.3 ms).
 _FILE_SECONDS = 3e-4
+#: Validation, staging folder, sidecar and the final move.
+_FIXED_SECONDS = 0.2
 #: Warn above these.
 WARN_FILES = 10_000
 WARN_BYTES = 10**9
@@ -136,148 +132,67 @@ def _human(n: float) -> str:
     return f"{n} B"
 
 
-# ----------------------------------------------------------------------------- recording runner
+# ----------------------------------------------------------------------------- the sample
 
 
-class _Reporter:
-    def poll(self, force: bool = False) -> None:
-        pass
+@dataclass
+class _Sample:
+    """Which cells and genes the dry run sees, and the expression it reads."""
 
-    def advance(self, items: int = 0, n_bytes: int = 0) -> None:
-        pass
+    n: int
+    rows: np.ndarray
+    gene_names: list[str] = field(default_factory=list)
+    gene_cols: np.ndarray | None = None
+    sampled: np.ndarray | None = None  # positions in gene_names
+    density: np.ndarray | None = None  # per chosen gene, over the sampled rows
+    source_matrix: Any = None
+    sub_matrix: Any = None  # what the dry run exports (the source itself when exact)
 
+    @property
+    def m(self) -> int:
+        return int(self.rows.shape[0])
 
-class _RecordingRunner:
-    """Stands in for ``ExportRunner``: encodes and compresses in memory, writes nothing."""
+    @property
+    def rows_all(self) -> bool:
+        return self.m == self.n
 
-    def __init__(self, compression: int | None) -> None:
-        self.compression = compression
-        self.suffix = codecs.payload_suffix(compression)
-        self.reporter = _Reporter()
-        self.files: dict[str, tuple[int, int, float]] = {}  # rel -> (raw bytes, stored bytes, density)
-        self.json_docs: dict[str, Any] = {}
-        self.seconds = 0.0
+    @property
+    def genes_all(self) -> bool:
+        return self.sampled is None or self.sampled.shape[0] == len(self.gene_names)
 
-    def mkdir(self, rel: str) -> None:
-        pass
-
-    def check(self) -> None:
-        pass
-
-    def cancelled(self) -> bool:
-        return False
-
-    def submit(self, fn: Any, *args: Any) -> None:
-        fn(*args)
-
-    def drain(self) -> None:
-        pass
-
-    def payload_name(self, rel: str) -> str:
-        return rel + self.suffix
-
-    def store(self, rel: str, data: np.ndarray | bytes, *, rle: bool = False, items: int = 0) -> None:
-        raw = memoryview(np.ascontiguousarray(data)).cast("B") if isinstance(data, np.ndarray) else memoryview(data)
-        start = time.perf_counter()
-        stored = len(codecs.gzip_bytes(raw, self.compression, rle=rle)) if self.compression else raw.nbytes
-        self.seconds += time.perf_counter() - start
-        density = 1.0
-        if isinstance(data, np.ndarray) and data.size:
-            # Share of values other than the most common one (gene files: ~ stored density).
-            if data.dtype.itemsize <= 2 and data.dtype.kind == "u":
-                density = 1.0 - np.bincount(data.ravel()).max() / data.size
-            else:
-                density = np.count_nonzero(data) / data.size
-        self.files[rel] = (raw.nbytes, stored, float(density))
-
-    def write_array(self, rel: str, data: np.ndarray, *, rle: bool = False, items: int = 1) -> str:
-        name = self.payload_name(rel)
-        self.store(name, data, rle=rle, items=items)
-        return name
-
-    def write_json(self, rel: str, obj: Any, *, indent: int | None = None, items: int = 1) -> None:
-        self.json_docs[rel] = (obj, indent)
+    @property
+    def exact(self) -> bool:
+        return self.rows_all and self.genes_all
 
 
-def _json_len(obj: Any, indent: int | None = None) -> int:
-    return len(json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False).encode("utf-8"))
-
-
-# ----------------------------------------------------------------------------- sampling
-
-
-def _row_sample(n: int) -> np.ndarray:
-    if n <= FULL_ROWS:
-        return np.arange(n, dtype=np.int64)
-    length = max(1, min(SEGMENT_ROWS, n // (2 * ROW_SEGMENTS)))  # at most half of the cells
-    starts = np.linspace(0, n - length, ROW_SEGMENTS).astype(np.int64)
-    return (starts[:, None] + np.arange(length)[None, :]).ravel()
-
-
-def _segments(rows: np.ndarray) -> list[tuple[int, int]]:
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    bounds = np.concatenate([[0], breaks, [rows.shape[0]]])
-    return [(int(rows[a]), int(rows[b - 1]) + 1) for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-def _sample_density(matrix: Any, rows: np.ndarray, n_genes: int) -> tuple[np.ndarray, Any]:
-    """Stored-value density per gene over the sampled rows, and the sampled rows themselves.
-
-    In-memory CSR is read through views of ``indices`` (no copy of the rows).
-    """
-    segs = _segments(rows)
-    if sparse.issparse(matrix) and matrix.format == "csr":
-        counts = np.zeros(n_genes, dtype=np.int64)
-        for a, b in segs:
-            lo, hi = matrix.indptr[a], matrix.indptr[b]
-            counts += np.bincount(matrix.indices[lo:hi], minlength=n_genes)
-        return counts / max(rows.shape[0], 1), None
-    pieces = []
-    for a, b in segs:
-        block = matrix[a:b]
-        pieces.append(sparse.csr_matrix(block) if sparse.issparse(block) else np.asarray(block))
-    block = sparse.vstack(pieces, format="csr") if sparse.issparse(pieces[0]) else np.concatenate(pieces)
-    if sparse.issparse(block):
-        counts = np.bincount(block.indices, minlength=n_genes)
-    else:
-        counts = np.count_nonzero(block, axis=0)
-    return counts / max(rows.shape[0], 1), block
-
-
-def _sample_columns(matrix: Any, rows: np.ndarray, cols: np.ndarray, rows_block: Any) -> Any:
-    """``matrix[rows][:, cols]`` as CSR (sparse source) or dense float32, read cheaply."""
-    if rows_block is not None:
-        sub = rows_block[:, cols]
-        return sparse.csr_matrix(sub) if sparse.issparse(sub) else np.asarray(sub, dtype=np.float32)
-    # In-memory CSR: gather the sampled rows' entries of the sampled columns through index views.
-    col_map = np.full(matrix.shape[1], -1, dtype=np.int64)
-    col_map[cols] = np.arange(cols.shape[0])
-    data_parts, col_parts, row_parts = [], [], []
-    offset = 0
-    for a, b in _segments(rows):
-        lo, hi = matrix.indptr[a], matrix.indptr[b]
-        mapped = col_map[matrix.indices[lo:hi]]
-        keep = mapped >= 0
-        local_rows = np.repeat(np.arange(b - a), np.diff(matrix.indptr[a : b + 1]))
-        data_parts.append(matrix.data[lo:hi][keep])
-        col_parts.append(mapped[keep])
-        row_parts.append(local_rows[keep] + offset)
-        offset += b - a
-    return sparse.csr_matrix(
-        (np.concatenate(data_parts), (np.concatenate(row_parts), np.concatenate(col_parts))),
-        shape=(rows.shape[0], cols.shape[0]),
-        dtype=np.float32,
+def _choose_sample(adata: Any, plan: ExportPlan) -> _Sample:
+    n = int(adata.n_obs)
+    sample = _Sample(n=n, rows=sampling.row_sample(n))
+    if plan.expression_source is None:
+        return sample
+    matrix = expression_matrix(adata, plan.expression_source)
+    ids = gene_ids(adata, plan.expression_source, plan.var_gene_id_column)
+    cols = (
+        np.arange(len(ids), dtype=np.int64)
+        if plan.genes is None
+        else ids.get_indexer(pd.Index(plan.genes, dtype=object)).astype(np.int64)
     )
-
-
-def _pick_genes(density: np.ndarray, k: int) -> np.ndarray:
-    """Positions of ``k`` genes at evenly spaced quantiles of density (extremes included)."""
-    order = np.argsort(density, kind="stable")
-    picks = np.unique(np.round(np.linspace(0, density.shape[0] - 1, k)).astype(np.int64))
-    return np.sort(order[picks])
-
-
-# ----------------------------------------------------------------------------- main
+    sample.source_matrix, sample.gene_cols, sample.gene_names = matrix, cols, list(ids[cols])
+    k = len(sample.gene_names)
+    if k == 0:
+        return sample
+    if k <= FULL_GENES and k * sample.m <= FULL_GENE_VALUES:
+        sample.sampled = np.arange(k)
+    in_memory = sparse.issparse(matrix) or isinstance(matrix, np.ndarray)
+    if sample.rows_all and sample.sampled is not None and in_memory:
+        sample.sub_matrix = matrix  # exact: the exporter's writers read it themselves
+        return sample
+    density, rows_block = sampling.sample_density(matrix, sample.rows, int(matrix.shape[1]))
+    sample.density = density[cols]
+    if sample.sampled is None:
+        sample.sampled = sampling.pick_genes(sample.density, SAMPLED_GENES)
+    sample.sub_matrix = sampling.sample_columns(matrix, sample.rows, cols[sample.sampled], rows_block)
+    return sample
 
 
 def _prepare_defaults() -> dict[str, Any]:
@@ -291,9 +206,11 @@ def _prepare_defaults() -> dict[str, Any]:
 
 
 def _subset_rows(kw: dict[str, Any], rows: np.ndarray, n: int) -> None:
+    """Keep only the sampled cells of every per-cell input (the graph is estimated apart)."""
     if rows.shape[0] == n:
         return
-    kw["latent_space"] = np.asarray(kw["latent_space"][rows]) if not sparse.issparse(kw["latent_space"]) else kw["latent_space"][rows]
+    latent = kw["latent_space"]
+    kw["latent_space"] = latent[rows] if sparse.issparse(latent) else np.asarray(latent[rows])
     kw["obs"] = kw["obs"].iloc[rows]
     for dim in (1, 2, 3):
         key = f"X_umap_{dim}d"
@@ -304,34 +221,207 @@ def _subset_rows(kw: dict[str, Any], rows: np.ndarray, n: int) -> None:
     kw["connectivities"] = None
 
 
-def _graph_estimate(matrix: Any, rows: np.ndarray, n: int, compression: int | None) -> tuple[int, int, bool]:
-    """(bytes, n_edges, exact) of the three edge files, from sampled rows of a symmetric kNN matrix."""
-    from cellucid_nb.export.graph import index_dtype_for
+def _sample_inputs(adata: Any, plan: ExportPlan, sample: _Sample, target: Path, created_at: str | None):
+    """Validated exporter inputs for the sample, the exporter's warnings, and the full graph matrix."""
+    from cellucid_nb.export.from_anndata import prepare_kwargs
+    from cellucid_nb.export.inputs import validate_inputs
 
-    a = sparse.csr_matrix(matrix)
-    diag = int(np.count_nonzero(a.diagonal()))
-    n_edges = (int(a.nnz) - diag) // 2  # scanpy's connectivities are symmetric
-    idx = index_dtype_for(n).itemsize
-    raw = n_edges * (2 * idx + 8)
-    if not compression or n_edges == 0:
-        return raw, n_edges, False
-    sub = a[rows]
-    r = np.repeat(rows, np.diff(sub.indptr))
-    c = sub.indices.astype(np.int64)
-    keep = c > r
-    order = np.lexsort((c[keep], r[keep]))
-    src, dst, w = r[keep][order], c[keep][order], sub.data[keep][order].astype("<f8") * 2
-    m = max(src.shape[0], 1)
-    dt = index_dtype_for(n)
-    stored = 0.0
-    for payload in (src.astype(dt), dst.astype(dt), w):
-        size = len(codecs.gzip_bytes(payload, compression)) - _GZIP_OVERHEAD
-        stored += size * n_edges / m + _GZIP_OVERHEAD
-    return int(round(stored)), n_edges, False
+    kw = _prepare_defaults()
+    if sample.sub_matrix is sample.source_matrix:
+        kw.update(prepare_kwargs(adata, plan))
+    else:
+        var = expression_var(adata, plan.expression_source)
+        picked = sample.gene_cols[sample.sampled]
+        kw.update(prepare_kwargs(adata, plan, sample.sub_matrix, var.iloc[picked]))
+        kw["gene_identifiers"] = [sample.gene_names[i] for i in sample.sampled]
+    graph_matrix = kw.get("connectivities")
+    _subset_rows(kw, sample.rows, sample.n)
+    kw.update(force=True, created_at=created_at, sidecar_extra={"plan": plan.to_dict()})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        inputs = validate_inputs(target, kw)
+    return inputs, [str(w.message) for w in caught], graph_matrix
+
+
+@dataclass
+class _DryRun:
+    runner: RecordingRunner
+    points: dict[str, str]
+    obs_manifest: dict[str, Any] | None
+    var_manifest: dict[str, Any] | None
+    connectivity: dict[str, Any] | None
+    vectors: dict[str, Any] | None
+    cell_seconds: float  # points, obs, vectors: scale with cells
+    gene_seconds: float  # genes: scale with cells x genes
+    graph_seconds: float
+
+
+def _dry_run(inputs: Any, compression: int | None) -> _DryRun:
+    """Run the exporter's writers on the sample with the recording runner, timing each kind of work."""
+    from cellucid_nb.export.genes import write_genes
+    from cellucid_nb.export.graph import write_graph
+    from cellucid_nb.export.obs import write_obs
+    from cellucid_nb.export.points import write_points
+    from cellucid_nb.export.vectors import write_vectors
+
+    runner = RecordingRunner(compression)
+    clock = time.perf_counter
+    with np.errstate(invalid="ignore"):  # NaN outlier quantiles are cast to the missing code on purpose
+        t0 = clock()
+        points = write_points(runner, inputs)
+        obs_manifest = write_obs(runner, inputs)
+        vectors = write_vectors(runner, inputs)
+        t1 = clock()
+        var_manifest = write_genes(runner, inputs)
+        t2 = clock()
+        connectivity = write_graph(runner, inputs)
+        t3 = clock()
+    return _DryRun(runner, points, obs_manifest, var_manifest, connectivity, vectors, t1 - t0, t2 - t1, t3 - t2)
+
+
+# ----------------------------------------------------------------------------- scaling to the full data
+
+
+@dataclass
+class _Totals:
+    """Parts of the estimate and per-file sizes (the sidecar lists every file's size)."""
+
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, int] = field(default_factory=dict)
+
+    def add(self, part: str, name: str, size: int, files: int, exact: bool) -> None:
+        self.parts.append({"part": part, "name": name, "bytes": int(size), "files": int(files), "exact": bool(exact)})
+
+
+def _per_cell_parts(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample, compression: int | None) -> None:
+    """Points, obs and vector payloads: raw sizes scale exactly with cells, gzip sizes by ratio."""
+    settings = inputs.settings
+    skip = (settings.var_binary_dirname + "/", settings.connectivity_binary_dirname + "/")
+    obs_dir = settings.obs_binary_dirname + "/"
+    scale = sample.n / max(sample.m, 1)
+    by_obs: dict[str, list[int]] = {}
+    safe_to_key = {safe_name(f.key): f.key for f in inputs.obs_fields}
+    for rel, (raw, stored) in run.runner.files.items():
+        if rel.startswith(skip):
+            continue
+        if sample.rows_all:
+            size = stored
+        elif not compression:
+            size = raw // sample.m * sample.n  # payloads hold a whole number of bytes per cell
+        else:
+            size = int(round((stored - GZIP_OVERHEAD) * scale + GZIP_OVERHEAD))
+        totals.files[rel] = size
+        if rel.startswith("points_"):
+            totals.add("points", rel, size, 1, sample.rows_all or not compression)
+        elif rel.startswith(obs_dir):
+            entry = by_obs.setdefault(safe_to_key.get(rel[len(obs_dir):].split(".")[0], rel), [0, 0])
+            entry[0] += size
+            entry[1] += 1
+        else:
+            totals.add("vectors", rel, size, 1, sample.rows_all or not compression)
+    for f in inputs.obs_fields:
+        if f.key in by_obs:
+            size, count = by_obs[f.key]
+            totals.add("obs", f.key, size, count, sample.rows_all or not compression)
+
+
+def _gene_part(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample, plan: ExportPlan) -> None:
+    """Gene files: exact when all were encoded, else sampled genes' gzip rates by density rank."""
+    k = len(sample.gene_names)
+    if not k:
+        return
+    spec = codecs.QuantSpec(plan.var_quantization)
+    var_dir = inputs.settings.var_binary_dirname + "/"
+    tail = f".values.{spec.ext}{run.runner.suffix}"
+    names = [f"{var_dir}{name}{tail}" for name in sampling.safe_names(sample.gene_names)]
+    recorded = run.runner.files
+    if sample.exact:
+        sizes = np.array([recorded[r][1] for r in names], dtype=np.float64)
+    elif not plan.compression:
+        sizes = np.full(k, float(sample.n * spec.numpy_dtype.itemsize))
+    else:
+        picked = [names[i] for i in sample.sampled]
+        rates = np.array([(recorded[r][1] - GZIP_OVERHEAD) / sample.m for r in picked])
+        density = sample.density if sample.density is not None else np.zeros(k)
+        sizes = sampling.stratified_rates(density, sample.sampled, rates) * sample.n + GZIP_OVERHEAD
+    totals.files.update(zip(names, np.rint(sizes).astype(np.int64).tolist()))
+    totals.add("genes", var_dir, int(round(float(sizes.sum()))), k, sample.exact or not plan.compression)
+
+
+def _graph_part(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample, graph_matrix: Any,
+                compression: int | None) -> dict[str, Any] | None:
+    """Edge files and the connectivity manifest document (``None`` without a graph)."""
+    if graph_matrix is None:
+        return None
+    settings = inputs.settings
+    conn_dir = settings.connectivity_binary_dirname + "/"
+    if sample.rows_all:
+        conn = {rel: v for rel, v in run.runner.files.items() if rel.startswith(conn_dir)}
+        for rel, (_, stored) in conn.items():
+            totals.files[rel] = stored
+        totals.add("graph", conn_dir, sum(v[1] for v in conn.values()), len(conn), True)
+        return run.runner.json_docs[settings.connectivity_manifest_filename][0]
+    start = time.perf_counter()
+    size, n_edges, exact = sampling.graph_estimate(graph_matrix, sample.rows, sample.n, compression)
+    run.graph_seconds = (time.perf_counter() - start) * sample.n / sample.m
+    names = ("edges.src.bin", "edges.dst.bin", "edges.weights.f64.bin")
+    for i, name in enumerate(names):  # the split only matters for the sidecar's digits
+        totals.files[conn_dir + name + run.runner.suffix] = size // 3 + (size % 3 if i == 0 else 0)
+    totals.add("graph", conn_dir, size, 3, exact)
+    return _connectivity_doc(inputs, sample.n, n_edges, run.runner.suffix, graph_matrix)
+
+
+def _manifest_parts(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample, plan: ExportPlan,
+                    connectivity: dict[str, Any] | None) -> None:
+    """Every JSON file, rebuilt with the full data's numbers; the sidecar last (it lists all files)."""
+    from cellucid_nb.export.identity import build_identity
+    from cellucid_nb.export.prepare import _version
+    from cellucid_nb.export.runner import library_versions, settings_fingerprint
+    from cellucid_nb.format.spec import IDENTITY_FILE, SIDECAR_FILE
+
+    settings = inputs.settings
+    manifests: dict[str, int] = {}
+    if run.obs_manifest is not None:
+        manifests[settings.obs_manifest_filename] = json_len(dict(run.obs_manifest, n_points=sample.n))
+    if run.var_manifest is not None:
+        doc = dict(run.var_manifest, n_points=sample.n)
+        if sample.exact:
+            manifests[settings.var_manifest_filename] = json_len(doc)
+        else:
+            from cellucid_nb.export.expression import iter_column_blocks
+            from cellucid_nb.export.genes import block_ranges
+
+            fields = sampling.full_var_fields(
+                run.var_manifest["fields"], sample.gene_names, plan.var_quantization, sample.source_matrix,
+                sample.gene_cols, sample.n, sample.rows_all, iter_column_blocks, block_ranges,
+            )
+            manifests[settings.var_manifest_filename] = json_len(dict(doc, fields=[])) + fields
+    if connectivity is not None:
+        manifests[settings.connectivity_manifest_filename] = json_len(connectivity)
+    identity = build_identity(inputs, run.points, connectivity, run.vectors)
+    identity["stats"]["n_cells"] = sample.n
+    identity["stats"]["n_genes"] = len(sample.gene_names)
+    manifests[IDENTITY_FILE] = json_len(identity, indent=2)
+    totals.files.update(manifests)
+    sidecar = {  # the same keys, in the same order, as prepare() writes
+        "generator": "cellucid_nb",
+        "version": _version(),
+        "settings": settings.to_dict(),
+        "settings_fingerprint": settings_fingerprint(settings.to_dict()),
+        "category_colors": inputs.category_colors,
+        "library_versions": library_versions(),
+        "plan": plan.to_dict(),
+    }
+    manifests[SIDECAR_FILE] = sampling.sidecar_len(sidecar, totals.files)
+    for name, size in manifests.items():
+        totals.add("manifests", name, size, 1, sample.exact)
+
+
+# ----------------------------------------------------------------------------- main
 
 
 def estimate(adata: Any, plan: ExportPlan | None = None, *, out_dir: str | Path | None = None,
-             created_at: str | None = None) -> SizeEstimate:
+             created_at: str | None = None, summary: Any = None) -> SizeEstimate:
     """Estimate the size, file count and duration of ``export(adata, plan)`` without writing.
 
     See the module docstring for the method. Uncompressed sizes are exact;
@@ -340,7 +430,8 @@ def estimate(adata: Any, plan: ExportPlan | None = None, *, out_dir: str | Path 
 
     The expected time is calibrated on this machine while estimating: the
     sample's measured encode + gzip time, scaled by the ratio of full to sampled
-    bytes, divided by the exporter's worker threads, plus ~0.3 ms per file.
+    uncompressed bytes, divided by the exporter's worker threads, plus ~0.3 ms
+    per file.
 
     Parameters
     ----------
@@ -351,310 +442,60 @@ def estimate(adata: Any, plan: ExportPlan | None = None, *, out_dir: str | Path 
     out_dir
         Export folder (its name becomes the default dataset name, as in the export).
     created_at
-        As in :func:`export` (only affects nothing but symmetry of arguments).
+        As in :func:`export` (the timestamp has a fixed length, so sizes do not depend on it).
+    summary
+        A :func:`~cellucid_nb.inspect.inspect` result for ``adata`` (computed when
+        omitted; pass it to save time on repeated estimates).
 
     Returns
     -------
     SizeEstimate
     """
-    from cellucid_nb.export.from_anndata import prepare_kwargs
-    from cellucid_nb.export.genes import block_ranges
-    from cellucid_nb.export.expression import iter_column_blocks
-    from cellucid_nb.export.graph import write_graph
-    from cellucid_nb.export.identity import build_identity
-    from cellucid_nb.export.inputs import validate_inputs
-    from cellucid_nb.export.obs import write_obs
-    from cellucid_nb.export.points import write_points
-    from cellucid_nb.export.prepare import _version
-    from cellucid_nb.export.runner import library_versions, settings_fingerprint
-    from cellucid_nb.export.vectors import write_vectors
-    from cellucid_nb.format.spec import IDENTITY_FILE, SIDECAR_FILE
-
-    summary = None
     if plan is None:
-        summary = inspect(adata)
+        summary = summary or inspect(adata)
         plan = ExportPlan.from_anndata(adata, summary)
     plan.check(adata)
-    n = int(adata.n_obs)
-    rows = _row_sample(n)
-    m = int(rows.shape[0])
-    rows_all = m == n
-
-    # Genes: choose the sample by density over the sampled rows.
-    gene_cols = gene_names = sampled = None
-    density = None
-    source_matrix = None
-    n_genes = 0
-    if plan.expression_source is not None:
-        source_matrix = expression_matrix(adata, plan.expression_source)
-        ids = gene_ids(adata, plan.expression_source, plan.var_gene_id_column)
-        if plan.genes is None:
-            gene_cols = np.arange(len(ids), dtype=np.int64)
-        else:
-            gene_cols = ids.get_indexer(pd.Index(plan.genes, dtype=object)).astype(np.int64)
-        gene_names = list(ids[gene_cols])
-        n_genes = len(gene_names)
-    genes_all = n_genes <= FULL_GENES and n_genes * m <= FULL_GENE_VALUES
-    sub_matrix = None
-    if n_genes:
-        if genes_all:
-            sampled = np.arange(n_genes)
-        if rows_all and genes_all and (sparse.issparse(source_matrix) or isinstance(source_matrix, np.ndarray)):
-            sub_matrix = source_matrix  # exact: the exporter reads it itself
-        else:
-            dens_all, rows_block = _sample_density(source_matrix, rows, int(source_matrix.shape[1]))
-            density = dens_all[gene_cols]
-            if sampled is None:
-                sampled = _pick_genes(density, SAMPLED_GENES)
-            sub_matrix = _sample_columns(source_matrix, rows, gene_cols[sampled], rows_block)
-
-    kw = _prepare_defaults()
-    if sub_matrix is source_matrix:
-        kw.update(prepare_kwargs(adata, plan))
-    else:
-        var = expression_var(adata, plan.expression_source) if n_genes else None
-        gene_var = var.iloc[gene_cols[sampled]] if n_genes else None
-        kw.update(prepare_kwargs(adata, plan, sub_matrix, gene_var))
-        if n_genes:
-            kw["gene_identifiers"] = [gene_names[i] for i in sampled]
-    graph_matrix = kw.get("connectivities")
-    _subset_rows(kw, rows, n)
+    sample = _choose_sample(adata, plan)
     target = Path.cwd() / "exports" if out_dir is None else Path(out_dir)
-    kw.update(force=True, created_at=created_at, sidecar_extra={"plan": plan.to_dict()})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        inputs = validate_inputs(target, kw)
-    warning_list = [str(w.message) for w in caught]
+    inputs, exporter_warnings, graph_matrix = _sample_inputs(adata, plan, sample, target, created_at)
+    run = _dry_run(inputs, plan.compression)
 
-    runner = _RecordingRunner(plan.compression)
-    work_start = time.perf_counter()
-    points = write_points(runner, inputs)
-    obs_manifest = write_obs(runner, inputs)
-    from cellucid_nb.export.genes import write_genes
+    totals = _Totals()
+    _per_cell_parts(totals, run, inputs, sample, plan.compression)
+    _gene_part(totals, run, inputs, sample, plan)
+    connectivity = _graph_part(totals, run, inputs, sample, graph_matrix, plan.compression)
+    _manifest_parts(totals, run, inputs, sample, plan, connectivity)
 
-    var_manifest = write_genes(runner, inputs)
-    connectivity = write_graph(runner, inputs)
-    vectors = write_vectors(runner, inputs)
-    work_seconds = time.perf_counter() - work_start
-
-    scale = n / max(m, 1)
-    parts: list[dict[str, Any]] = []
-    files_full: dict[str, int] = {}
-    exact = rows_all
-    var_dir = inputs.settings.var_binary_dirname + "/"
-    gene_files = {rel: v for rel, v in runner.files.items() if rel.startswith(var_dir)}
-    conn_dir = inputs.settings.connectivity_binary_dirname + "/"
-
-    def scaled(raw: int, stored: int) -> tuple[int, int]:
-        if rows_all:
-            return raw, stored
-        raw_full = int(raw // max(m, 1) * n) if raw % max(m, 1) == 0 else int(round(raw * scale))
-        if not plan.compression:
-            return raw_full, raw_full
-        return raw_full, int(round((stored - _GZIP_OVERHEAD) * scale + _GZIP_OVERHEAD))
-
-    obs_dir = inputs.settings.obs_binary_dirname + "/"
-    by_obs: dict[str, list[int]] = {}
-    safe_to_key = {safe_name(f.key): f.key for f in inputs.obs_fields}
-    full_raw = 0
-    for rel, (raw, stored, _) in runner.files.items():
-        if rel in gene_files or rel.startswith(conn_dir):
-            continue
-        raw_full, size = scaled(raw, stored)
-        full_raw += raw_full
-        files_full[rel] = size
-        if rel.startswith("points_"):
-            parts.append({"part": "points", "name": rel, "bytes": size, "files": 1, "exact": rows_all})
-        elif rel.startswith(obs_dir):
-            key = safe_to_key.get(rel[len(obs_dir):].split(".")[0], rel)
-            entry = by_obs.setdefault(key, [0, 0])
-            entry[0] += size
-            entry[1] += 1
-        else:
-            parts.append({"part": "vectors", "name": rel, "bytes": size, "files": 1, "exact": rows_all})
-    for f in inputs.obs_fields:
-        if f.key in by_obs:
-            size, count = by_obs[f.key]
-            parts.append({"part": "obs", "name": f.key, "bytes": size, "files": count, "exact": rows_all})
-
-    # Genes.
-    genes_exact = rows_all and genes_all
-    if n_genes:
-        bits = plan.var_quantization
-        per_value = codecs.QuantSpec(bits).numpy_dtype.itemsize
-        tail = f".values.{codecs.QuantSpec(bits).ext}{runner.suffix}"
-        names_full = [f"{var_dir}{name}{tail}" for name in _safe_names(gene_names)]
-        if genes_exact:
-            sizes = np.array([gene_files[r][1] for r in names_full], dtype=np.float64)
-        else:
-            sampled_names = [names_full[i] for i in sampled]
-            s_density = density[sampled] if density is not None else np.array([gene_files[r][2] for r in sampled_names])
-            rates = np.array([(gene_files[r][1] - (_GZIP_OVERHEAD if plan.compression else 0)) / m for r in sampled_names])
-            if plan.compression:
-                sizes = _stratified_rates(density, sampled, rates) * n + _GZIP_OVERHEAD
-            else:
-                sizes = np.full(n_genes, float(n * per_value))
-        full_raw += n * per_value * n_genes
-        files_full.update(zip(names_full, np.rint(sizes).astype(np.int64).tolist()))
-        total_genes = int(round(float(sizes.sum())))
-        parts.append({
-            "part": "genes", "name": var_dir, "bytes": total_genes, "files": n_genes,
-            "exact": genes_exact or not plan.compression,
-        })
-
-    # Graph.
-    n_edges = None
-    if graph_matrix is not None:
-        if rows_all:
-            conn_files = {rel: v for rel, v in runner.files.items() if rel.startswith(conn_dir)}
-            for rel, (raw, stored, _) in conn_files.items():
-                files_full[rel] = stored
-                full_raw += raw
-            n_edges = connectivity["n_edges"]
-            parts.append({"part": "graph", "name": conn_dir, "bytes": sum(v[1] for v in conn_files.values()),
-                          "files": len(conn_files), "exact": True})
-        else:
-            size, n_edges, _ = _graph_estimate(graph_matrix, rows, n, plan.compression)
-            full_raw += size
-            suffix = runner.suffix
-            for i, name in enumerate(("edges.src.bin", "edges.dst.bin", "edges.weights.f64.bin")):
-                files_full[conn_dir + name + suffix] = size // 3 + (size % 3 if i == 0 else 0)
-            parts.append({"part": "graph", "name": conn_dir, "bytes": size, "files": 3, "exact": not plan.compression})
-
-    # Manifests, rebuilt with full numbers.
-    manifests: dict[str, int] = {}
-    obs_name = inputs.settings.obs_manifest_filename
-    if obs_manifest is not None:
-        doc = dict(obs_manifest)
-        doc["n_points"] = n
-        manifests[obs_name] = _json_len(doc)
-    if var_manifest is not None:
-        doc = dict(var_manifest)
-        doc["n_points"] = n
-        if genes_exact:
-            manifests[inputs.settings.var_manifest_filename] = _json_len(doc)
-        else:
-            fields = _full_var_fields(var_manifest["fields"], gene_names, plan, source_matrix, gene_cols, n,
-                                      rows_all, iter_column_blocks, block_ranges)
-            doc["fields"] = []
-            base = _json_len(doc)
-            manifests[inputs.settings.var_manifest_filename] = base + fields
-    if graph_matrix is not None:
-        if rows_all:
-            doc = runner.json_docs[inputs.settings.connectivity_manifest_filename][0]
-        else:
-            doc = _connectivity_doc(inputs, n, n_edges, runner.suffix, graph_matrix)
-        connectivity = doc
-        manifests[inputs.settings.connectivity_manifest_filename] = _json_len(doc)
-    identity = build_identity(inputs, points, connectivity, vectors)
-    identity["stats"]["n_cells"] = n
-    identity["stats"]["n_genes"] = n_genes
-    manifests[IDENTITY_FILE] = _json_len(identity, indent=2)
-    files_full.update(manifests)
-    sidecar: dict[str, Any] = {
-        "generator": "cellucid_nb",
-        "version": _version(),
-        "settings": inputs.settings.to_dict(),
-        "settings_fingerprint": settings_fingerprint(inputs.settings.to_dict()),
-        "category_colors": inputs.category_colors,
-        "library_versions": library_versions(),
-        "plan": plan.to_dict(),
-    }
-    manifests[SIDECAR_FILE] = _sidecar_len(sidecar, files_full)
-    manifests_exact = rows_all and (genes_exact or not n_genes)
-    for name, size in manifests.items():
-        parts.append({"part": "manifests", "name": name, "bytes": size, "files": 1, "exact": manifests_exact})
-
-    est = SizeEstimate(parts=parts)
-    est.total_bytes = int(sum(p["bytes"] for p in parts))
-    est.n_files = int(sum(p["files"] for p in parts))
+    n_genes = len(sample.gene_names)
+    est = SizeEstimate(parts=totals.parts)
+    est.total_bytes = int(sum(p["bytes"] for p in totals.parts))
+    est.n_files = int(sum(p["files"] for p in totals.parts))
     est.n_genes = n_genes
-    est.bytes_per_gene = float(next((p["bytes"] for p in parts if p["part"] == "genes"), 0)) / max(n_genes, 1)
-    est.exact = bool(rows_all and genes_exact)
-    est.sample_cells = m
-    est.sample_genes = 0 if sampled is None else int(len(sampled))
-    sample_raw = sum(v[0] for v in runner.files.values()) or 1
-    workers = min(os.cpu_count() or 1, 4)
-    est.seconds = float(work_seconds * full_raw / sample_raw / workers + est.n_files * _FILE_SECONDS)
-    est.warnings = _warnings(est, plan, summary or inspect(adata), warning_list)
+    est.bytes_per_gene = float(next((p["bytes"] for p in totals.parts if p["part"] == "genes"), 0)) / max(n_genes, 1)
+    est.exact = sample.exact
+    est.sample_cells = sample.m
+    est.sample_genes = 0 if sample.sampled is None else int(sample.sampled.shape[0])
+    est.seconds = _expected_seconds(run, sample, est.n_files, est.total_bytes)
+    est.warnings = _warnings(est, plan, summary or inspect(adata), exporter_warnings)
     return est
 
 
-def _safe_names(names: list[str]) -> list[str]:
-    """``safe_name`` of many names at once (vectorised through pandas)."""
-    joined = "\n".join(map(str, names))
-    if len(names) < 1000 or joined.count("\n") != len(names) - 1:
-        return [safe_name(g) for g in names]
-    # One regex pass over all names; "\n" (kept) separates them.
-    replaced = re.sub(r"[^A-Za-z0-9._\n-]+", "_", joined).split("\n")
-    return [x.strip("._") or "field" for x in replaced]
+def _expected_seconds(run: _DryRun, sample: _Sample, n_files: int, total_bytes: int) -> float:
+    """Export time on this machine, from the dry run's timings and a storage calibration.
 
-
-def _sum_json_lengths(values: list[Any]) -> int:
-    """Sum of ``len(json.dumps(v))`` in UTF-8 bytes over ``values``, with one C-encoder call."""
-    if not values:
-        return 0
-    text = json.dumps(values, ensure_ascii=False).encode("utf-8")
-    return len(text) - 2 - 2 * (len(values) - 1)
-
-
-def _sidecar_len(sidecar: dict[str, Any], files: dict[str, int]) -> int:
-    """Length of the indented sidecar JSON with a ``files`` entry per file (sha256 placeholders).
-
-    The indented encoder is pure Python and slow on 30k files, so the length is
-    derived from two tiny documents: each entry adds a constant plus its path and
-    size lengths.
+    Encoding + gzip: the dry run's own timings (measured in this call), per-cell
+    work scaled by ``n / m`` and gene work by ``n / m x genes / sampled genes``,
+    divided by the exporter's worker threads (one per core, at most 4). Storing:
+    ``total_bytes`` at the hash+write throughput and ``n_files`` at the per-file
+    cost that :func:`~cellucid_nb.estimate_sampling.machine_rates` measured once
+    per process. Plus a fixed ~0.2 s for validation, staging and the final move.
     """
-    sha = "0" * 64
-    one = dict(sidecar, files={"a": {"bytes": 1, "sha256": sha}})
-    two = dict(sidecar, files={"a": {"bytes": 1, "sha256": sha}, "b": {"bytes": 1, "sha256": sha}})
-    len_one, len_two = _json_len(one, indent=2), _json_len(two, indent=2)
-    per_entry = len_two - len_one - len('"b"') - len("1")  # constant part of one more entry
-    if not files:
-        return _json_len(dict(sidecar, files={}), indent=2)
-    first = len_one - (per_entry + len('"a"') + len("1"))  # document without entries, separators included
-    rels = sorted(files)
-    return first + per_entry * len(rels) + _sum_json_lengths(rels) + _sum_json_lengths([int(files[r]) for r in rels])
-
-
-def _stratified_rates(density: np.ndarray, sampled: np.ndarray, rates: np.ndarray) -> np.ndarray:
-    """Give every gene the rate of the sampled gene nearest to it in density rank.
-
-    Rank-based (not value-based) so that ties, e.g. dense matrices where every
-    gene has density 1, still spread over all sampled genes.
-    """
-    order = np.argsort(density, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.shape[0])
-    sample_rank = rank[sampled]
-    by_rank = np.argsort(sample_rank)
-    sorted_ranks = sample_rank[by_rank]
-    # Nearest sampled rank: midpoints between consecutive sampled ranks split the genes.
-    mids = (sorted_ranks[1:] + sorted_ranks[:-1]) / 2
-    which = np.searchsorted(mids, rank, side="right")
-    return rates[by_rank][which]
-
-
-def _float_field_len(lo: float, hi: float) -> int:
-    return len(json.dumps(lo)) + len(json.dumps(hi)) + 4  # ", " twice
-
-
-def _full_var_fields(sample_fields: list, gene_names: list[str], plan: ExportPlan, matrix: Any, cols: np.ndarray,
-                     n: int, rows_all: bool, iter_column_blocks: Any, block_ranges: Any) -> int:
-    """JSON length of the ``fields`` list for every gene (exact when the ranges are affordable)."""
-    ids_len = _sum_json_lengths(list(gene_names))
-    count = len(gene_names)
-    structure = 2 + 2 * count + 2 * max(count - 1, 0)  # [ ] + [ ] per entry + ", " between
-    if plan.var_quantization is None:
-        return ids_len + structure
-    if rows_all and (sparse.issparse(matrix) or isinstance(matrix, np.ndarray)):
-        floats = 0
-        for block in iter_column_blocks(matrix, cols):
-            lo, hi = block_ranges(block, n)
-            floats += sum(_float_field_len(a, b) for a, b in zip(lo.tolist(), hi.tolist()))
-        return ids_len + structure + floats
-    sample = [(_float_field_len(f[1], f[2])) for f in sample_fields] or [40]
-    return ids_len + structure + int(round(np.mean(sample) * count))
+    cells = sample.n / max(sample.m, 1)
+    genes = len(sample.gene_names) / max(1 if sample.sampled is None else sample.sampled.shape[0], 1)
+    work = run.cell_seconds * cells + run.gene_seconds * cells * genes + run.graph_seconds
+    workers = min(os.cpu_count() or 1, 4)
+    rate, per_file = sampling.machine_rates()
+    return float(work / workers + total_bytes / rate + n_files * max(per_file, _FILE_SECONDS) + _FIXED_SECONDS)
 
 
 def _connectivity_doc(inputs: Any, n: int, n_edges: int, suffix: str, matrix: Any) -> dict[str, Any]:

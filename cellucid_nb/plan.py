@@ -426,14 +426,14 @@ class ExportPlan:
         a = adata_name
         args: list[tuple[str, str]] = [("latent_space", f"{a}.obsm[{self.latent_key!r}]")]
         args.append(("obs", f"{a}.obs"))
-        args.append(("obs_keys", repr(list(self.obs_keys))))
+        args.append(("obs_keys", _list_literal(self.obs_keys)))
         if self.expression_source is not None:
             src = self.expression_source
             matrix = {"X": f"{a}.X", "raw": f"{a}.raw.X"}.get(src) or f"{a}.layers[{src[len('layers/'):]!r}]"
             args.append(("var", f"{a}.raw.var" if src == "raw" else f"{a}.var"))
             args.append(("gene_expression", matrix))
             args.append(("var_gene_id_column", repr(self.var_gene_id_column)))
-            args.append(("gene_identifiers", "None" if self.genes is None else repr(list(self.genes))))
+            args.append(("gene_identifiers", "None" if self.genes is None else _list_literal(self.genes)))
         if self.connectivities is not None:
             args.append(("connectivities", f"{a}.obsp[{self.connectivities!r}]"))
         if out_dir is not None:
@@ -474,6 +474,22 @@ class ExportPlan:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _list_literal(values: tuple[str, ...], width: int = 96) -> str:
+    """A list literal wrapped to ``width`` columns (long gene lists stay readable)."""
+    text = repr(list(values))
+    if len(text) <= width - 24:
+        return text
+    lines, line = [], ""
+    for item in (repr(v) + "," for v in values):
+        if line and len(line) + 1 + len(item) > width - 8:
+            lines.append(line)
+            line = item
+        else:
+            line = f"{line} {item}" if line else item
+    lines.append(line)
+    return "[\n" + "\n".join("        " + ln for ln in lines) + "\n    ]"
 
 
 def _is_sequence(value: Any) -> bool:

@@ -259,6 +259,8 @@ class CellucidServer:
         datasets = _discover(self.root)
         if not datasets:
             raise ValueError(f"{self.root} holds no export: expected {spec.IDENTITY_FILE} in it or in its sub-folders")
+        for d in datasets:
+            d.reader  # open now: the first request should not pay for imports and manifest parsing
         self.host = host
         self.port = find_free_port(host, port)
         self.datasets = datasets

@@ -14,6 +14,7 @@ import scanpy as sc
 from scipy import sparse
 
 import cellucid_nb.estimate as estimate_module
+import cellucid_nb.estimate_sampling as estimate_sampling
 from cellucid_nb.estimate import estimate
 from cellucid_nb.export.from_anndata import export
 from cellucid_nb.plan import ExportPlan
@@ -61,7 +62,7 @@ def test_sampled_estimates_are_within_ten_percent(tmp_path, monkeypatch, compres
 
     adata = make_anndata(12_000, 500, seed=1)
     # Force the sampling path (rows and genes) on a small data set.
-    monkeypatch.setattr(estimate_module, "FULL_ROWS", 2_000)
+    monkeypatch.setattr(estimate_sampling, "FULL_ROWS", 2_000)
     monkeypatch.setattr(estimate_module, "FULL_GENES", 100)
     plan = ExportPlan.from_anndata(adata).replace(
         genes=None, compression=compression, var_quantization=bits, obs_continuous_quantization=bits
@@ -94,6 +95,7 @@ def _million_cells() -> anndata.AnnData:
             "total_counts": rng.random(n).astype(np.float32),
         }
     )
+    obs.index = obs.index.astype(str)  # AnnData wants string cell names
     adata = anndata.AnnData(X=x, obs=obs)
     adata.obsm["X_umap"] = rng.normal(size=(n, 2)).astype(np.float32)
     adata.obsm["X_pca"] = rng.normal(size=(n, 10)).astype(np.float32)
@@ -105,7 +107,7 @@ def test_estimate_is_fast_on_a_million_cells_by_30k_genes():
     plan = ExportPlan.from_anndata(adata)
     assert plan.genes is None
     best = np.inf
-    for _ in range(2):
+    for _ in range(3):  # best of three: the machine is shared
         start = time.perf_counter()
         est = estimate(adata, plan)
         best = min(best, time.perf_counter() - start)
@@ -133,3 +135,25 @@ def test_summary_objects_render(pbmc):
     page = est._repr_html_()
     assert "Export estimate" in page and "var/" in page
     assert est.bytes_per_gene > 0 and est.n_genes == len(ExportPlan.from_anndata(pbmc).genes)
+
+
+def test_uncompressed_estimate_stays_exact_when_genes_are_sampled(pbmc, tmp_path, monkeypatch):
+    monkeypatch.setattr(estimate_module, "FULL_GENES", 50)  # sample 48 of 765 genes, every cell
+    plan = ExportPlan.from_anndata(pbmc).replace(genes=None, compression=None)
+    out = tmp_path / "pbmc"
+    est = estimate(pbmc, plan, out_dir=out)
+    assert est.sample_genes == estimate_module.SAMPLED_GENES and not est.exact
+    result = export(pbmc, plan, out, created_at=CREATED)
+    assert est.total_bytes == result.n_bytes and est.n_files == result.n_files
+
+
+def test_backed_anndata_is_estimated_like_in_memory(pbmc, tmp_path):
+    path = tmp_path / "pbmc.h5ad"
+    pbmc.write_h5ad(path)
+    backed = anndata.read_h5ad(path, backed="r")
+    plan = ExportPlan.from_anndata(pbmc)
+    for source in ("X", "raw"):
+        mem = estimate(pbmc, plan.replace(expression_source=source), out_dir=tmp_path / "e")
+        disk = estimate(backed, plan.replace(expression_source=source), out_dir=tmp_path / "e")
+        assert disk.parts == mem.parts and disk.total_bytes == mem.total_bytes
+        assert disk.seconds > 0 and mem.exact

@@ -151,6 +151,7 @@ def test_inspect_is_fast_on_a_million_cells():
             "n_genes": rng.integers(0, 5000, n),
         }
     )
+    obs.index = obs.index.astype(str)  # AnnData wants string cell names
     adata = anndata.AnnData(X=x, obs=obs)
     adata.obsm["X_umap"] = rng.normal(size=(n, 2)).astype(np.float32)
     adata.obsm["X_pca"] = np.zeros((n, 30), np.float32)

@@ -193,3 +193,15 @@ def test_backend_rejects_bad_inputs(tmp_path):
         ViewerBackend(42, Recorder())
     with pytest.raises(ValueError, match="chunk_bytes"):
         ViewerBackend(FIXTURES / "plain", Recorder(), chunk_bytes=10)
+
+
+def test_transfers_without_acks_are_dropped_after_a_while(reader, monkeypatch):
+    import cellucid_nb.widgets.viewer_backend as vb
+
+    backend = ViewerBackend(reader, Recorder(), chunk_bytes=64)
+    request(backend, "view-a-1", "points", dim=3)
+    assert backend.pending_transfers == 1
+    clock = [vb.time.monotonic() + vb.STALE_SECONDS + 1]
+    monkeypatch.setattr(vb.time, "monotonic", lambda: clock[0])
+    backend.handle({"type": "viewer:ack", "id": "other", "seq": 0}, [])
+    assert backend.pending_transfers == 0

@@ -65,14 +65,21 @@ def _event(phase, done, total, eta=None):
     return SimpleNamespace(phase=phase, done=done, total=total, bytes_written=done * 10, elapsed=done * 0.1, eta=eta)
 
 
+def test_progress_tracker_without_load_phase():
+    tr = ProgressTracker()
+    assert [tr.update(_event("obs", i, 4)).fraction for i in range(4)] == [0.0, 0.25, 0.5, 0.75]
+
+
 def test_progress_tracker_is_monotonic_and_splits_load_phase():
     tr = ProgressTracker(load_share=0.3)
     fr = [tr.update(_event("load", i, 10)).fraction for i in range(11)]
     assert fr[-1] == pytest.approx(0.3)
-    fr += [tr.update(_event("genes", i, 20)).fraction for i in range(21)]
+    # the exporter's events after a load count the 10 load rows as an offset
+    fr += [tr.update(_event("genes", 10 + i, 30)).fraction for i in range(21)]
     assert fr == sorted(fr)
+    assert fr[11] == pytest.approx(0.3) and fr[21] == pytest.approx(0.3 + 0.7 * 10 / 20)
     assert fr[-1] == pytest.approx(0.999)  # 1.0 only when the export thread ends
-    snap = tr.update(_event("finalize", 1, 20, eta=2.0))
+    snap = tr.update(_event("finalize", 30, 30, eta=2.0))
     assert snap.fraction == pytest.approx(0.999) and snap.to_dict()["eta"] == 2.0
 
 

@@ -122,6 +122,12 @@ def test_invalid_frontend_edit_keeps_plan_and_sets_plan_error(wiz):
     assert wiz.plan.compression == 9 and wiz.plan_error == ""
 
 
+def test_frontend_cannot_overwrite_python_only_traits(wiz):
+    est = wiz.wait_estimate()
+    wiz.set_state({"estimate": {"total_bytes": 1}, "result": {"path": "/nowhere"}})
+    assert wiz.estimate is est and wiz.result is None
+
+
 def test_invalid_python_assignment_raises(wiz):
     import traitlets
 
@@ -170,6 +176,28 @@ def test_gene_list_search_presets_and_unknown_ids(wiz, pbmc):
     _from_frontend(wiz, {"type": "wizard:genes", "mode": "all"})
     assert wiz._tasks.wait_idle(20)
     assert wiz.plan.genes is None and wiz.gene_report["n_genes"] == pbmc.n_vars
+    _from_frontend(wiz, {"type": "wizard:genes", "mode": "none"})
+    assert wiz._tasks.wait_idle(20)
+    assert wiz.plan.expression_source is None and wiz.gene_report["n_genes"] == 0
+    no_genes = wiz.wait_estimate()
+    assert not [p for p in no_genes.to_dict()["parts"] if p["part"] == "genes"]
+    _from_frontend(wiz, {"type": "wizard:genes", "mode": "list", "ids": genes[:1]})
+    assert wiz._tasks.wait_idle(20)
+    assert wiz.plan.expression_source == "X" and wiz.plan.genes == tuple(genes[:1])
+    _from_frontend(wiz, {"type": "wizard:genes", "mode": "list", "ids": ["NOPE1", "NOPE2"]})
+    assert wiz._tasks.wait_idle(20)
+    assert "NOPE1" in wiz.gene_report["error"] and wiz.plan.genes == tuple(genes[:1])  # unchanged
+    # a gene added by type-ahead (a plan edit) makes the last report stale: it is cleared
+    assert wiz.gene_report  # still the error report of the failed list
+    edited = wiz.get_state()["plan"]
+    edited["genes"] = genes[:2]
+    wiz.set_state({"plan": edited})
+    assert wiz.gene_report == {}
+    # removing the last gene in the browser means "no genes", not an impossible empty list
+    edited = wiz.get_state()["plan"]
+    edited["genes"] = []
+    wiz.set_state({"plan": edited})
+    assert wiz.plan.expression_source is None and wiz.plan_error == ""
     _from_frontend(wiz, {"type": "wizard:genes", "mode": "bogus"})
     assert wiz._tasks.wait_idle(20)
     assert "bogus" in wiz.gene_report["error"]
@@ -288,3 +316,30 @@ def test_plan_changes_in_wizard_call(pbmc, tmp_path):
             wizard(pbmc, compresion=3)
     finally:
         w.close()
+
+
+def test_backed_anndata_preview_and_export_with_load_phase(pbmc, tmp_path):
+    path = tmp_path / "pbmc.h5ad"
+    small = pbmc.copy()
+    small.raw = None
+    small.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    w = wizard(backed, out_dir=tmp_path / "out")
+    w.send = Recorder()  # type: ignore[method-assign]
+    try:
+        phases: list[str] = []
+        fractions: list[float] = []
+        w.observe(lambda ch: (phases.append(ch["new"].get("phase")), fractions.append(ch["new"].get("fraction"))),
+                  names="progress")
+        _from_frontend(w, {"type": "wizard:preview", "key": "X_umap", "color": "n_counts", "request_id": 9})
+        content, buffers = w.send.wait_for("wizard:preview")
+        assert content["kind"] == "continuous" and len(buffers[1]) == backed.n_obs
+        w.export()
+        w.wait(timeout=120)
+        assert w.status == "done", w.error
+        assert "load" in phases  # a backed matrix is read block by block first
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0
+        assert (tmp_path / "out" / "var_manifest.json").exists()
+    finally:
+        w.close()
+        backed.file.close()

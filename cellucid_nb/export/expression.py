@@ -23,6 +23,8 @@ TARGET_BLOCK_NNZ = 4_000_000
 MAX_CSR_PASSES = 16
 #: Bytes of float32 per dense block.
 TARGET_DENSE_BYTES = 32 * 2**20
+#: Stored entries counted per chunk when sizing the blocks of a CSR matrix.
+_COUNT_CHUNK = 1 << 22
 #: Genes per block at most (bounds per-block Python lists).
 MAX_BLOCK_GENES = 2048
 
@@ -55,7 +57,12 @@ def column_nnz(matrix: Any) -> np.ndarray | None:
     if matrix.format == "csc":
         return np.diff(matrix.indptr)
     if matrix.format == "csr":
-        return np.bincount(matrix.indices, minlength=matrix.shape[1])
+        # Chunked: np.bincount casts its input to intp, a full int64 copy of the indices otherwise.
+        counts = np.zeros(matrix.shape[1], dtype=np.int64)
+        indices = matrix.indices
+        for start in range(0, indices.shape[0], _COUNT_CHUNK):
+            counts += np.bincount(indices[start : start + _COUNT_CHUNK], minlength=matrix.shape[1])
+        return counts
     return None
 
 

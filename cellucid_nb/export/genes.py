@@ -24,7 +24,11 @@ from .runner import ExportRunner
 __all__ = ["write_genes", "block_ranges"]
 
 #: Genes handed to a worker at once (amortises the task overhead).
-GENES_PER_TASK = 16
+GENES_PER_TASK = 8
+#: Dense payload bytes built at once per block step.
+DENSE_BUILD_BYTES = 8 * 2**20
+#: Genes built at once at most.
+GENES_PER_BUILD = 512
 
 
 def _finalise_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,52 +85,35 @@ def block_ranges(block: ColumnBlock, n_cells: int) -> tuple[np.ndarray, np.ndarr
     return _finalise_ranges(lo, hi)
 
 
-def _write_sparse_genes(
-    runner: ExportRunner,
-    block: ColumnBlock,
-    first: int,
-    stop: int,
-    names: list[str],
-    lo: np.ndarray,
-    hi: np.ndarray,
-    zero_codes: np.ndarray | None,
-    bits: int | None,
-    n_cells: int,
-) -> None:
-    data, indices, indptr = block.data, block.indices, block.indptr
-    dtype = codecs.QuantSpec(bits).numpy_dtype
-    for j in range(first, stop):
-        if runner.cancelled():
-            return
-        s, e = indptr[j], indptr[j + 1]
-        if bits is None:
-            out = np.zeros(n_cells, dtype=dtype)
-            out[indices[s:e]] = data[s:e]
-        else:
-            out = np.full(n_cells, zero_codes[j], dtype=dtype)
-            if e > s:
-                out[indices[s:e]] = codecs.quantize(data[s:e], lo[j], hi[j], bits)
-        runner.store(names[j], out, rle=codecs.prefers_rle(n_cells, n_cells - int(e - s)), items=1)
+def _dense_rows_from_sparse(
+    block: ColumnBlock, first: int, stop: int, lo: np.ndarray, hi: np.ndarray, bits: int | None, n_cells: int
+) -> np.ndarray:
+    """Gene-major dense payloads of block genes ``first:stop``, built with one scatter."""
+    indptr = block.indptr
+    s, e = int(indptr[first]), int(indptr[stop])
+    counts = np.diff(indptr[first : stop + 1])
+    width = stop - first
+    owner = np.repeat(np.arange(width, dtype=np.int64), counts)
+    flat = owner * n_cells
+    flat += block.indices[s:e]
+    if bits is None:
+        out = np.zeros((width, n_cells), dtype="<f4")
+        out.ravel()[flat] = block.data[s:e]
+        return out
+    zero_codes = codecs.quantize(np.zeros(width, dtype=np.float32), lo[first:stop], hi[first:stop], bits)
+    out = np.empty((width, n_cells), dtype=codecs.QuantSpec(bits).numpy_dtype)
+    out[:] = zero_codes[:, None]
+    codes = codecs.quantize(block.data[s:e], lo[first:stop][owner], hi[first:stop][owner], bits)
+    out.ravel()[flat] = codes
+    return out
 
 
-def _write_dense_genes(
-    runner: ExportRunner,
-    block: ColumnBlock,
-    first: int,
-    stop: int,
-    names: list[str],
-    lo: np.ndarray,
-    hi: np.ndarray,
-    bits: int | None,
-    n_cells: int,
-) -> None:
-    for j in range(first, stop):
+def _compress_rows(runner: ExportRunner, rows: np.ndarray, names: list[str], zeros: np.ndarray, n_cells: int) -> None:
+    """Worker task: compress, hash and queue one payload per row."""
+    for j in range(rows.shape[0]):
         if runner.cancelled():
             return
-        values = block.dense[j]
-        out = values.astype("<f4", copy=False) if bits is None else codecs.quantize(values, lo[j], hi[j], bits)
-        zeros = n_cells - int(np.count_nonzero(values))
-        runner.store(names[j], out, rle=codecs.prefers_rle(n_cells, zeros), items=1)
+        runner.store(names[j], rows[j], codecs.prefers_rle(n_cells, int(zeros[j])), 1)
 
 
 def write_genes(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any] | None:
@@ -150,21 +137,34 @@ def write_genes(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any] | 
     hi_all = np.zeros(n)
     runner.mkdir(folder)
     file_names = [runner.payload_name(f"{folder}/{safe_name(g)}.values.{spec.ext}") for g in genes.ids]
+    itemsize = codecs.QuantSpec(bits).numpy_dtype.itemsize
+    # Genes materialised densely at once (bounded memory), then compressed row by row.
+    width = max(1, min(GENES_PER_BUILD, DENSE_BUILD_BYTES // max(n_cells * itemsize, 1)))
     for block in iter_column_blocks(genes.matrix, genes.columns):
         runner.check()
         lo, hi = block_ranges(block, n_cells)
         lo_all[block.positions] = lo
         hi_all[block.positions] = hi
         names = [file_names[p] for p in block.positions]
-        zero_codes = None
-        if bits is not None and block.dense is None:
-            zero_codes = codecs.quantize(np.zeros(block.n_genes, dtype=np.float32), lo, hi, bits)
-        for first in range(0, block.n_genes, GENES_PER_TASK):
-            stop = min(first + GENES_PER_TASK, block.n_genes)
+        if block.dense is None:
+            zeros = n_cells - np.diff(block.indptr)
+        else:
+            zeros = n_cells - np.count_nonzero(block.dense, axis=1)
+        for first in range(0, block.n_genes, width):
+            stop = min(first + width, block.n_genes)
+            runner.check()
             if block.dense is None:
-                runner.submit(_write_sparse_genes, runner, block, first, stop, names, lo, hi, zero_codes, bits, n_cells)
+                rows = _dense_rows_from_sparse(block, first, stop, lo, hi, bits, n_cells)
+            elif bits is None:
+                rows = block.dense[first:stop].astype("<f4", copy=False)
             else:
-                runner.submit(_write_dense_genes, runner, block, first, stop, names, lo, hi, bits, n_cells)
+                rows = codecs.quantize(block.dense[first:stop], lo[first:stop, None], hi[first:stop, None], bits)
+            for task in range(first, stop, GENES_PER_TASK):
+                end = min(task + GENES_PER_TASK, stop)
+                runner.submit(
+                    _compress_rows, runner, rows[task - first : end - first], names[task:end], zeros[task:end], n_cells
+                )
+            del rows
         del block
     schema: dict[str, Any] = {
         "kind": "continuous",

@@ -6,7 +6,9 @@ the estimator and the reader all go through it so they cannot disagree.
 
 from __future__ import annotations
 
+import struct
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +27,9 @@ __all__ = [
     "payload_suffix",
     "prefers_rle",
     "widen_constant_range",
+    "DEFLATE_IMPLEMENTATION",
+    "CHUNK_BYTES",
+    "dense_strategy",
 ]
 
 #: Largest valid quantized value per bit width; the next value is "missing".
@@ -32,6 +37,14 @@ QUANT_MAX = {8: 254, 16: 65534}
 #: Missing-value marker per bit width (also used for missing category codes).
 MISSING_CODE = {8: 255, 16: 65535}
 _QUANT_DTYPE = {8: np.uint8, 16: np.uint16}
+
+try:  # zlib-ng: same deflate format and ratio for Z_RLE, measured ~1.6x faster than zlib
+    from zlib_ng import zlib_ng as _deflate
+except ImportError:  # pragma: no cover - optional speed-up
+    _deflate = zlib
+
+#: Name of the deflate implementation in use (recorded in the export sidecar).
+DEFLATE_IMPLEMENTATION = "zlib-ng " + _deflate.ZLIBNG_VERSION if _deflate is not zlib else "zlib " + zlib.ZLIB_RUNTIME_VERSION
 
 
 @dataclass(frozen=True)
@@ -203,15 +216,74 @@ def dequantize(codes: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray
     return out
 
 
-def gzip_bytes(data: bytes | memoryview | np.ndarray, level: int, *, rle: bool = False) -> bytes:
+#: Payloads larger than this are deflated in independent chunks (pigz style), so that
+#: several threads can share one big file; the chunking never depends on the threads.
+CHUNK_BYTES = 1 << 20
+#: A sample-based strategy choice is made for dense payloads larger than this.
+_SAMPLE_FROM = 1 << 20
+_SAMPLE_PIECES = 4
+_SAMPLE_BYTES = 1 << 16
+
+
+def _as_bytes_view(data: bytes | memoryview | np.ndarray) -> memoryview:
+    if isinstance(data, np.ndarray):
+        return memoryview(np.ascontiguousarray(data)).cast("B")
+    view = memoryview(data)
+    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+
+
+def _deflate_raw(chunk: memoryview, level: int, strategy: int, last: bool) -> bytes:
+    co = _deflate.compressobj(level, _deflate.DEFLATED, -15, 9, strategy)
+    # SYNC_FLUSH ends a chunk on a byte boundary without the final-block bit,
+    # so independently deflated chunks concatenate into one valid stream.
+    return co.compress(chunk) + co.flush(_deflate.Z_FINISH if last else _deflate.Z_SYNC_FLUSH)
+
+
+def dense_strategy(data: bytes | memoryview | np.ndarray, level: int) -> int:
+    """Pick the deflate strategy for a dense payload from a fixed sample.
+
+    Huffman-only coding is several times faster than the default strategy and
+    measured as small on coordinates and edge indices (their bytes rarely
+    repeat); the default strategy is kept when it is clearly smaller on the
+    sample (by 3 % at levels 8-9, by 20 % below).
+
+    Parameters
+    ----------
+    data
+        The payload.
+    level
+        gzip level.
+    """
+    buf = _as_bytes_view(data)
+    n = buf.nbytes
+    if n < _SAMPLE_FROM:
+        return _deflate.Z_DEFAULT_STRATEGY
+    step = n // _SAMPLE_PIECES
+    pieces = [buf[i * step : i * step + _SAMPLE_BYTES] for i in range(_SAMPLE_PIECES)]
+    default = sum(len(_deflate_raw(p, level, _deflate.Z_DEFAULT_STRATEGY, True)) for p in pieces)
+    huffman = sum(len(_deflate_raw(p, level, _deflate.Z_HUFFMAN_ONLY, True)) for p in pieces)
+    # Levels 8-9 ask for size: any clear gain keeps the default strategy. Otherwise it
+    # must save a fifth to be worth being 4-8x slower (float64 edge weights: 17 %).
+    needed = 0.97 if level >= 8 else 0.8
+    return _deflate.Z_DEFAULT_STRATEGY if default < needed * huffman else _deflate.Z_HUFFMAN_ONLY
+
+
+def gzip_bytes(
+    data: bytes | memoryview | np.ndarray,
+    level: int,
+    *,
+    rle: bool = False,
+    strategy: int | None = None,
+    map_fn: Callable[[Callable[[int], bytes], range], Iterable[bytes]] | None = None,
+) -> bytes:
     """Compress to a single deterministic gzip member.
 
-    zlib's own gzip wrapper (``wbits=31``) writes mtime 0 and no file name,
-    so identical input gives byte-identical files. ``rle=True`` selects the
-    ``Z_RLE`` strategy: on 8-bit quantized gene vectors (runs of one zero
-    code) it measured ~6x faster than the default strategy at level 6 and
-    about 12 % smaller; on float32 payloads it compresses worse, so callers
-    choose it per payload kind.
+    The header has mtime 0 and no file name, so identical input gives
+    byte-identical files. ``rle=True`` selects the ``Z_RLE`` strategy: on
+    quantized gene vectors (runs of one zero code) it measured ~6x faster than
+    the default strategy at level 6 and about 12 % smaller. Payloads larger
+    than :data:`CHUNK_BYTES` are deflated in independent chunks joined into one
+    member (as pigz does); the bytes do not depend on ``map_fn``.
 
     Parameters
     ----------
@@ -221,11 +293,28 @@ def gzip_bytes(data: bytes | memoryview | np.ndarray, level: int, *, rle: bool =
         gzip level 1-9.
     rle
         Use the run-length strategy.
+    strategy
+        Explicit zlib strategy (overrides ``rle``).
+    map_fn
+        ``map``-like function to deflate chunks in parallel (e.g. ``executor.map``).
     """
-    buf = memoryview(np.ascontiguousarray(data)).cast("B") if isinstance(data, np.ndarray) else data
-    strategy = zlib.Z_RLE if rle else zlib.Z_DEFAULT_STRATEGY
-    co = zlib.compressobj(level, zlib.DEFLATED, 31, 9, strategy)
-    return co.compress(buf) + co.flush()
+    buf = _as_bytes_view(data)
+    if strategy is None:
+        strategy = _deflate.Z_RLE if rle else _deflate.Z_DEFAULT_STRATEGY
+    n = buf.nbytes
+    if n <= CHUNK_BYTES:
+        co = _deflate.compressobj(level, _deflate.DEFLATED, 31, 9, strategy)
+        return co.compress(buf) + co.flush()
+    n_chunks = -(-n // CHUNK_BYTES)
+
+    def chunk(i: int) -> bytes:
+        return _deflate_raw(buf[i * CHUNK_BYTES : (i + 1) * CHUNK_BYTES], level, strategy, i == n_chunks - 1)
+
+    parts = list((map_fn or map)(chunk, range(n_chunks)))
+    xfl = 2 if level == 9 else (4 if level == 1 else 0)
+    header = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, xfl, 3])
+    trailer = struct.pack("<II", zlib.crc32(buf) & 0xFFFFFFFF, n & 0xFFFFFFFF)
+    return b"".join([header, *parts, trailer])
 
 
 def gunzip_bytes(data: bytes) -> bytes:

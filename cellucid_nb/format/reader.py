@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 
 from cellucid_nb.format import spec
-from cellucid_nb.format.codecs import MISSING_CODE, dequantize
+from cellucid_nb.format.codecs import dequantize
 from cellucid_nb.format.naming import safe_name
 from cellucid_nb.format.payloads import read_payload
 
-__all__ = ["read_export", "ExportReader", "ObsFieldInfo", "load_json", "DTYPE_BITS", "CODES_EXT"]
+__all__ = ["read_export", "ExportReader", "ObsFieldInfo", "load_json", "manifest_names", "DTYPE_BITS", "CODES_EXT"]
 
 #: manifest dtype name -> quantization bits (None = float32)
 DTYPE_BITS = {"uint8": 8, "uint16": 16, "float32": None}
@@ -51,6 +51,32 @@ def load_json(path: Path, label: str | None = None) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{name} is not valid JSON: {exc}") from None
+
+
+#: manifest kind -> default file name (prepare() may be told other names; its sidecar records them)
+DEFAULT_MANIFESTS = {
+    "obs": "obs_manifest.json",
+    "var": "var_manifest.json",
+    "connectivity": "connectivity_manifest.json",
+}
+
+
+def manifest_names(sidecar: dict | None) -> dict[str, str]:
+    """Return the manifest file names of an export: the defaults, or those its sidecar's settings name.
+
+    Parameters
+    ----------
+    sidecar
+        The parsed ``cellucid_nb.json`` or ``None``.
+    """
+    settings = (sidecar or {}).get("settings") if isinstance(sidecar, dict) else None
+    names = dict(DEFAULT_MANIFESTS)
+    if isinstance(settings, dict):
+        for kind in names:
+            value = settings.get(f"{kind}_manifest_filename")
+            if isinstance(value, str) and value and "/" not in value and "\\" not in value and value != "..":
+                names[kind] = value
+    return names
 
 
 @dataclass(frozen=True)
@@ -100,9 +126,11 @@ class ExportReader:
         self.identity: dict = self._json(spec.IDENTITY_FILE, required=True)
         if not isinstance(self.identity, dict):
             raise ValueError(f"{self.path / spec.IDENTITY_FILE} must hold a JSON object")
-        self.obs_manifest: dict | None = self._json("obs_manifest.json")
-        self.connectivity_manifest: dict | None = self._json("connectivity_manifest.json")
         self.sidecar: dict | None = self._json(spec.SIDECAR_FILE)
+        #: manifest kind ("obs", "var", "connectivity") -> its file name in this export
+        self.manifest_files = manifest_names(self.sidecar)
+        self.obs_manifest: dict | None = self._json(self.manifest_files["obs"])
+        self.connectivity_manifest: dict | None = self._json(self.manifest_files["connectivity"])
         self._obs_fields = self._parse_obs_fields()
 
     # ------------------------------------------------------------------ files
@@ -182,7 +210,7 @@ class ExportReader:
         m = self.obs_manifest
         if m is None:
             return {}
-        label = self.path / "obs_manifest.json"
+        label = self.path / self.manifest_files["obs"]
         schemas = m.get("_obsSchemas") or {}
         fields: dict[str, ObsFieldInfo] = {}
         cont = schemas.get("continuous") or {}
@@ -223,7 +251,7 @@ class ExportReader:
         try:
             return self._obs_fields[key]
         except KeyError:
-            raise KeyError(f"obs field {key!r} is not in {self.path / 'obs_manifest.json'}; "
+            raise KeyError(f"obs field {key!r} is not in {self.path / self.manifest_files['obs']}; "
                            f"available: {self.obs_keys[:20]}") from None
 
     def _obs_value_path(self, info: ObsFieldInfo) -> str:
@@ -321,7 +349,7 @@ class ExportReader:
     @cached_property
     def var_manifest(self) -> dict | None:
         """The parsed ``var_manifest.json`` or ``None`` (loaded on first use: it can be large)."""
-        return self._json("var_manifest.json")
+        return self._json(self.manifest_files["var"])
 
     @cached_property
     def _gene_index(self) -> dict[str, int]:
@@ -342,7 +370,7 @@ class ExportReader:
             A gene id from :attr:`genes`.
         """
         if gene not in self._gene_index:
-            raise KeyError(f"gene {gene!r} is not in {self.path / 'var_manifest.json'}")
+            raise KeyError(f"gene {gene!r} is not in {self.path / self.manifest_files['var']}")
         entry = self.var_manifest["fields"][self._gene_index[gene]]
         bits = DTYPE_BITS.get(self.var_manifest["_varSchema"].get("dtype", "float32"))
         if bits is None:
@@ -384,7 +412,7 @@ class ExportReader:
         """
         m = self.connectivity_manifest
         if m is None:
-            raise FileNotFoundError(f"{self.path / 'connectivity_manifest.json'} does not exist: no kNN graph exported")
+            raise FileNotFoundError(f"{self.path / self.manifest_files['connectivity']} does not exist: no kNN graph exported")
         n = int(m["n_edges"])
         src = self._payload(m["sourcesPath"], m["index_dtype"], n)
         dst = self._payload(m["destinationsPath"], m["index_dtype"], n)
@@ -442,6 +470,3 @@ def read_export(path: str | os.PathLike[str]) -> ExportReader:
     """
     return ExportReader(path)
 
-
-# Exported for the validator and tests: missing-code markers per codes dtype.
-MISSING_BY_DTYPE = {"uint8": MISSING_CODE[8], "uint16": MISSING_CODE[16]}

@@ -10,9 +10,9 @@ outlier quantiles, edges) are read in full.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from cellucid_nb.format import spec
-from cellucid_nb.format.codecs import QUANT_MAX
 from cellucid_nb.format.naming import safe_name
 from cellucid_nb.format.payloads import (
     GzipDataError,
@@ -33,7 +32,7 @@ from cellucid_nb.format.payloads import (
     is_gzip_path,
     read_payload,
 )
-from cellucid_nb.format.reader import CODES_EXT, DTYPE_BITS
+from cellucid_nb.format.reader import CODES_EXT, DTYPE_BITS, manifest_names
 
 __all__ = ["Problem", "RULES", "validate_export", "format_problems"]
 
@@ -78,7 +77,7 @@ RULES: dict[str, str] = {
     "index_dtype_invalid": "index dtype/bytes agree and are the smallest that hold the indices",
     "vector_field_invalid": "vector field entries are complete and match the embeddings",
     "vector_basis_missing": "every vector field names its basis (strict readers)",
-    "sidecar_mismatch": "files listed in the cellucid_nb.json sidecar exist with the listed sizes",
+    "sidecar_mismatch": "files listed in the cellucid_nb.json sidecar exist with the listed sizes (and checksums)",
     "datasets_invalid": "datasets.json has version 1, a known default and complete entries",
     "datasets_duplicate_id": "datasets.json ids are unique",
     "datasets_path_missing": "datasets.json paths name folders holding dataset_identity.json",
@@ -90,7 +89,6 @@ _IDENTITY_FIELDS = ("version", "id", "name", "description", "created_at", "cellu
 _STATS_FIELDS = ("n_cells", "n_genes", "n_obs_fields", "n_categorical_fields", "n_continuous_fields",
                  "has_connectivity", "n_edges")
 _EMBEDDING_FIELDS = ("available_dimensions", "default_dimension", "files")
-_CONT_SCHEMA_KEYS = {"pathPattern", "ext", "dtype", "quantized"}
 _CAT_SCHEMA_KEYS = {"codesPathPattern", "outlierPathPattern", "outlierExt", "outlierDtype", "outlierQuantized"}
 _EXT_FOR_DTYPE = {"uint8": "u8", "uint16": "u16", "float32": "f32"}
 _NP = {"uint8": "u1", "uint16": "<u2", "uint32": "<u4", "float32": "<f4", "float64": "<f8"}
@@ -147,9 +145,10 @@ def _is_num(value: Any) -> bool:
 class _Checker:
     """Collects problems for one export folder (``prefix`` is prepended to file names)."""
 
-    def __init__(self, root: Path, prefix: str = "", workers: int | None = None) -> None:
+    def __init__(self, root: Path, prefix: str = "", workers: int | None = None, checksums: bool = False) -> None:
         self.root = root
         self.prefix = prefix
+        self.checksums = checksums
         self.problems: list[Problem] = []
         self.workers = workers or min(4, os.cpu_count() or 1)
         # Deferred checks of payloads: (relpath, callable returning problems); run in threads.
@@ -158,6 +157,7 @@ class _Checker:
         self.dims: list[int] = []
         # Manifests that could not be understood: not compared with the identity stats.
         self.broken: set[str] = set()
+        self.names: dict[str, str] = manifest_names(None)
 
     # --------------------------------------------------------------- helpers
     def problem(self, file: str, rule: str, detail: str) -> Problem:
@@ -324,19 +324,23 @@ class _Checker:
     # ---------------------------------------------------------------- checks
     def run(self) -> list[Problem]:
         identity = self.check_identity()
-        obs = self.load("obs_manifest.json")
-        var = self.load("var_manifest.json")
-        conn = self.load("connectivity_manifest.json")
+        side = self.load(spec.SIDECAR_FILE)
+        # Manifest names differ from the defaults only if prepare() was told so (the sidecar says).
+        names = manifest_names(side)
+        self.names = names
+        obs = self.load(names["obs"])
+        var = self.load(names["var"])
+        conn = self.load(names["connectivity"])
         if self.n_cells is None and obs is not None and _is_int(obs.get("n_points")):
             self.n_cells = int(obs["n_points"])
         sections = [
             ("dataset_identity.json", lambda: self.check_points(identity)),
-            ("obs_manifest.json", lambda: obs is not None and self.check_obs(obs)),
-            ("var_manifest.json", lambda: var is not None and self.check_var(var)),
-            ("connectivity_manifest.json", lambda: conn is not None and self.check_connectivity(conn)),
+            (names["obs"], lambda: obs is not None and self.check_obs(obs)),
+            (names["var"], lambda: var is not None and self.check_var(var)),
+            (names["connectivity"], lambda: conn is not None and self.check_connectivity(conn)),
             ("dataset_identity.json", lambda: self.check_vectors(identity)),
             ("dataset_identity.json", lambda: self.check_stats(identity, obs, var, conn)),
-            (spec.SIDECAR_FILE, self.check_sidecar),
+            (spec.SIDECAR_FILE, lambda: self.check_sidecar(side)),
         ]
         for name, section in sections:
             if identity is None and name == "dataset_identity.json":
@@ -442,7 +446,7 @@ class _Checker:
         return self.check_compression_value(name, m.get("compression"))
 
     def check_obs(self, m: dict) -> None:
-        name = "obs_manifest.json"
+        name = self.names["obs"]
         self.check_keys(name, m, spec.OBS_MANIFEST_KEYS)
         compression = self.check_common(name, m, "n_points")
         if "latent_key" in m and m["latent_key"] != "latent_space":
@@ -585,7 +589,7 @@ class _Checker:
                     return
 
     def check_var(self, m: dict) -> None:
-        name = "var_manifest.json"
+        name = self.names["var"]
         self.check_keys(name, m, spec.VAR_MANIFEST_KEYS)
         compression = self.check_common(name, m, "n_points")
         if "var_gene_id_column" in m and not isinstance(m["var_gene_id_column"], str):
@@ -620,7 +624,7 @@ class _Checker:
                 self.payload_task(rel, path, size, f"{self.n_cells} cells x {schema['dtype']}")
 
     def check_connectivity(self, m: dict) -> None:
-        name = "connectivity_manifest.json"
+        name = self.names["connectivity"]
         self.check_keys(name, m, spec.CONNECTIVITY_MANIFEST_KEYS)
         compression = self.check_common(name, m, "n_cells")
         if "format" in m and m["format"] != "edge_pairs":
@@ -686,7 +690,7 @@ class _Checker:
             degree = np.bincount(src, minlength=n) + np.bincount(dst, minlength=n)
             true_max = int(degree.max()) if degree.size else 0
             if m.get("max_neighbors") != true_max:
-                self.add("connectivity_manifest.json", "max_neighbors_mismatch",
+                self.add(self.names["connectivity"], "max_neighbors_mismatch",
                          f"max_neighbors {m.get('max_neighbors')!r}, the edges give a maximum degree of {true_max}")
 
     def check_vectors(self, ident: dict) -> None:
@@ -698,8 +702,11 @@ class _Checker:
         if not isinstance(fields, dict) or not fields:
             self.add(name, "vector_field_invalid", "vector_fields must hold a non-empty 'fields' object")
             return
-        if block.get("default_field") not in fields:
-            self.add(name, "vector_field_invalid", f"default_field {block.get('default_field')!r} is not one of {sorted(fields)}")
+        expected_default = "velocity_umap" if "velocity_umap" in fields else sorted(fields)[0]
+        if block.get("default_field") != expected_default:
+            self.add(name, "vector_field_invalid",
+                     f"default_field {block.get('default_field')!r}, expected {expected_default!r} "
+                     "('velocity_umap' if present, else the first id sorted)")
         self.check_names(name, list(fields), "vector field")
         compression = (ident.get("export_settings") or {}).get("compression")
         for fid, entry in fields.items():
@@ -734,8 +741,7 @@ class _Checker:
 
     def check_stats(self, ident: dict, obs: dict | None, var: dict | None, conn: dict | None) -> None:
         stats = ident.get("stats")
-        if not isinstance(stats, dict) or self.broken & {"obs_manifest.json", "var_manifest.json",
-                                                          "connectivity_manifest.json"}:
+        if not isinstance(stats, dict) or self.broken & set(self.names.values()):
             return
         cont = (obs or {}).get("_continuousFields") or []
         cat = (obs or {}).get("_categoricalFields") or []
@@ -758,17 +764,31 @@ class _Checker:
             kinds = {f.get("kind") for f in obs_fields if isinstance(f, dict)}
             if kinds - {"continuous", "category", "categorical"}:
                 wrong.append(f"obs_fields kinds {sorted(map(str, kinds))}, expected continuous / category")
+            n_categories = {e[0]: len(e[1]) for e in cat if len(e) > 1 and isinstance(e[1], list)}
+            for f in obs_fields:
+                if isinstance(f, dict) and "n_categories" in f and f.get("key") in n_categories \
+                        and f["n_categories"] != n_categories[f["key"]]:
+                    wrong.append(f"obs_fields {f['key']!r} has n_categories {f['n_categories']!r}, the manifest "
+                                 f"lists {n_categories[f['key']]}")
         settings = ident.get("export_settings")
         if isinstance(settings, dict):
             for name, m in (("obs", obs), ("var", var), ("connectivity", conn)):
                 if m is not None and "compression" in m and settings.get("compression") != m["compression"]:
                     wrong.append(f"export_settings.compression {settings.get('compression')!r} but the {name} manifest "
                                  f"has {m['compression']!r}")
+            var_schema = (var or {}).get("_varSchema")
+            if isinstance(var_schema, dict) and settings.get("var_quantization") != var_schema.get("quantizationBits"):
+                wrong.append(f"export_settings.var_quantization {settings.get('var_quantization')!r} but _varSchema "
+                             f"has quantizationBits {var_schema.get('quantizationBits')!r}")
+            cont_schema = ((obs or {}).get("_obsSchemas") or {}).get("continuous")
+            if isinstance(cont_schema, dict) and \
+                    settings.get("obs_continuous_quantization") != cont_schema.get("quantizationBits"):
+                wrong.append(f"export_settings.obs_continuous_quantization {settings.get('obs_continuous_quantization')!r} "
+                             f"but the continuous obs schema has quantizationBits {cont_schema.get('quantizationBits')!r}")
         if wrong:
             self.add(spec.IDENTITY_FILE, "identity_stats_mismatch", "; ".join(wrong))
 
-    def check_sidecar(self) -> None:
-        side = self.load(spec.SIDECAR_FILE)
+    def check_sidecar(self, side: dict | None) -> None:
         files = (side or {}).get("files")
         if not isinstance(files, dict):
             return
@@ -780,6 +800,18 @@ class _Checker:
             elif want is not None and path.stat().st_size != want:
                 self.add(spec.SIDECAR_FILE, "sidecar_mismatch",
                          f"lists {rel!r} with {want} bytes, the file has {path.stat().st_size}")
+            elif self.checksums and isinstance(info, dict) and isinstance(info.get("sha256"), str):
+                self.tasks.append(lambda rel=rel, path=path, digest=info["sha256"]: self._checksum(rel, path, digest))
+
+    def _checksum(self, rel: str, path: Path, digest: str) -> list[Problem]:
+        sha = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                sha.update(chunk)
+        if sha.hexdigest() != digest:
+            return [self.problem(spec.SIDECAR_FILE, "sidecar_mismatch", f"{rel!r} has sha256 {sha.hexdigest()}, "
+                                 f"the sidecar lists {digest}")]
+        return []
 
 
 def _check_datasets(root: Path, problems: list[Problem]) -> list[str]:
@@ -819,7 +851,8 @@ def _check_datasets(root: Path, problems: list[Problem]) -> list[str]:
     return folders
 
 
-def validate_export(path: str | os.PathLike[str], *, workers: int | None = None) -> list[Problem]:
+def validate_export(path: str | os.PathLike[str], *, workers: int | None = None,
+                    checksums: bool = False) -> list[Problem]:
     """Check an export folder (or an exports root with ``datasets.json``) against docs/FORMAT.md.
 
     Parameters
@@ -829,6 +862,9 @@ def validate_export(path: str | os.PathLike[str], *, workers: int | None = None)
         ``datasets.json`` and one sub-folder per dataset (each is validated too).
     workers
         Threads for streaming payload checks (default: up to 4).
+    checksums
+        Also compare every file's sha256 with the ``cellucid_nb.json`` sidecar
+        (reads every byte once; sizes are always compared).
 
     Returns
     -------
@@ -843,8 +879,9 @@ def validate_export(path: str | os.PathLike[str], *, workers: int | None = None)
     if (root / spec.DATASETS_FILE).is_file():
         for folder in _check_datasets(root, problems):
             if Path(folder) != Path("."):
-                problems.extend(_Checker(root / folder, prefix=f"{Path(folder).as_posix()}/", workers=workers).run())
+                problems.extend(_Checker(root / folder, prefix=f"{Path(folder).as_posix()}/", workers=workers,
+                                         checksums=checksums).run())
         if not has_identity:
             return problems
-    problems.extend(_Checker(root, workers=workers).run())
+    problems.extend(_Checker(root, workers=workers, checksums=checksums).run())
     return problems

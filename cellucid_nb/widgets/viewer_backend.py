@@ -5,10 +5,10 @@ Protocol (JS ``js/viewer/transport.js`` <-> this module). Every message has a
 comm and forward only these to :meth:`ViewerBackend.handle`.
 
 JS -> Python
-    ``{"type": "viewer:request", "id": int, "kind": str, "args": dict}``
+    ``{"type": "viewer:request", "id": str | int, "kind": str, "args": dict}``
         kinds and args: ``meta`` {}; ``points`` {dim}; ``obs`` {key};
         ``gene`` {gene}; ``edges`` {}; ``vectors`` {field, dim}.
-    ``{"type": "viewer:ack", "id": int, "seq": int}``
+    ``{"type": "viewer:ack", "id": str | int, "seq": int}``
         one per received chunk; the next chunk goes out only when the window
         of unacknowledged chunks has room, so a dropped message stalls the
         transfer and the JS side reports a timeout instead of drawing nothing.
@@ -36,12 +36,16 @@ from __future__ import annotations
 import json
 import logging
 import struct
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# Imported with the module (it pulls in pandas) so that show() itself stays fast.
+from cellucid_nb.format.reader import read_export
 
 __all__ = ["ViewerBackend", "build_response", "build_meta", "frame_response", "MESSAGE_PREFIX", "FRAME_MAGIC"]
 
@@ -51,6 +55,8 @@ MESSAGE_PREFIX = "viewer:"
 FRAME_MAGIC = b"CLNB"
 #: Unacknowledged chunks allowed in flight (2 keeps the socket busy during an ack round trip).
 DEFAULT_WINDOW = 2
+#: A transfer without any acknowledgement for this long is dropped (its view is gone).
+STALE_SECONDS = 120.0
 
 SendFn = Callable[[dict, list], None]
 
@@ -58,8 +64,6 @@ SendFn = Callable[[dict, list], None]
 def _open_reader(reader_or_path: Any) -> Any:
     """Return an ``ExportReader`` for a path, or the object itself if it already is one."""
     if isinstance(reader_or_path, (str, Path)):
-        from cellucid_nb.format.reader import read_export
-
         return read_export(reader_or_path)
     if not hasattr(reader_or_path, "points") or not hasattr(reader_or_path, "n_cells"):
         raise TypeError(
@@ -131,6 +135,7 @@ class _Transfer:
     n_chunks: int
     next_seq: int = 0
     acked: set = field(default_factory=set)
+    last_activity: float = field(default_factory=time.monotonic)
 
 
 def build_meta(reader: Any) -> dict:
@@ -351,6 +356,7 @@ class ViewerBackend:
         if not isinstance(kind, str) or not kind.startswith(MESSAGE_PREFIX):
             return False
         kind = kind[len(MESSAGE_PREFIX):]
+        self._drop_stale()
         if kind == "request":
             self._on_request(content)
         elif kind == "ack":
@@ -383,6 +389,12 @@ class ViewerBackend:
         while transfer.next_seq < min(self.window, n_chunks):
             self._send_next(transfer)
 
+    def _drop_stale(self) -> None:
+        now = time.monotonic()
+        for rid in [rid for rid, t in self._transfers.items() if now - t.last_activity > STALE_SECONDS]:
+            logger.warning("dropping viewer transfer %r: no acknowledgement for %.0f s", rid, STALE_SECONDS)
+            del self._transfers[rid]
+
     def _send_chunk(self, t: _Transfer, seq: int | None) -> None:
         content = {
             "type": MESSAGE_PREFIX + "response",
@@ -406,6 +418,7 @@ class ViewerBackend:
         if t is None:
             return
         t.acked.add(content.get("seq"))
+        t.last_activity = time.monotonic()
         if len(t.acked) >= t.n_chunks:
             del self._transfers[t.id]
             return

@@ -78,8 +78,9 @@ def _to_dict_or_empty(value: Any, widget: Any) -> dict:
     return {} if value is None else _json_roundtrip(value.to_dict())
 
 
-def _keep_python_value(data: Any, widget: Any) -> Any:
-    raise traitlets.TraitError("this trait is read-only from the front-end")
+def _read_only(name: str) -> Callable[[Any, Any], Any]:
+    """``from_json`` of a trait only Python writes: a browser edit keeps the Python value."""
+    return lambda data, widget: getattr(widget, name)
 
 
 def _plan_class() -> Any:
@@ -127,13 +128,13 @@ class ExportWizard(anywidget.AnyWidget):
     summary = traitlets.Dict().tag(sync=True)
     plan = traitlets.Any(None).tag(sync=True, to_json=_plan_to_json, from_json=_plan_from_json)
     plan_error = traitlets.Unicode("").tag(sync=True)
-    estimate = traitlets.Any(None).tag(sync=True, to_json=_to_dict_or_empty, from_json=_keep_python_value)
+    estimate = traitlets.Any(None).tag(sync=True, to_json=_to_dict_or_empty, from_json=_read_only("estimate"))
     estimate_pending = traitlets.Bool(False).tag(sync=True)
     estimate_error = traitlets.Unicode("").tag(sync=True)
     status = traitlets.Enum(_STATUSES, default_value="idle").tag(sync=True)
     progress = traitlets.Dict().tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
-    result = traitlets.Any(None).tag(sync=True, to_json=_to_dict_or_empty, from_json=_keep_python_value)
+    result = traitlets.Any(None).tag(sync=True, to_json=_to_dict_or_empty, from_json=_read_only("result"))
     code = traitlets.Unicode("").tag(sync=True)
     out_dir = traitlets.Unicode("").tag(sync=True)
     overwrite = traitlets.Bool(False).tag(sync=True)
@@ -157,6 +158,10 @@ class ExportWizard(anywidget.AnyWidget):
         self._job: ExportJob | None = None
         self._viewer_backend: Any = None
         self._gene_ids_cache: tuple[str, list[str]] | None = None
+        self._report_genes: tuple[Any, Any] = (None, None)  # what gene_report describes
+        # the source genes come from when the plan has none (expression_source=None)
+        names = [e.name for e in self._summary_obj.expression]
+        self._last_source = start.expression_source or ("X" if "X" in names else (names[0] if names else "X"))
         super().__init__(
             summary=self._summary_obj.to_dict(),
             plan=start,
@@ -168,9 +173,7 @@ class ExportWizard(anywidget.AnyWidget):
     # ------------------------------------------------------------------ plan
 
     def _check_plan(self, plan: Any) -> None:
-        check = getattr(plan, "check", None)
-        if check is not None:
-            check(self._adata)
+        plan.check(self._adata)
 
     def _coerce_plan(self, value: Any) -> Any:
         ExportPlan = _plan_class()
@@ -178,7 +181,12 @@ class ExportWizard(anywidget.AnyWidget):
             value = ExportPlan.from_dict(value)
         if not isinstance(value, ExportPlan):
             raise traitlets.TraitError(f"plan must be an ExportPlan or its dict form, got {type(value).__name__}")
+        if value.genes is not None and len(value.genes) == 0:
+            # an empty gene list means "no genes": say it the way the exporter understands
+            value = value.replace(expression_source=None, genes=None)
         self._check_plan(value)
+        if value.expression_source is not None:
+            self._last_source = value.expression_source
         return value
 
     @traitlets.validate("plan")
@@ -211,6 +219,9 @@ class ExportWizard(anywidget.AnyWidget):
     @traitlets.observe("plan")
     def _on_plan_change(self, change: Any) -> None:
         self.plan_error = ""
+        new = change["new"]
+        if self.gene_report and self._report_genes != (new.expression_source, new.genes):
+            self.gene_report = {}  # the genes changed since the report was made
         self.code = self._code_for(change["new"])
         self._request_estimate()
 
@@ -269,8 +280,9 @@ class ExportWizard(anywidget.AnyWidget):
     # ------------------------------------------------------------------ genes
 
     def _gene_source(self) -> tuple[str, str]:
+        """(expression source, id column) genes are picked from; the last used source when the plan has none."""
         plan = self.plan
-        return (getattr(plan, "expression_source", "X") or "X", getattr(plan, "var_gene_id_column", "index") or "index")
+        return (plan.expression_source or self._last_source, plan.var_gene_id_column or "index")
 
     def gene_ids(self) -> list[str]:
         """All gene ids of the plan's expression source and id column (cached)."""
@@ -297,6 +309,11 @@ class ExportWizard(anywidget.AnyWidget):
         if mode == "list":
             wanted = [str(g).strip() for g in (ids or []) if str(g).strip()]
             genes, unknown = genes_select.genes_by_list(self._adata, wanted, source=source, id_column=column)
+            if not genes:
+                raise ValueError(
+                    f"none of the {len(wanted)} gene id(s) given is in the {source!r} var ({column}): "
+                    f"{list(unknown[:10])}; the gene choice is unchanged"
+                )
         elif mode == "hvg":
             genes = genes_select.highly_variable(self._adata, source=source, id_column=column)
         elif mode == "top":
@@ -307,10 +324,13 @@ class ExportWizard(anywidget.AnyWidget):
             genes = ()
         else:
             raise ValueError(f"gene mode {mode!r} is not known; expected 'list', 'hvg', 'top', 'all' or 'none'")
-        self.plan = self.plan.replace(genes=genes)
+        plan = (self.plan.replace(expression_source=None, genes=None) if mode == "none"
+                else self.plan.replace(expression_source=source, genes=genes))
+        self._report_genes = (plan.expression_source, plan.genes)
+        self.plan = plan
         report = {
             "mode": mode,
-            "n_genes": len(self.gene_ids()) if genes is None else len(genes),
+            "n_genes": 0 if mode == "none" else len(self.gene_ids()) if genes is None else len(genes),
             "unknown": [str(u) for u in unknown[:100]],
             "n_unknown": len(unknown),
         }

@@ -170,16 +170,18 @@ class ProgressSnapshot:
 class ProgressTracker:
     """Turn ``ProgressEvent``s into one overall fraction that never goes back.
 
-    The exporter counts ``done``/``total`` work items for the whole export; the
-    AnnData export may first report a ``"load"`` phase (reading the chosen
-    genes) with its own count, which takes the first ``load_share`` of the bar.
-    The fraction stays below 1 until :meth:`finish`: only the end of the
-    export thread means "done".
+    The exporter counts ``done``/``total`` work items for the whole export. The
+    AnnData export of a backed matrix first reports a ``"load"`` phase (rows
+    read of the chosen genes, ``total`` = rows) that takes the first
+    ``load_share`` of the bar; the exporter's events that follow count the
+    load rows as an offset in both ``done`` and ``total``, which is removed
+    here. The fraction stays below 1: only the end of the export thread means
+    "done" (the wizard sets 1.0 then).
     """
 
     def __init__(self, load_share: float = 0.3) -> None:
         self._load_share = load_share
-        self._saw_load = False
+        self._load_total = 0
         self.fraction = 0.0
 
     def update(self, event: Any) -> ProgressSnapshot:
@@ -190,14 +192,15 @@ class ProgressTracker:
         elapsed = float(getattr(event, "elapsed", 0.0) or 0.0)
         eta = getattr(event, "eta", None)
         eta = None if eta is None else max(0.0, float(eta))
-        part = done / total if total > 0 else 0.0
         if phase == "load":
-            self._saw_load = True
-            fraction = self._load_share * part
-        elif self._saw_load:
-            fraction = self._load_share + (1.0 - self._load_share) * part
+            self._load_total = max(self._load_total, total)
+            fraction = self._load_share * (done / total if total > 0 else 0.0)
+        elif self._load_total:
+            own_done, own_total = done - self._load_total, total - self._load_total
+            part = own_done / own_total if own_total > 0 else 0.0
+            fraction = self._load_share + (1.0 - self._load_share) * max(part, 0.0)
         else:
-            fraction = part
+            fraction = done / total if total > 0 else 0.0
         self.fraction = min(max(self.fraction, fraction), 0.999)
         return ProgressSnapshot(phase, done, total, written, elapsed, eta, self.fraction)
 

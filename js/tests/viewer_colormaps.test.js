@@ -40,3 +40,13 @@ test("continuous LUT runs from the first to the last stop of the map", () => {
   const mid = sampleColormap("viridis", 0.5);
   assert.ok(mid[1] > mid[0], "viridis is green-ish in the middle");
 });
+
+test("continuous palette: 255 map steps then the missing colour", async () => {
+  const { buildContinuousPalette } = await import("../viewer/colormaps.js");
+  const p = buildContinuousPalette("viridis");
+  assert.equal(p.length, 1024);
+  assert.deepEqual(Array.from(p.slice(0, 3)), [0x44, 0x01, 0x54]);
+  assert.deepEqual(Array.from(p.slice(254 * 4, 254 * 4 + 3)), [0xfd, 0xe7, 0x25]);
+  assert.deepEqual(Array.from(p.slice(255 * 4, 256 * 4)), [...MISSING_RGBA.slice(0, 3), 255]);
+  assert.equal(buildContinuousPalette("magma", true)[255 * 4 + 3], 0, "hidden missing values");
+});

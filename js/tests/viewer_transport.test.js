@@ -156,3 +156,19 @@ test("picking: projection, nearest point, lasso and box agree", () => {
   const box = pointsInBox(s, 0, 0, 200, 120, (i) => i !== 0);
   assert.deepEqual(Array.from(box), [1, 2]);
 });
+
+test("two views of one model do not take each other's answers", async () => {
+  const model = fakeModel();
+  const a = createCommTransport(model, { timeoutMs: 200 });
+  const b = createCommTransport(model, { timeoutMs: 200 });
+  const pa = a.request("meta");
+  const pb = b.request("meta");
+  const [ida, idb] = model.sent.map((m) => m.content.id);
+  assert.notEqual(ida, idb);
+  model.deliver({ type: "viewer:response", id: idb, seq: 0, n_chunks: 0, nbytes: 0, chunk_bytes: 4, header: { who: "b" } });
+  model.deliver({ type: "viewer:response", id: ida, seq: 0, n_chunks: 0, nbytes: 0, chunk_bytes: 4, header: { who: "a" } });
+  assert.equal((await pa).header.who, "a");
+  assert.equal((await pb).header.who, "b");
+  a.destroy();
+  b.destroy();
+});

@@ -114,3 +114,19 @@ export function colormapGradient(name = "viridis") {
 export function rgbaCss(c) {
   return `rgba(${c[0]}, ${c[1]}, ${c[2]}, ${(c[3] ?? 255) / 255})`;
 }
+
+/**
+ * 256-colour palette of a continuous map for the renderer's uniform block:
+ * entries 0..254 span the map (value index q / 254), entry 255 is "missing".
+ * @returns {Uint8Array} 1024 bytes RGBA
+ */
+export function buildContinuousPalette(name = "viridis", hideMissing = false) {
+  const out = new Uint8Array(1024);
+  for (let i = 0; i < 255; i++) {
+    const [r, g, b] = sampleColormap(name, i / 254);
+    out.set([r, g, b, 255], i * 4);
+  }
+  const m = MISSING_RGBA;
+  out.set([m[0], m[1], m[2], hideMissing ? 0 : 255], 255 * 4);
+  return out;
+}

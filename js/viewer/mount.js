@@ -6,7 +6,7 @@
 //                setPointSize(px), setShowEdges(bool), setShowVectors(bool), snapshot() -> dataURL,
 //                ready: Promise, stats, state }
 // field strings: "obs:<key>", "gene:<id>" or "" (the export's first categorical field).
-import { buildCategoricalLut, buildContinuousLut, categoryColors, parseColor, rgbaCss } from "./colormaps.js";
+import { buildCategoricalLut, buildContinuousPalette, categoryColors, parseColor, rgbaCss } from "./colormaps.js";
 import { arrowSegments, categoryCounts, continuousForDisplay, continuousValue, stripFrom1D } from "./decode.js";
 import { createCamera } from "./camera.js";
 import { createRenderer } from "./renderer.js";
@@ -148,7 +148,7 @@ export function mountViewer(el, transport, options = {}) {
       renderer.finish(); // wait for the GPU so the timing is the real first frame
       firstFrameDone = true;
       stats.timings.first_frame = now() - t0;
-      if (transport.sendEvent) transport.sendEvent("first_frame", { ms: stats.timings.first_frame, n_cells: state.meta.n_cells });
+      if (transport.sendEvent) transport.sendEvent("first_frame", { ms: stats.timings.first_frame, epoch_ms: Date.now(), n_cells: state.meta.n_cells, timings: stats.timings });
     }
     stats.lastFrameMs = now() - start;
   }
@@ -262,7 +262,9 @@ export function mountViewer(el, transport, options = {}) {
     }
     if (f.kind === "categorical") {
       const hidden = new Set([...state.hidden].filter((i) => i >= 0));
-      renderer.setColoring({ kind: "categorical", lut: buildCategoricalLut(f.colors, f.missingCode, hidden, state.hidden.has(-1)) });
+      const lut = buildCategoricalLut(f.colors, f.missingCode, hidden, state.hidden.has(-1));
+      // uint8 codes: 256-colour palette (fast path); uint16 codes: texture
+      renderer.setColoring(f.missingCode === 255 ? { kind: "palette", colors: lut.data, scale: 1, missing: 255 } : { kind: "texture", lut });
       renderCategoricalLegend(ui.legend, f.label, { ...f, hidden: state.hidden }, {
         toggle: (i) => { state.hidden.has(i) ? state.hidden.delete(i) : state.hidden.add(i); applyColoring(); requestDraw(); },
         isolate: (i) => {
@@ -274,7 +276,8 @@ export function mountViewer(el, transport, options = {}) {
         showAll: () => { state.hidden = new Set(); applyColoring(); requestDraw(); },
       });
     } else {
-      renderer.setColoring({ kind: "continuous", lut: buildContinuousLut(state.colormap), qmax: f.qmax, missing: f.missing });
+      // 8-bit values index the palette directly; 16-bit ones are scaled to its 255 steps
+      renderer.setColoring({ kind: "palette", colors: buildContinuousPalette(state.colormap), scale: 254 / f.qmax, missing: f.missing });
       renderColorbar(ui.legend, f.label, f, state.colormap);
     }
   }
@@ -649,10 +652,20 @@ export function mountViewer(el, transport, options = {}) {
     edgesBox.checked = state.showEdges;
     vectorsBox.checked = state.showVectors;
     ui.size.value = String(state.pointSize || autoPointSize(meta.n_cells));
-    // points and colours travel in parallel
-    const [pts] = await Promise.all([loadPoints(dim), field ? loadField(field) : null]);
+    // Points and colours travel in parallel; meanwhile the GPU compiles the shaders for
+    // these data formats, and the points go to the GPU as soon as they arrive.
+    const fieldPromise = field ? loadField(field) : null;
+    if (fieldPromise) fieldPromise.catch(() => {}); // reported by setColorField below
+    const pointsPromise = loadPoints(dim);
+    if (renderer) {
+      const fm = field.startsWith("obs:") ? fieldMeta(field.slice(4)) : null;
+      const wide = fm && fm.kind === "categorical" && fm.missing_code === 65535;
+      const t = now();
+      renderer.warmUp(dim === 3 ? 3 : 2, wide, dim === 3);
+      stats.timings.warm_up = now() - t;
+    }
+    await pointsPromise;
     if (destroyed) return;
-    void pts;
     await setDimension(dim);
     await setColorField(field);
     if (state.showEdges) await refreshEdges();
@@ -688,6 +701,9 @@ export function mountViewer(el, transport, options = {}) {
     },
     drawSync,
     camera,
+    /** Drawn position of cell i (after the 1D strip layout). */
+    positionsOf(i) { return positions ? Array.from(positions.subarray(i * comps, (i + 1) * comps)) : null; },
+    get renderStats() { return renderer ? renderer.stats() : null; },
     destroy() {
       if (destroyed) return;
       destroyed = true;

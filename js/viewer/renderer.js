@@ -3,51 +3,46 @@
 // colours come from a LUT texture, so switching field uploads one small attribute + LUT.
 // Optional kNN edges (gl.LINES over the same position buffer) and vector arrows.
 
-const POINT_VS = `#version 300 es
+// Variants are compiled on demand: LUT_TEXTURE (uint16 category codes: up to 65,535
+// colours in a texture) or a 256-colour uniform block (everything else, the fast
+// path: no texture fetch per vertex); HIGHLIGHT only while cells are highlighted.
+const POINT_VS = `
 precision highp float;
 in vec3 a_pos;
 in float a_val;
-in float a_flag;
 uniform mat4 u_mvp;
 uniform float u_size;
-uniform int u_mode;          // 0 categorical codes, 1 continuous codes, 2 uniform colour
-uniform sampler2D u_catLut;  // 256 x k RGBA, texelFetch by code
-uniform sampler2D u_contLut; // 256 x 1 RGBA, linear
-uniform float u_qmax;
-uniform float u_missing;
-uniform vec4 u_missingColor;
-uniform vec4 u_uniformColor;
-uniform bool u_hideMissing;
-uniform bool u_highlight;
+uniform float u_scale;    // value -> palette index (1 for codes, 254/65534 for 16-bit values)
+uniform float u_missing;  // values >= this are missing (palette entry 255)
+#ifdef LUT_TEXTURE
+uniform sampler2D u_catLut;
+#else
+layout(std140) uniform Palette { vec4 u_colors[256]; };
+#endif
+#ifdef HIGHLIGHT
+in float a_flag;
+uniform float u_highlightSize;
 uniform vec3 u_background;
+#endif
 out vec4 v_color;
 void main() {
-  vec4 c;
-  if (u_mode == 0) {
-    int code = int(a_val + 0.5);
-    c = texelFetch(u_catLut, ivec2(code & 255, code >> 8), 0);
-  } else if (u_mode == 1) {
-    if (a_val > u_missing - 0.5) {
-      c = u_hideMissing ? vec4(0.0) : u_missingColor;
-    } else {
-      float t = clamp(a_val / u_qmax, 0.0, 1.0);
-      c = texture(u_contLut, vec2(t * (255.0 / 256.0) + 0.5 / 256.0, 0.5));
-    }
-  } else {
-    c = u_uniformColor;
-  }
-  float size = u_size;
+#ifdef LUT_TEXTURE
+  int code = int(a_val + 0.5);
+  vec4 c = texelFetch(u_catLut, ivec2(code & 255, code >> 8), 0);
+#else
+  vec4 c = u_colors[a_val >= u_missing ? 255 : int(a_val * u_scale + 0.5)];
+#endif
   gl_Position = u_mvp * vec4(a_pos, 1.0);
-  if (u_highlight) {
-    if (a_flag > 0.5) {
-      size = u_size * 1.6 + 1.0;
-      gl_Position.z -= 0.001 * gl_Position.w; // selected cells in front
-    } else {
-      c = vec4(mix(c.rgb, u_background, 0.8), c.a);
-    }
+  gl_PointSize = u_size;
+#ifdef HIGHLIGHT
+  if (a_flag > 0.5) {
+    gl_PointSize = u_highlightSize;
+    gl_Position.z -= 0.001 * gl_Position.w; // selected cells in front
+  } else {
+    c.rgb = mix(c.rgb, u_background, 0.8);
   }
+#endif
   if (c.a < 0.5) gl_Position = vec4(2.0, 2.0, 2.0, 1.0); // hidden: outside the clip volume
-  gl_PointSize = size;
   v_color = vec4(c.rgb, 1.0);
 }`;
 
@@ -88,11 +83,12 @@ function compile(gl, type, source) {
   return shader;
 }
 
-function link(gl, vs, fs) {
+function link(gl, vs, fs, locations = {}) {
   const program = gl.createProgram();
   const v = compile(gl, gl.VERTEX_SHADER, vs), f = compile(gl, gl.FRAGMENT_SHADER, fs);
   gl.attachShader(program, v);
   gl.attachShader(program, f);
+  for (const [name, loc] of Object.entries(locations)) gl.bindAttribLocation(program, loc, name.startsWith("a_") ? name : `a_${name}`);
   gl.linkProgram(program);
   gl.deleteShader(v);
   gl.deleteShader(f);
@@ -114,6 +110,8 @@ function glTypeOf(gl, arr) {
   throw new Error(`unsupported attribute array ${arr && arr.constructor.name}`);
 }
 
+const PALETTE_BINDING = 0;
+
 /**
  * Create the renderer on a canvas.
  * @param {HTMLCanvasElement} canvas
@@ -122,38 +120,47 @@ function glTypeOf(gl, arr) {
 export function createRenderer(canvas) {
   const gl = canvas.getContext("webgl2", { antialias: false, preserveDrawingBuffer: false, alpha: false, powerPreference: "high-performance" });
   if (!gl) throw new Error("WebGL2 is not available in this browser: the viewer needs it.");
-  const points = link(gl, POINT_VS, POINT_FS);
-  const lines = link(gl, LINE_VS, LINE_FS);
-  const loc = { pos: points.attrib("a_pos"), val: points.attrib("a_val"), flag: points.attrib("a_flag"), linePos: lines.attrib("a_pos") };
+  // Fixed attribute locations so one VAO serves every program variant.
+  const LOC = { pos: 0, val: 1, flag: 2 };
+  const programs = new Map(); // variant key -> {program, uniforms}
+  function pointProgram(texture, highlight) {
+    const key = `${texture ? "t" : "u"}${highlight ? "h" : ""}`;
+    if (!programs.has(key)) {
+      const defs = `#version 300 es\n${texture ? "#define LUT_TEXTURE\n" : ""}${highlight ? "#define HIGHLIGHT\n" : ""}`;
+      const p = link(gl, defs + POINT_VS, POINT_FS, LOC);
+      if (!texture) gl.uniformBlockBinding(p.program, gl.getUniformBlockIndex(p.program, "Palette"), PALETTE_BINDING);
+      programs.set(key, p);
+    }
+    return programs.get(key);
+  }
+  const lines = link(gl, LINE_VS, LINE_FS, { a_pos: LOC.pos });
 
   const vao = gl.createVertexArray();
   const lineVao = gl.createVertexArray();
   const arrowVao = gl.createVertexArray();
-  const buffers = { pos: gl.createBuffer(), val: gl.createBuffer(), flag: gl.createBuffer(), edges: gl.createBuffer(), arrows: gl.createBuffer() };
-  const textures = { cat: gl.createTexture(), cont: gl.createTexture() };
-  for (const [tex, filter] of [[textures.cat, gl.NEAREST], [textures.cont, gl.LINEAR]]) {
-    gl.bindTexture(gl.TEXTURE_2D, tex);
-    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, filter);
-    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, filter);
-    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
-    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
-    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, 1, 1, 0, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array([128, 128, 128, 255]));
-  }
+  const buffers = { pos: gl.createBuffer(), val: gl.createBuffer(), flag: gl.createBuffer(), edges: gl.createBuffer(), arrows: gl.createBuffer(), palette: gl.createBuffer() };
+  const catTexture = gl.createTexture();
+  gl.bindTexture(gl.TEXTURE_2D, catTexture);
+  for (const [k, v] of [[gl.TEXTURE_MIN_FILTER, gl.NEAREST], [gl.TEXTURE_MAG_FILTER, gl.NEAREST], [gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE], [gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE]]) gl.texParameteri(gl.TEXTURE_2D, k, v);
+  gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, 1, 1, 0, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array([128, 128, 128, 255]));
+  gl.bindBuffer(gl.UNIFORM_BUFFER, buffers.palette);
+  gl.bufferData(gl.UNIFORM_BUFFER, 256 * 16, gl.DYNAMIC_DRAW);
+  gl.bindBuffer(gl.UNIFORM_BUFFER, null);
 
-  const state = {
-    count: 0, comps: 2, hasVal: false, hasFlag: false, mode: 2, qmax: 254, missing: 255,
-    edgeCount: 0, edgeType: 0, arrowCount: 0,
-  };
+  const state = { count: 0, comps: 2, hasVal: false, hasFlag: false, texture: false, scale: 1, missing: 255, edgeCount: 0, edgeType: 0, arrowCount: 0 };
 
   gl.bindVertexArray(vao);
-  gl.bindBuffer(gl.ARRAY_BUFFER, buffers.pos);
-  gl.enableVertexAttribArray(loc.pos);
+  gl.vertexAttrib1f(LOC.val, 0);
+  gl.vertexAttrib1f(LOC.flag, 0);
   gl.bindVertexArray(null);
 
-  function uploadTexture(tex, lut) {
-    gl.bindTexture(gl.TEXTURE_2D, tex);
-    gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
-    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, lut.width, lut.height, 0, gl.RGBA, gl.UNSIGNED_BYTE, lut.data);
+  /** Upload 256 RGBA (0-255) colours to the palette uniform block. */
+  function uploadPalette(rgba256) {
+    const f = new Float32Array(256 * 4);
+    for (let i = 0; i < 1024; i++) f[i] = rgba256[i] / 255;
+    gl.bindBuffer(gl.UNIFORM_BUFFER, buffers.palette);
+    gl.bufferSubData(gl.UNIFORM_BUFFER, 0, f);
+    gl.bindBuffer(gl.UNIFORM_BUFFER, null);
   }
 
   const api = {
@@ -163,45 +170,59 @@ export function createRenderer(canvas) {
       if (comps !== 2 && comps !== 3) throw new Error(`positions need 2 or 3 components, got ${comps}`);
       state.count = positions.length / comps;
       state.comps = comps;
-      gl.bindVertexArray(vao);
       gl.bindBuffer(gl.ARRAY_BUFFER, buffers.pos);
       gl.bufferData(gl.ARRAY_BUFFER, positions, gl.STATIC_DRAW);
-      gl.vertexAttribPointer(loc.pos, comps, gl.FLOAT, false, 0, 0);
-      gl.bindVertexArray(lineVao);
-      gl.bindBuffer(gl.ARRAY_BUFFER, buffers.pos);
-      gl.enableVertexAttribArray(loc.linePos);
-      gl.vertexAttribPointer(loc.linePos, comps, gl.FLOAT, false, 0, 0);
+      for (const v of [vao, lineVao]) {
+        gl.bindVertexArray(v);
+        gl.bindBuffer(gl.ARRAY_BUFFER, buffers.pos);
+        gl.enableVertexAttribArray(LOC.pos);
+        gl.vertexAttribPointer(LOC.pos, comps, gl.FLOAT, false, 0, 0);
+      }
       gl.bindVertexArray(null);
     },
-    /** Per-point codes (uint8 / uint16) or null for a uniform colour. */
+    /** Per-point codes or quantized values (Uint8Array / Uint16Array), or null for one colour. */
     setValues(values) {
       gl.bindVertexArray(vao);
       if (!values) {
         state.hasVal = false;
-        if (loc.val >= 0) { gl.disableVertexAttribArray(loc.val); gl.vertexAttrib1f(loc.val, 0); }
-      } else if (loc.val >= 0) {
+        gl.disableVertexAttribArray(LOC.val);
+        gl.vertexAttrib1f(LOC.val, 0);
+      } else {
         state.hasVal = true;
         gl.bindBuffer(gl.ARRAY_BUFFER, buffers.val);
         gl.bufferData(gl.ARRAY_BUFFER, values, gl.STATIC_DRAW);
-        gl.enableVertexAttribArray(loc.val);
-        gl.vertexAttribPointer(loc.val, 1, glTypeOf(gl, values), false, 0, 0);
+        gl.enableVertexAttribArray(LOC.val);
+        gl.vertexAttribPointer(LOC.val, 1, glTypeOf(gl, values), false, 0, 0);
       }
       gl.bindVertexArray(null);
     },
-    /** Colour mode: {kind: "categorical", lut} | {kind: "continuous", lut, qmax, missing} | {kind: "uniform", color}. */
+    /**
+     * How values become colours.
+     * {kind: "palette", colors: Uint8Array(1024), scale, missing}: 256 colours, index = value * scale
+     *   (values >= missing use entry 255);
+     * {kind: "texture", lut: {data, width, height}}: one texel per uint16 category code;
+     * {kind: "uniform", color: [r, g, b, a] 0-255}.
+     */
     setColoring(spec) {
-      if (spec.kind === "categorical") {
-        state.mode = 0;
-        uploadTexture(textures.cat, spec.lut);
-      } else if (spec.kind === "continuous") {
-        state.mode = 1;
-        state.qmax = spec.qmax;
-        state.missing = spec.missing;
-        state.hideMissing = !!spec.hideMissing;
-        if (spec.lut) uploadTexture(textures.cont, spec.lut);
+      if (spec.kind === "texture") {
+        state.texture = true;
+        gl.bindTexture(gl.TEXTURE_2D, catTexture);
+        gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
+        gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, spec.lut.width, spec.lut.height, 0, gl.RGBA, gl.UNSIGNED_BYTE, spec.lut.data);
+        return;
+      }
+      state.texture = false;
+      if (spec.kind === "palette") {
+        state.scale = spec.scale ?? 1;
+        state.missing = spec.missing ?? 255;
+        uploadPalette(spec.colors);
       } else {
-        state.mode = 2;
-        state.uniformColor = spec.color || [0.3, 0.45, 0.7, 1];
+        const c = spec.color || [77, 115, 179, 255];
+        const colors = new Uint8Array(1024);
+        for (let i = 0; i < 256; i++) colors.set(c, i * 4);
+        state.scale = 1;
+        state.missing = 1e9;
+        uploadPalette(colors);
       }
     },
     /** Highlight flags (Uint8Array, 1 = highlighted) or null for none. */
@@ -209,13 +230,14 @@ export function createRenderer(canvas) {
       gl.bindVertexArray(vao);
       if (!flags) {
         state.hasFlag = false;
-        if (loc.flag >= 0) { gl.disableVertexAttribArray(loc.flag); gl.vertexAttrib1f(loc.flag, 0); }
-      } else if (loc.flag >= 0) {
+        gl.disableVertexAttribArray(LOC.flag);
+        gl.vertexAttrib1f(LOC.flag, 0);
+      } else {
         state.hasFlag = true;
         gl.bindBuffer(gl.ARRAY_BUFFER, buffers.flag);
         gl.bufferData(gl.ARRAY_BUFFER, flags, gl.STATIC_DRAW);
-        gl.enableVertexAttribArray(loc.flag);
-        gl.vertexAttribPointer(loc.flag, 1, gl.UNSIGNED_BYTE, false, 0, 0);
+        gl.enableVertexAttribArray(LOC.flag);
+        gl.vertexAttribPointer(LOC.flag, 1, gl.UNSIGNED_BYTE, false, 0, 0);
       }
       gl.bindVertexArray(null);
     },
@@ -233,16 +255,16 @@ export function createRenderer(canvas) {
       gl.bindVertexArray(arrowVao);
       gl.bindBuffer(gl.ARRAY_BUFFER, buffers.arrows);
       gl.bufferData(gl.ARRAY_BUFFER, segments || new Float32Array(0), gl.STATIC_DRAW);
-      gl.enableVertexAttribArray(loc.linePos);
-      gl.vertexAttribPointer(loc.linePos, 3, gl.FLOAT, false, 0, 0);
+      gl.enableVertexAttribArray(LOC.pos);
+      gl.vertexAttribPointer(LOC.pos, 3, gl.FLOAT, false, 0, 0);
       gl.bindVertexArray(null);
       state.arrowCount = segments ? segments.length / 3 : 0;
     },
     /**
      * Draw one frame.
      * @param {Float32Array} mvp
-     * @param {{pointSize: number, background: number[], depth: boolean, showEdges: boolean, showArrows: boolean,
-     *          highlight: boolean, missingColor: number[], edgeColor: number[], arrowColor: number[]}} o
+     * @param {{pointSize: number, pixelRatio: number, background: number[], depth: boolean, showEdges: boolean,
+     *          showArrows: boolean, highlight: boolean, edgeColor: number[], arrowColor: number[]}} o
      */
     draw(mvp, o) {
       const dpr = o.pixelRatio || 1;
@@ -263,25 +285,28 @@ export function createRenderer(canvas) {
         gl.disable(gl.BLEND);
       }
       if (o.depth) { gl.enable(gl.DEPTH_TEST); gl.depthFunc(gl.LEQUAL); } else gl.disable(gl.DEPTH_TEST);
-      gl.useProgram(points.program);
-      const u = points.uniforms;
+      const highlight = state.hasFlag && o.highlight !== false;
+      const texture = state.texture && state.hasVal;
+      const p = pointProgram(texture, highlight);
+      const u = p.uniforms;
+      const size = Math.max(1, (o.pointSize || 2) * dpr);
+      gl.useProgram(p.program);
       gl.uniformMatrix4fv(u.u_mvp, false, mvp);
-      gl.uniform1f(u.u_size, Math.max(1, (o.pointSize || 2) * dpr));
-      gl.uniform1i(u.u_mode, state.hasVal ? state.mode : 2);
-      gl.uniform1f(u.u_qmax, state.qmax);
-      gl.uniform1f(u.u_missing, state.missing);
-      gl.uniform4fv(u.u_missingColor, o.missingColor || [0.67, 0.67, 0.67, 1]);
-      gl.uniform4fv(u.u_uniformColor, state.uniformColor || [0.3, 0.45, 0.7, 1]);
-      gl.uniform1i(u.u_hideMissing, state.hideMissing ? 1 : 0);
-      gl.uniform1i(u.u_highlight, state.hasFlag && o.highlight !== false ? 1 : 0);
-      gl.uniform3fv(u.u_background, bg);
-      gl.uniform1i(u.u_round, (o.pointSize || 2) * dpr >= 3 ? 1 : 0);
-      gl.activeTexture(gl.TEXTURE0);
-      gl.bindTexture(gl.TEXTURE_2D, textures.cat);
-      gl.uniform1i(u.u_catLut, 0);
-      gl.activeTexture(gl.TEXTURE1);
-      gl.bindTexture(gl.TEXTURE_2D, textures.cont);
-      gl.uniform1i(u.u_contLut, 1);
+      gl.uniform1f(u.u_size, size);
+      gl.uniform1i(u.u_round, size >= 3 ? 1 : 0);
+      if (texture) {
+        gl.activeTexture(gl.TEXTURE0);
+        gl.bindTexture(gl.TEXTURE_2D, catTexture);
+        gl.uniform1i(u.u_catLut, 0);
+      } else {
+        gl.bindBufferBase(gl.UNIFORM_BUFFER, PALETTE_BINDING, buffers.palette);
+        gl.uniform1f(u.u_scale, state.hasVal ? state.scale : 1);
+        gl.uniform1f(u.u_missing, state.hasVal ? state.missing : 1e9);
+      }
+      if (highlight) {
+        gl.uniform1f(u.u_highlightSize, size * 1.6 + 1);
+        gl.uniform3fv(u.u_background, bg);
+      }
       gl.bindVertexArray(vao);
       gl.drawArrays(gl.POINTS, 0, state.count);
       if (o.showArrows && state.arrowCount) {
@@ -294,6 +319,22 @@ export function createRenderer(canvas) {
       }
       gl.bindVertexArray(null);
     },
+    /**
+     * Compile the point program and draw one point with the formats to come (float positions
+     * with `comps` components, uint8 values), so that the driver's shader compilation
+     * happens while the data are still on their way.
+     */
+    warmUp(comps, texture = false, depth = false) {
+      const saved = state.count;
+      api.setPositions(new Float32Array(comps), comps);
+      api.setValues(new Uint8Array(1));
+      if (texture) api.setColoring({ kind: "texture", lut: { data: new Uint8Array(4), width: 1, height: 1 } });
+      else api.setColoring({ kind: "uniform" });
+      api.draw(new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]), { pointSize: 1, depth });
+      api.finish();
+      api.setValues(null);
+      state.count = saved;
+    },
     /** Block until the GPU finished (reads one pixel): used to time real frames. */
     finish() {
       const px = new Uint8Array(4);
@@ -303,21 +344,17 @@ export function createRenderer(canvas) {
     /** Free every GL object and drop the context (browsers allow only a few). */
     destroy() {
       for (const b of Object.values(buffers)) gl.deleteBuffer(b);
-      for (const t of Object.values(textures)) gl.deleteTexture(t);
+      gl.deleteTexture(catTexture);
       for (const v of [vao, lineVao, arrowVao]) gl.deleteVertexArray(v);
-      gl.deleteProgram(points.program);
+      for (const p of programs.values()) gl.deleteProgram(p.program);
+      programs.clear();
       gl.deleteProgram(lines.program);
       const lose = gl.getExtension("WEBGL_lose_context");
       if (lose) lose.loseContext();
     },
     stats() {
-      return { ...state };
+      return { ...state, programs: [...programs.keys()] };
     },
   };
-  // Attribute defaults while nothing is uploaded.
-  gl.bindVertexArray(vao);
-  if (loc.val >= 0) gl.vertexAttrib1f(loc.val, 0);
-  if (loc.flag >= 0) gl.vertexAttrib1f(loc.flag, 0);
-  gl.bindVertexArray(null);
   return api;
 }

@@ -19,6 +19,8 @@ export function createCommTransport(model, options = {}) {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const pending = new Map(); // id -> {resolve, reject, kind, timer, bytes, received, nChunks, header}
   const commandListeners = new Set();
+  // Ids unique per view: one model shown twice has two views sharing its messages.
+  const idPrefix = `${Math.random().toString(36).slice(2, 10)}-`;
   let nextId = 1;
   let destroyed = false;
 
@@ -77,7 +79,7 @@ export function createCommTransport(model, options = {}) {
     kind: "comm",
     request(kind, args = {}) {
       if (destroyed) return Promise.reject(new Error("viewer transport was destroyed"));
-      const id = nextId++;
+      const id = `${idPrefix}${nextId++}`;
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject, kind, timer: null, bytes: null, received: 0, nChunks: 0, header: null });
         arm(id);

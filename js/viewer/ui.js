@@ -24,8 +24,8 @@ export function buildLayout(root) {
   ui.dims = h("div", { class: "cnb-group cnb-dims" });
   ui.tools = h("div", { class: "cnb-group cnb-tools" });
   ui.reset = h("button", { class: "cnb-btn cnb-reset", title: "Reset view", text: "⟲ reset" });
-  ui.edges = h("label", { class: "cnb-check", title: "Show kNN edges" }, [h("input", { type: "checkbox" }), " edges"]);
-  ui.vectors = h("label", { class: "cnb-check", title: "Show vector field" }, [h("input", { type: "checkbox" }), " vectors"]);
+  ui.edges = h("label", { class: "cnb-check cnb-edges", title: "Show kNN edges" }, [h("input", { type: "checkbox" }), " edges"]);
+  ui.vectors = h("label", { class: "cnb-check cnb-vectors", title: "Show vector field" }, [h("input", { type: "checkbox" }), " vectors"]);
   ui.vectorField = h("select", { class: "cnb-vector-field", title: "Vector field" });
   ui.size = h("input", { class: "cnb-size", type: "range", min: "0.5", max: "12", step: "0.5", title: "Point size" });
   ui.cmap = h("select", { class: "cnb-cmap", title: "Colour map" }, Object.keys(COLORMAPS).map((n) => h("option", { value: n, text: n })));

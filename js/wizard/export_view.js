@@ -93,7 +93,8 @@ export function exportView(model, hooks) {
     if (status === "done" && res.path) {
       result.hidden = false;
       setChildren(result,
-        h("div", { class: "cw-result-head" }, "✓ Exported ", h("strong", {}, formatBytes(res.n_bytes)), ` in ${formatCount(res.n_files)} files, ${formatSeconds(res.seconds)}`),
+        h("div", { class: "cw-result-head" }, "✓ Exported ", h("strong", {}, formatBytes(res.n_bytes)), ` in ${formatCount(res.n_files)} files, ${formatSeconds(res.seconds)}`,
+          (res.skipped || []).length ? ` (${formatCount(res.skipped.length)} existing files with the same settings kept; tick “Overwrite” to rewrite them)` : ""),
         h("div", { class: "cw-path" }, h("span", { class: "cw-sublabel" }, "Folder: "), h("code", { "data-testid": "result-path" }, res.path)),
         (res.warnings || []).length ? h("ul", { class: "cw-warnings" }, res.warnings.map((w) => h("li", { class: "cw-warn" }, "⚠ ", w))) : null,
         codeBlock(model.get("code")));

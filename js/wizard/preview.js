@@ -50,7 +50,7 @@ export function categoryColors(preview) {
  * Draw a decoded preview on a canvas. Points are drawn per colour (one path
  * per colour group) so 20k cells take a few milliseconds.
  */
-export function drawPreview(canvas, preview, { pointSize = 2, background = null } = {}) {
+export function drawPreview(canvas, preview, { pointSize = 0, background = null } = {}) {
   const dpr = globalThis.devicePixelRatio || 1;
   const width = canvas.clientWidth || 260;
   const height = canvas.clientHeight || 200;
@@ -69,6 +69,7 @@ export function drawPreview(canvas, preview, { pointSize = 2, background = null 
   const cx = width / 2;
   const cy = height / 2;
   const { positions, codes, n } = preview;
+  if (!pointSize) pointSize = n > 10000 ? 1.5 : n > 2000 ? 2 : 3;
   const groups = new Map();
   for (let i = 0; i < n; i += 1) {
     const code = codes ? codes[i] : 0;

@@ -139,6 +139,8 @@ export function genesSection(summary, draft, model) {
   let index = null;
   let requested = false;
   let waiting = [];
+  // where genes come from when the plan has none ("No genes" sets expression_source to null)
+  let lastSource = draft.plan.expression_source || (summary.expression || [])[0]?.name || "X";
   const status = h("div", { class: "cw-hint", role: "status", "aria-live": "polite" });
 
   function withIndex(cb) {
@@ -180,7 +182,7 @@ export function genesSection(summary, draft, model) {
   const hvgCount = summary.var_flags?.highly_variable;
   const topN = h("input", { type: "number", min: "1", step: "1", value: "200", class: "cw-num", "aria-label": "Number of top genes" });
   const topBy = select([{ value: "variance", label: "by variance" }, { value: "mean", label: "by mean" }], "variance", () => {}, { "aria-label": "Rank top genes by" });
-  presetRow.append(
+  presetRow.append(...[
     hvgCount ? preset(`Highly variable (${hvgCount})`, () => ({ mode: "hvg" })) : null,
     preset("All genes", () => ({ mode: "all" })),
     preset("No genes", () => ({ mode: "none" })),
@@ -188,7 +190,7 @@ export function genesSection(summary, draft, model) {
     preset("Top", () => ({ mode: "top", n: Number(topN.value) || 100, by: topBy.value })),
     topN,
     topBy,
-  );
+  ].filter(Boolean));
 
   // type-ahead search
   const listId = uid("cw-genes-found");
@@ -202,6 +204,7 @@ export function genesSection(summary, draft, model) {
   let matches = [];
   function addGene(id) {
     draft.edit((p) => {
+      if (!p.expression_source) p.expression_source = lastSource;
       const current = Array.isArray(p.genes) ? p.genes : [];
       if (!current.includes(id)) p.genes = current.concat([id]);
       else p.genes = current;
@@ -266,7 +269,7 @@ export function genesSection(summary, draft, model) {
   function renderChips(plan) {
     const genes = plan.genes;
     if (!plan.expression_source) {
-      chosenInfo.textContent = "No gene expression will be exported.";
+      chosenInfo.textContent = "No gene expression will be exported. Add genes or pick a preset to export some.";
       setChildren(chips);
       return;
     }
@@ -294,10 +297,14 @@ export function genesSection(summary, draft, model) {
   return {
     el: s.el,
     update(plan) {
+      if (plan.expression_source && plan.expression_source !== lastSource) {
+        lastSource = plan.expression_source;
+        index = null; // other source, other ids
+        requested = false;
+      }
       sourceSel.value = plan.expression_source ?? "";
       idColSel.value = plan.var_gene_id_column;
-      const disabled = !plan.expression_source;
-      for (const el of [idColSel, search, paste, pasteBtn, ...presetRow.querySelectorAll("button,input,select")]) el.disabled = disabled;
+      idColSel.disabled = !plan.expression_source;
       renderChips(plan);
       s.badgeEl.textContent = !plan.expression_source ? "none" : plan.genes == null ? "all" : `${plan.genes.length}`;
     },

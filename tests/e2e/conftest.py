@@ -140,11 +140,11 @@ class JupyterLab:
             self.process.wait(timeout=5)
 
 
-@pytest.fixture
-def jupyter_lab(tmp_path):
-    """Start JupyterLab on a free port in a temporary root; stop it afterwards."""
+def start_jupyter_lab(tmp_path: Path) -> JupyterLab:
+    """Start ``jupyter lab`` (from this venv) on a free 127.0.0.1 port with a token, rooted in ``tmp_path/lab``."""
+    tmp_path = Path(tmp_path)
     root = tmp_path / "lab"
-    root.mkdir()
+    root.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
     port = free_port()
     env = dict(os.environ)
@@ -154,7 +154,7 @@ def jupyter_lab(tmp_path):
     env["IPYTHONDIR"] = str(tmp_path / "ipython")
     # A fresh Lab asks about news and shows notifications: keep the UI quiet.
     settings = tmp_path / "lab_settings"
-    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True, exist_ok=True)
     (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False})
     )
@@ -169,8 +169,8 @@ def jupyter_lab(tmp_path):
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers and CI often run as root
-    log = open(log_path, "w")
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     lab = JupyterLab(port=port, token=token, root=root, process=proc, log_path=log_path)
     deadline = time.monotonic() + 60
     while True:
@@ -178,17 +178,22 @@ def jupyter_lab(tmp_path):
             raise RuntimeError(f"jupyter lab exited with {proc.returncode}:\n{lab.log()[-3000:]}")
         try:
             lab.api("status")
-            break
+            return lab
         except Exception:
             if time.monotonic() > deadline:
                 lab.stop()
                 raise RuntimeError(f"jupyter lab did not start within 60 s:\n{lab.log()[-3000:]}")
             time.sleep(0.3)
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path):
+    """Start JupyterLab on a free port in a temporary root; stop it afterwards."""
+    lab = start_jupyter_lab(tmp_path)
     try:
         yield lab
     finally:
         lab.stop()
-        log.close()
 
 
 def write_notebook(path: Path, cells: list[str]) -> Path:
@@ -209,13 +214,16 @@ def write_notebook(path: Path, cells: list[str]) -> Path:
     return path
 
 
+_PROMPTS_JS = "() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')].map((p) => p.textContent.trim())"
+
+
 def wait_kernel_idle(page, timeout: float = 120.0) -> None:
-    """Wait until the notebook's kernel status shows idle and no cell is queued or running."""
+    """Wait until the kernel status shows idle and no cell is queued or running."""
     page.wait_for_function(
         """() => {
             const busy = document.querySelector('.jp-Notebook-ExecutionIndicator[data-status="busy"]');
-            const cells = [...document.querySelectorAll('.jp-Notebook .jp-InputArea-prompt')];
-            const queued = cells.some((p) => /\\[\\*\\]/.test(p.textContent));
+            const prompts = [...document.querySelectorAll('.jp-Notebook .jp-InputArea-prompt')];
+            const queued = prompts.some((p) => /\\[\\*\\]/.test(p.textContent));
             const idle = document.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]');
             return !busy && !queued && !!idle;
         }""",
@@ -224,18 +232,7 @@ def wait_kernel_idle(page, timeout: float = 120.0) -> None:
     )
 
 
-def run_notebook_in_lab(page, lab: JupyterLab, notebook_path: str | Path, timeout: float = 180.0) -> None:
-    """Open a notebook (path relative to ``lab.root`` or absolute inside it), run all cells, wait for idle."""
-    rel = Path(notebook_path)
-    if rel.is_absolute():
-        rel = rel.relative_to(lab.root)
-    page.goto(lab.url(f"lab/tree/{rel.as_posix()}"), wait_until="domcontentloaded")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    # Wait for the kernel to be connected before running.
-    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
-    page.click(".jp-Notebook .jp-Cell .jp-InputArea-editor")
-    page.keyboard.press("Escape")
-    # "Run All Cells" through JupyterLab's command registry (menus differ between versions).
+def _run_all(page) -> None:
     ran = page.evaluate(
         """async () => {
             const app = window.jupyterapp || window.jupyterlab;
@@ -244,11 +241,39 @@ def run_notebook_in_lab(page, lab: JupyterLab, notebook_path: str | Path, timeou
             return true;
         }"""
     )
-    if not ran:
+    if not ran:  # app not exposed: use the command palette
         page.keyboard.press("Control+Shift+C")
         page.keyboard.type("Run All Cells")
         page.keyboard.press("Enter")
-    time.sleep(0.5)
+
+
+def run_notebook_in_lab(page, lab: JupyterLab, notebook_path: str | Path, timeout: float = 180.0) -> None:
+    """Open a notebook (path relative to ``lab.root`` or absolute inside it), run all cells, wait for idle.
+
+    "Run All" right after the kernel connects is sometimes dropped by Lab, so it is
+    retried until the first cell shows that it started.
+    """
+    rel = Path(notebook_path)
+    if rel.is_absolute():
+        rel = rel.relative_to(lab.root)
+    page.goto(lab.url(f"lab/tree/{rel.as_posix()}"), wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
+    page.click(".jp-Notebook .jp-Cell .jp-InputArea-editor")
+    page.keyboard.press("Escape")
+    started = "(ps) => ps.length > 0 && /\\[(\\*|\\d+)\\]/.test(ps[0])"
+    for _attempt in range(4):
+        _run_all(page)
+        try:
+            page.wait_for_function(f"() => ({started})(({_PROMPTS_JS})())", timeout=10_000, polling=200)
+            break
+        except Exception:
+            continue
+    else:
+        raise RuntimeError(f"JupyterLab did not start running {rel}: prompts {page.evaluate(_PROMPTS_JS)}")
+    page.wait_for_function(
+        f"() => ({_PROMPTS_JS})().every((p) => /\\[\\d+\\]/.test(p))", timeout=timeout * 1000, polling=250
+    )
     wait_kernel_idle(page, timeout)
 
 

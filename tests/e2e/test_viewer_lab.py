@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 
 from .conftest import (
-    ARTIFACTS, KNOWN_COLORS, REPO, canvas_pixels, cell_output_text, color_mask, make_known_export,
+    ARTIFACTS, KNOWN_COLORS, canvas_pixels, cell_output_text, color_mask, make_known_export,
     run_notebook_in_lab, wait_kernel_idle, write_notebook,
 )
 
@@ -57,4 +55,16 @@ def test_show_draws_and_box_selection_reaches_python(page, jupyter_lab):
     page.screenshot(path=str(ARTIFACTS / "lab_viewer.png"))
     selected = canvas_pixels(page, name="lab_viewer_selected")
     assert np.abs(selected.astype(int) - px).sum() > 0, "selection changes the picture"
-    shutil.copy(ARTIFACTS / "lab_viewer.png", REPO / "docs" / "images" / "viewer.png")
+
+    # Python drives the view: colour field trait and a highlight command
+    page.locator(".jp-Notebook .jp-CodeCell").nth(2).locator(".jp-InputArea-editor").click()
+    page.keyboard.type("v.color_field = 'obs:score'; v.highlight([])")
+    page.keyboard.press("Shift+Enter")
+    wait_kernel_idle(page)
+    page.wait_for_function(
+        "() => [...window.__cellucidViewers].some((c) => c.state.colorField === 'obs:score' && !c.state.flags)",
+        timeout=30_000,
+    )
+    page.wait_for_timeout(300)
+    score = canvas_pixels(page, name="lab_viewer_score")
+    assert color_mask(score, KNOWN_COLORS["group"][0]).sum() < 50, "no red left once coloured by score"

@@ -139,10 +139,30 @@ def test_reference_fixture_with_1d_and_uint16_codes(page):
         assert page.evaluate("window.cellucidViewer.state.dim") == 1
         px = canvas_pixels(page, name="standalone_fixture_1d")
         assert non_background(px).sum() > 50
-        page.evaluate("window.cellucidViewer.setShowEdges(true)")
         page.click(".cnb-dims button[data-value='2']")
         wait_drawn(page, dim=2)
         page.wait_for_timeout(200)
-        px2 = canvas_pixels(page, name="standalone_fixture_2d_edges")
-        assert non_background(px2).sum() > non_background(px).sum()
+        plain = canvas_pixels(page)
+        page.check(".cnb-edges input")
+        page.wait_for_function("() => window.cellucidViewer.renderStats.edgeCount > 0", timeout=5000)
+        page.wait_for_timeout(300)
+        edges = canvas_pixels(page, name="standalone_fixture_2d_edges")
+        assert non_background(edges).sum() > non_background(plain).sum() + 200
+        page.uncheck(".cnb-edges input")
+        page.check(".cnb-vectors input")
+        page.wait_for_timeout(400)
+        arrows = canvas_pixels(page, name="standalone_fixture_2d_vectors")
+        assert (np.abs(arrows.astype(int) - plain).sum(axis=2) > 30).sum() > 50
+        # hover names the cell under the mouse
+        box = page.locator(".cnb-canvas").bounding_box()
+        pos = page.evaluate("""([w, h]) => { const c = window.cellucidViewer; const m = c.camera.matrix(w, h);
+            const p = c.positionsOf(0); const x = m[0] * p[0] + m[4] * p[1] + m[12], y = m[1] * p[0] + m[5] * p[1] + m[13];
+            return [(x + 1) / 2 * w, (1 - y) / 2 * h]; }""", [box["width"], box["height"]])
+        page.mouse.move(box["x"] + pos[0], box["y"] + pos[1])
+        page.wait_for_selector(".cnb-tooltip.cnb-visible", timeout=5000)
+        assert "cell" in page.locator(".cnb-tooltip").inner_text()
+        # destroy() frees the view: no controller left, canvas gone
+        page.evaluate("window.cellucidViewer.destroy()")
+        assert page.evaluate("window.__cellucidViewers.size") == 0
+        assert page.locator(".cnb-canvas").count() == 0
     assert not page.console_errors, page.console_errors

@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from conftest import REPO, run_notebook_in_lab, screenshot, write_notebook
 from PIL import Image
+
+from .conftest import REPO, run_notebook_in_lab, screenshot, write_notebook
 
 WIZARD = ".cellucid-wizard"
 
@@ -72,6 +73,12 @@ def test_wizard_choices_estimate_export_and_viewer(jupyter_lab, page):
         "() => /of 700 cells/.test(document.querySelector('.cellucid-wizard .cw-preview').innerText)", timeout=30_000
     )
     screenshot(page, "wizard_01_open")
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('.cellucid-wizard .cw-main :is(input, select, textarea, button)')]
+            .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+            .map((el) => el.outerHTML.slice(0, 80))"""
+    )
+    assert unlabelled == [], f"controls without a label: {unlabelled}"
 
     # 1. one obs column off
     box = page.locator(f"{WIZARD} input[type=checkbox][data-key='bulk_labels']")
@@ -120,11 +127,22 @@ def test_wizard_choices_estimate_export_and_viewer(jupyter_lab, page):
             break
         assert time.monotonic() < deadline, f"viewer canvas stays blank ({changed} changed pixels)"
         time.sleep(0.5)
-    page.locator(f"{WIZARD}").scroll_into_view_if_needed()
-    path = screenshot(page, "wizard_03_done", full_page=True)
+    screenshot(page, "wizard_03_done")
+    # the whole widget for the README: a tall window so Lab's notebook does not clip it
+    page.set_viewport_size({"width": 1280, "height": 2600})
+    time.sleep(0.5)
+    path = REPO / "test-artifacts" / "wizard_full.png"
+    page.locator(WIZARD).screenshot(path=str(path))
     images = REPO / "docs" / "images"
     images.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, images / "wizard.png")
+    # dark theme: JupyterLab's CSS variables restyle the widget
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=20_000)
+    time.sleep(0.5)
+    page.locator(WIZARD).screenshot(path=str(REPO / "test-artifacts" / "wizard_full_dark.png"))
+    bg = page.eval_on_selector(WIZARD, "el => getComputedStyle(el).backgroundColor")
+    assert bg != "rgb(255, 255, 255)", f"the wizard kept a light background in the dark theme: {bg}"
     errors = [e for e in page.console_errors if "cellucid" in e.lower() or "wizard" in e.lower()]
     assert not errors, errors
 

@@ -124,3 +124,21 @@ def test_block_ranges_match_value_range(n: int, g: int, density: float, seed: in
             assert (lo[j], hi[j]) == pytest.approx(codecs.value_range(stored, implicit_zero=implicit))
             seen.append(pos)
     assert sorted(seen) == list(range(columns.shape[0]))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 3 * codecs.CHUNK_BYTES + 17), st.integers(0, 2**16), st.sampled_from([1, 6, 9]), st.booleans())
+def test_chunked_gzip_is_one_valid_member_independent_of_threads(size: int, seed: int, level: int, rle: bool) -> None:
+    import gzip
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(seed)
+    data = np.where(rng.random(size) < 0.9, 0, rng.integers(0, 255, size)).astype(np.uint8)
+    serial = codecs.gzip_bytes(data, level, rle=rle)
+    with ThreadPoolExecutor(2) as pool:
+        parallel = codecs.gzip_bytes(data, level, rle=rle, map_fn=pool.map)
+    assert serial == parallel
+    assert gzip.decompress(serial) == data.tobytes() == codecs.gunzip_bytes(serial)
+    assert serial[:2] == b"\x1f\x8b" and serial[4:8] == b"\0\0\0\0"  # mtime 0
+    strategy = codecs.dense_strategy(data, level)
+    assert codecs.gunzip_bytes(codecs.gzip_bytes(data, level, strategy=strategy)) == data.tobytes()

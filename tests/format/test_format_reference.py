@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from make_fixtures import make_inputs, quiet, write_reference_export
 
+from cellucid_nb.export.prepare import prepare
 from cellucid_nb.format.codecs import QUANT_MAX
 from cellucid_nb.format.reader import read_export
 from cellucid_nb.format.validator import validate_export
 
-prepare = pytest.importorskip("cellucid_nb.export.prepare").prepare  # written concurrently by another engineer
 
 CASES = {
     "plain": dict(),

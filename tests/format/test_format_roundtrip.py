@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from make_fixtures import make_inputs
 from scipy import sparse
 
+from cellucid_nb.export.prepare import prepare
 from cellucid_nb.format.codecs import QUANT_MAX
 from cellucid_nb.format.reader import read_export
 from cellucid_nb.format.validator import format_problems, validate_export
 
-prepare = pytest.importorskip("cellucid_nb.export.prepare").prepare  # written concurrently by another engineer
 
 N = 40
 
@@ -212,3 +212,26 @@ def test_more_than_254_categories_use_uint16(tmp_path):
     assert list(col.cat.categories) == names
     np.testing.assert_array_equal(col.cat.codes.to_numpy(), codes)
     assert validate_export(out) == []
+
+
+def test_custom_manifest_names_are_found_through_the_sidecar(tmp_path):
+    inputs = make_inputs(n_cells=N, seed=10, dims=(2, 3))
+    out = _export(tmp_path, inputs, obs_manifest_filename="cells.json", var_manifest_filename="genes.json",
+                  connectivity_manifest_filename="graph.json")
+    assert not (out / "obs_manifest.json").exists() and (out / "cells.json").is_file()
+    check_round_trip(out, inputs)
+    (out / "cells.json").write_text("{")
+    found = {(p.file, p.rule) for p in validate_export(out)}
+    assert found == {("cells.json", "invalid_json"), ("cellucid_nb.json", "sidecar_mismatch")}  # size changed too
+
+
+def test_checksums_catch_a_same_size_change(tmp_path):
+    out = _export(tmp_path, make_inputs(n_cells=N, seed=11, dims=(2,)), var_quantization=8)
+    target = out / "var" / "LYZ.values.u8"
+    data = bytearray(target.read_bytes())
+    data[0] = (data[0] + 1) % 255  # still a valid code, same size
+    target.write_bytes(bytes(data))
+    assert validate_export(out) == []
+    problems = validate_export(out, checksums=True)
+    assert [(p.file, p.rule) for p in problems] == [("cellucid_nb.json", "sidecar_mismatch")]
+    assert "var/LYZ.values.u8" in problems[0].detail

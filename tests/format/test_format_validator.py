@@ -58,6 +58,26 @@ def d_identity_stats_mismatch(p):
     edit_json(p / "dataset_identity.json", lambda m: m["stats"].update(n_genes=99))
 
 
+def d_identity_stats_mismatch_n_categories(p):
+    edit_json(p / "dataset_identity.json", lambda m: m["obs_fields"][1].update(n_categories=4))
+
+
+def d_identity_stats_mismatch_settings(p):
+    edit_json(p / "dataset_identity.json", lambda m: m["export_settings"].update(var_quantization=16))
+
+
+def d_vector_field_invalid_default(p):
+    # with a second field "aaa", the default must still be velocity_umap
+    def change(m):
+        fields = m["vector_fields"]["fields"]
+        fields["aaa"] = {**fields["velocity_umap"], "label": "Aaa",
+                         "files": {k: v.replace("velocity_umap", "aaa") for k, v in fields["velocity_umap"]["files"].items()}}
+        m["vector_fields"]["default_field"] = "aaa"
+    edit_json(p / "dataset_identity.json", change)
+    for f in (p / "vectors").iterdir():
+        shutil.copy(f, p / "vectors" / f.name.replace("velocity_umap", "aaa"))
+
+
 def d_manifest_unknown_key(p):
     edit_json(p / "obs_manifest.json", lambda m: m.update(colors={}))
 
@@ -267,7 +287,10 @@ DAMAGES["name_collision_case"] = (d_name_collision_case, {})
 DAMAGES["gzip_invalid"] = (d_gzip_invalid, {"compression": 6})
 DAMAGES["gzip_header"] = (d_gzip_header, {"compression": 6})
 DAMAGES["outlier_out_of_range"] = (d_outlier_out_of_range, {"bits": None})
-EXPECTED_RULE = {case: ("name_collision" if case == "name_collision_case" else case) for case in DAMAGES}
+ALIASES = {"name_collision_case": "name_collision", "identity_stats_mismatch_n_categories": "identity_stats_mismatch",
+           "identity_stats_mismatch_settings": "identity_stats_mismatch",
+           "vector_field_invalid_default": "vector_field_invalid"}
+EXPECTED_RULE = {case: ALIASES.get(case, case) for case in DAMAGES}
 
 
 def test_every_rule_has_a_damage_fixture():
