@@ -38,6 +38,16 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
+# The subpackage ``cellucid_nb.export`` shares its name with the public function
+# ``export()``. Importing the (empty) subpackage once here and dropping the
+# attribute lets ``cellucid_nb.export`` resolve to the function through
+# ``__getattr__``, while ``from cellucid_nb.export.x import y`` keeps working
+# (the import system finds loaded packages in sys.modules, not as attributes).
+import cellucid_nb.export  # noqa: E402
+
+del globals()["export"]
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:

@@ -41,12 +41,12 @@ def category_colors_for(adata: Any, plan: ExportPlan) -> dict[str, list[str]]:
     return {k: list(adata.uns[k + "_colors"]) for k in plan.obs_keys if k + "_colors" in adata.uns}
 
 
-def _gene_columns(adata: Any, plan: ExportPlan) -> tuple[np.ndarray, list[str]]:
+def _gene_columns(adata: Any, plan: ExportPlan) -> np.ndarray:
+    """Matrix columns of the plan's genes, in the plan's order."""
     ids = gene_ids(adata, plan.expression_source, plan.var_gene_id_column)
     if plan.genes is None:
-        return np.arange(len(ids), dtype=np.int64), list(ids)
-    positions = ids.get_indexer(pd.Index(plan.genes, dtype=object))
-    return positions.astype(np.int64), list(plan.genes)
+        return np.arange(len(ids), dtype=np.int64)
+    return ids.get_indexer(pd.Index(plan.genes, dtype=object)).astype(np.int64)
 
 
 def load_genes(
@@ -256,7 +256,7 @@ def export(
     plan.check(adata)
     started = time.perf_counter()
     target = Path.cwd() / "exports" if out_dir is None else Path(out_dir)
-    load_rows = 0
+    # "offset": load-phase items, added to the exporter's counts so that done never decreases.
     state = {"last": 0.0, "offset": 0}
 
     def emit(event: ProgressEvent) -> None:
@@ -267,9 +267,8 @@ def export(
     if plan.expression_source is not None:
         matrix = expression_matrix(adata, plan.expression_source)
         if not _is_in_memory(matrix):
-            columns, ids = _gene_columns(adata, plan)
-            load_rows = int(matrix.shape[0])
-            state["offset"] = load_rows
+            columns = _gene_columns(adata, plan)
+            state["offset"] = int(matrix.shape[0])
 
             def on_rows(done: int, total: int) -> None:
                 now = time.perf_counter()
@@ -280,7 +279,7 @@ def export(
                 eta = elapsed / done * (total - done) if done else None
                 emit(ProgressEvent("load", done, total, 0, elapsed, eta))
 
-            emit(ProgressEvent("load", 0, load_rows, 0, 0.0, None))
+            emit(ProgressEvent("load", 0, state["offset"], 0, 0.0, None))
             gene_matrix = load_genes(matrix, columns, on_rows=on_rows, cancel=cancel)
             var = expression_var(adata, plan.expression_source)
             gene_var = var.iloc[columns]

@@ -235,3 +235,27 @@ def test_vector_fields_scaled_like_points(tmp_path: Path) -> None:
     assert field["label"] == "Velocity (UMAP)" and field["basis"] == "umap"
     assert field["files"] == {"2d": "vectors/velocity_umap_2d.bin.gz"}
     assert identity["vector_fields"]["default_field"] == "velocity_umap"
+
+
+class _LazyMatrix:
+    """Stands in for an h5py dataset or a backed matrix: shape, dtype and 2-D slicing only."""
+
+    def __init__(self, dense: np.ndarray) -> None:
+        self._dense = dense
+        self.shape = dense.shape
+        self.dtype = dense.dtype
+        self.requests: list = []
+
+    def __getitem__(self, key):
+        self.requests.append(key)
+        return self._dense[key]
+
+
+def test_lazy_sliceable_expression_is_read_by_column_blocks(tmp_path: Path) -> None:
+    reference = snapshot(prepare(out_dir=tmp_path / "ref" / "data", **make_kwargs()).path)
+    kw = make_kwargs()
+    lazy = _LazyMatrix(np.asfortranarray(kw["gene_expression"].toarray()))
+    kw["gene_expression"] = lazy
+    files = snapshot(prepare(out_dir=tmp_path / "lazy" / "data", **kw).path)
+    assert files == reference
+    assert lazy.requests and all(isinstance(k, tuple) and k[0] == slice(None) for k in lazy.requests)

@@ -1,0 +1,99 @@
+"""The ``cellucid-nb`` command line: real runs on scanpy's pbmc68k_reduced."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cellucid_nb.cli import main
+from cellucid_nb.format.reader import read_export
+
+
+@pytest.fixture(scope="module")
+def pbmc_h5ad(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import scanpy as sc
+
+    path = tmp_path_factory.mktemp("cli") / "pbmc.h5ad"
+    sc.datasets.pbmc68k_reduced().write_h5ad(path)
+    return path
+
+
+def test_export_then_validate(pbmc_h5ad: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "export"
+    code = main(["export", str(pbmc_h5ad), str(out), "--genes", "CD3D,LYZ", "--quantization", "16", "--no-progress"])
+    assert code == 0
+    assert "wrote" in capsys.readouterr().out
+    reader = read_export(out)
+    assert reader.genes == ["CD3D", "LYZ"]
+    assert reader.var_manifest["quantization"] == 16
+    assert reader.n_cells == 700
+
+    assert main(["validate", str(out)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_validate_reports_damage(pbmc_h5ad: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "export"
+    assert main(["export", str(pbmc_h5ad), str(out), "--genes", "none", "--no-progress"]) == 0
+    manifest = out / "obs_manifest.json"
+    data = json.loads(manifest.read_text())
+    data["unexpected"] = 1
+    manifest.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["validate", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "unexpected" in captured.out
+    assert "problem" in captured.err
+
+
+def test_estimate_prints_a_table(pbmc_h5ad: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["estimate", str(pbmc_h5ad), "--genes", "top:10", "--compression", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "points_2d.bin" in out
+    assert out.count("\n") > 5
+    total_line = [line for line in out.splitlines() if line.startswith("total ")]
+    assert total_line and "files" in total_line[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["estimate", "missing.h5ad"], "no such file"),
+        (["export", "{h5ad}", "{out}", "--genes", "NOT_A_GENE"], "unknown gene id"),
+        (["export", "{h5ad}", "{out}", "--embedding", "X_nope"], "not in obsm"),
+        (["export", "{h5ad}", "{out}", "--obs", "louvian"], "louvian"),
+        (["validate", "{out}"], "not a folder"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(
+    argv: list[str], expected: str, pbmc_h5ad: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "never_written"
+    args = [a.format(h5ad=pbmc_h5ad, out=out) for a in argv]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err
+    assert len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_bad_option_value_is_a_usage_error() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cellucid_nb", "estimate", "x.h5ad", "--quantization", "12"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert proc.returncode == 2
+    assert "expected 8, 16 or none" in proc.stderr
+
+
+def test_help_everywhere() -> None:
+    for command in ([], ["export"], ["estimate"], ["validate"], ["serve"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--help"])
+        assert exit_info.value.code == 0

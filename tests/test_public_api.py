@@ -1,0 +1,31 @@
+"""The public names of ``cellucid_nb`` resolve to what the docs promise."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import cellucid_nb
+
+
+def test_every_public_name_resolves() -> None:
+    for name in cellucid_nb.__all__:
+        assert getattr(cellucid_nb, name) is not None, name
+
+
+def test_export_is_the_function_even_after_submodule_imports() -> None:
+    # cellucid_nb.export is also a subpackage name: importing its modules must not shadow export().
+    importlib.import_module("cellucid_nb.export.prepare")
+    importlib.import_module("cellucid_nb.export.from_anndata")
+    from cellucid_nb.export.from_anndata import export
+
+    assert cellucid_nb.export is export
+    assert callable(cellucid_nb.export)
+
+
+def test_import_is_light() -> None:
+    # Importing the package must not pull in widgets, servers or AnnData.
+    code = "import sys, cellucid_nb; print(sorted(m for m in ('anywidget','anndata','pandas','http.server') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
