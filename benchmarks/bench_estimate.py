@@ -23,6 +23,7 @@ from scipy import sparse
 from benchmarks.synthetic import make_anndata, parse_size
 from cellucid_nb.estimate import estimate
 from cellucid_nb.export.from_anndata import export
+from cellucid_nb.inspect import inspect
 from cellucid_nb.plan import ExportPlan
 
 GRID = [(None, None), (None, 8), (1, 8), (6, None), (6, 8), (6, 16), (9, 8)]
@@ -89,6 +90,12 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     print(f"1Mx30k estimate: best {min(times) * 1000:.0f} ms (limit 300 ms), "
           f"{est.n_files:,} files, {est.total_bytes / 1e9:.2f} GB estimated", flush=True)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        inspect(adata)
+        times.append(time.perf_counter() - start)
+    print(f"1Mx30k inspect: best {min(times) * 1000:.0f} ms (limit 1000 ms)", flush=True)
 
 
 if __name__ == "__main__":

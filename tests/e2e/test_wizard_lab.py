@@ -28,7 +28,7 @@ def _estimate_text(page) -> str:
     return page.inner_text(f"{WIZARD} [data-testid=estimate-total]").strip()
 
 
-def _wait_estimate_change(page, before: str, timeout: float = 30.0) -> str:
+def _wait_estimate_change(page, before: str, timeout: float = 60.0) -> str:
     """Wait until the estimate is settled and differs from ``before``; return it."""
     page.wait_for_function(
         """(before) => {
