@@ -256,7 +256,7 @@ class _DryRun:
     graph_seconds: float
 
 
-def _dry_run(inputs: Any, compression: int | None) -> _DryRun:
+def _dry_run(inputs: Any, compression: int | None, cell_scale: float = 1.0) -> _DryRun:
     """Run the exporter's writers on the sample with the recording runner, timing each kind of work."""
     from cellucid_nb.export.genes import write_genes
     from cellucid_nb.export.graph import write_graph
@@ -264,7 +264,7 @@ def _dry_run(inputs: Any, compression: int | None) -> _DryRun:
     from cellucid_nb.export.points import write_points
     from cellucid_nb.export.vectors import write_vectors
 
-    runner = RecordingRunner(compression)
+    runner = RecordingRunner(compression, cell_scale)
     clock = time.perf_counter
     with np.errstate(invalid="ignore"):  # NaN outlier quantiles are cast to the missing code on purpose
         t0 = clock()
@@ -458,7 +458,7 @@ def estimate(adata: Any, plan: ExportPlan | None = None, *, out_dir: str | Path 
     sample = _choose_sample(adata, plan)
     target = Path.cwd() / "exports" if out_dir is None else Path(out_dir)
     inputs, exporter_warnings, graph_matrix = _sample_inputs(adata, plan, sample, target, created_at)
-    run = _dry_run(inputs, plan.compression)
+    run = _dry_run(inputs, plan.compression, sample.n / max(sample.m, 1))
 
     totals = _Totals()
     _per_cell_parts(totals, run, inputs, sample, plan.compression)

@@ -49,8 +49,11 @@ class RecordingRunner:
     run the writers through it, so a change of that interface shows up there.
     """
 
-    def __init__(self, compression: int | None) -> None:
+    def __init__(self, compression: int | None, cell_scale: float = 1.0) -> None:
         self.compression = compression
+        # full / sampled cells: the exporter picks a strategy for large dense payloads,
+        # so the recorder must know how large each sampled payload really is.
+        self.cell_scale = cell_scale
         self.suffix = codecs.payload_suffix(compression)
         self.reporter = _Reporter()
         self.files: dict[str, tuple[int, int]] = {}  # rel -> (raw bytes, stored bytes)
@@ -76,7 +79,12 @@ class RecordingRunner:
 
     def store(self, rel: str, data: np.ndarray | bytes, rle: bool = False, items: int = 0) -> None:
         raw = memoryview(np.ascontiguousarray(data)).cast("B") if isinstance(data, np.ndarray) else memoryview(data)
-        stored = len(codecs.gzip_bytes(raw, self.compression, rle=rle)) if self.compression else raw.nbytes
+        if not self.compression:
+            stored = raw.nbytes
+        else:
+            full = int(raw.nbytes * self.cell_scale)
+            strategy = None if rle else codecs.dense_strategy(raw, self.compression, full_nbytes=full)
+            stored = len(codecs.gzip_bytes(raw, self.compression, rle=rle, strategy=strategy))
         self.files[rel] = (raw.nbytes, stored)
 
     def write_array(self, rel: str, data: np.ndarray, rle: bool = False, items: int = 1) -> str:
@@ -186,7 +194,10 @@ def graph_estimate(matrix: Any, rows: np.ndarray, n: int, compression: int | Non
     dt = index_dtype_for(n)
     stored = 0.0
     for payload in (src.astype(dt), dst.astype(dt), w):
-        size = len(codecs.gzip_bytes(payload, compression)) - GZIP_OVERHEAD
+        # Same strategy choice as the exporter makes for the full edge file.
+        full = n_edges * payload.itemsize
+        strategy = codecs.dense_strategy(payload, compression, full_nbytes=full)
+        size = len(codecs.gzip_bytes(payload, compression, strategy=strategy)) - GZIP_OVERHEAD
         stored += size * n_edges / m + GZIP_OVERHEAD
     return int(round(stored)), n_edges, False
 

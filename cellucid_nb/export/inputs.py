@@ -624,8 +624,9 @@ def validate_inputs(out_dir: Any, kw: Mapping[str, Any]) -> ExportInputs:
     """
     messages: list[str] = []
     out = Path.cwd() / "exports" if out_dir is None else Path(out_dir)
-    if not isinstance(kw["force"], (bool, np.bool_)):
-        raise TypeError(f"force={kw['force']!r} is a {_type_name(kw['force'])}, expected True or False.")
+    force = kw["force"]
+    if not isinstance(force, (bool, np.bool_)) and not (isinstance(force, (int, np.integer)) and force in (0, 1)):
+        raise TypeError(f"force={force!r} is a {_type_name(force)}, expected True or False.")
     settings = _check_settings(kw)
     basis = kw["vector_basis"]
     if not isinstance(basis, str) or not basis:

@@ -239,7 +239,7 @@ def _deflate_raw(chunk: memoryview, level: int, strategy: int, last: bool) -> by
     return co.compress(chunk) + co.flush(_deflate.Z_FINISH if last else _deflate.Z_SYNC_FLUSH)
 
 
-def dense_strategy(data: bytes | memoryview | np.ndarray, level: int) -> int:
+def dense_strategy(data: bytes | memoryview | np.ndarray, level: int, full_nbytes: int | None = None) -> int:
     """Pick the deflate strategy for a dense payload from a fixed sample.
 
     Huffman-only coding is several times faster than the default strategy and
@@ -253,13 +253,17 @@ def dense_strategy(data: bytes | memoryview | np.ndarray, level: int) -> int:
         The payload.
     level
         gzip level.
+    full_nbytes
+        Size of the whole payload when ``data`` is only a sample of it (the size
+        estimator passes the sampled cells' payload), so that the estimate makes
+        the same choice as the export.
     """
     buf = _as_bytes_view(data)
     n = buf.nbytes
-    if n < _SAMPLE_FROM:
+    if (n if full_nbytes is None else full_nbytes) < _SAMPLE_FROM or n == 0:
         return _deflate.Z_DEFAULT_STRATEGY
-    step = n // _SAMPLE_PIECES
-    pieces = [buf[i * step : i * step + _SAMPLE_BYTES] for i in range(_SAMPLE_PIECES)]
+    step = max(n // _SAMPLE_PIECES, 1)
+    pieces = [buf[i * step : i * step + min(step, _SAMPLE_BYTES)] for i in range(_SAMPLE_PIECES)]
     default = sum(len(_deflate_raw(p, level, _deflate.Z_DEFAULT_STRATEGY, True)) for p in pieces)
     huffman = sum(len(_deflate_raw(p, level, _deflate.Z_HUFFMAN_ONLY, True)) for p in pieces)
     # Levels 8-9 ask for size: any clear gain keeps the default strategy. Otherwise it

@@ -77,9 +77,19 @@ def browser():
             b.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember each phase's report on the item, so fixtures can tell whether the test failed."""
+    outcome = yield
+    setattr(item, f"rep_{call.when}", outcome.get_result())
+
+
 @pytest.fixture
-def page(browser):
-    """A fresh page; console errors are collected in ``page.console_errors``."""
+def page(browser, request):
+    """A fresh page; console errors are collected in ``page.console_errors``.
+
+    When the test fails, a screenshot goes to test-artifacts/FAILED_<test name>.png.
+    """
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     pg = context.new_page()
     pg.console_errors = []  # type: ignore[attr-defined]
@@ -88,6 +98,13 @@ def page(browser):
     try:
         yield pg
     finally:
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            try:
+                ARTIFACTS.mkdir(exist_ok=True)
+                pg.screenshot(path=str(ARTIFACTS / f"FAILED_{request.node.name}.png"), timeout=5000)
+            except Exception:  # the page may be gone; the failure itself is what matters
+                pass
         context.close()
 
 

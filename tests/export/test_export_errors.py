@@ -110,6 +110,7 @@ CASES = {
     "vectors_collide_case": (_set(vector_fields={"Velo_2d": np.zeros((N, 2)), "velo_3d": np.zeros((N, 3))}), ValueError, r"'Velo' and 'velo' both become file name 'velo'"),
     "created_at_bad": (_set(created_at="yesterday"), ValueError, r"created_at='yesterday' is not a UTC timestamp"),
     "n_workers_bad": (_set(n_workers=0), ValueError, r"n_workers=0 is not supported"),
+    "force_not_bool": (_set(force="yes"), TypeError, r"force='yes' is a str, expected True or False"),
     "dirname_bad": (_set(obs_binary_dirname="a/b"), ValueError, r"obs_binary_dirname='a/b' is not a valid name"),
 }
 
