@@ -147,6 +147,11 @@ class ExportPlan:
             if isinstance(self.genes, str) or not _is_sequence(self.genes):
                 raise PlanError(f"genes={self.genes!r}: expected a list of gene ids or None (all genes)")
             genes = tuple(self.genes)
+            if not genes and self.expression_source is not None:
+                raise PlanError(
+                    "genes=() selects no genes: expected at least one gene id, None (all genes), "
+                    "or expression_source=None for an export without genes"
+                )
             for gene in genes:
                 _check_str("genes item", gene)
             _check_unique("genes", genes)

@@ -161,3 +161,12 @@ def test_top_genes_reads_a_backed_matrix_in_row_blocks(pbmc, tmp_path):
     small.write_h5ad(path)
     backed = anndata.read_h5ad(path, backed="r")
     assert top_genes(backed, 7, by="variance") == top_genes(small, 7, by="variance")
+
+
+def test_an_empty_gene_list_is_refused_unless_genes_are_off():
+    from cellucid_nb.plan import ExportPlan, PlanError
+
+    with pytest.raises(PlanError, match=r"genes=\(\) selects no genes"):
+        ExportPlan(embeddings={2: "X_umap"}, genes=())
+    plan = ExportPlan(embeddings={2: "X_umap"}, genes=(), expression_source=None)
+    assert plan.genes == () and plan.expression_source is None

@@ -178,12 +178,12 @@ class ExportWizard(anywidget.AnyWidget):
     def _coerce_plan(self, value: Any) -> Any:
         ExportPlan = _plan_class()
         if isinstance(value, dict):
+            if value.get("genes") is not None and len(value["genes"]) == 0:
+                # an empty gene list from the page means "no genes", as the plan spells it
+                value = {**value, "genes": None, "expression_source": None}
             value = ExportPlan.from_dict(value)
         if not isinstance(value, ExportPlan):
             raise traitlets.TraitError(f"plan must be an ExportPlan or its dict form, got {type(value).__name__}")
-        if value.genes is not None and len(value.genes) == 0:
-            # an empty gene list means "no genes": say it the way the exporter understands
-            value = value.replace(expression_source=None, genes=None)
         self._check_plan(value)
         if value.expression_source is not None:
             self._last_source = value.expression_source
@@ -324,7 +324,8 @@ class ExportWizard(anywidget.AnyWidget):
             genes = ()
         else:
             raise ValueError(f"gene mode {mode!r} is not known; expected 'list', 'hvg', 'top', 'all' or 'none'")
-        plan = (self.plan.replace(expression_source=None, genes=None) if mode == "none"
+        no_genes = mode == "none" or (genes is not None and len(genes) == 0)
+        plan = (self.plan.replace(expression_source=None, genes=None) if no_genes
                 else self.plan.replace(expression_source=source, genes=genes))
         self._report_genes = (plan.expression_source, plan.genes)
         self.plan = plan
