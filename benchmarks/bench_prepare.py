@@ -211,6 +211,9 @@ class _InlineExecutor:
             future.set_exception(error)
         return future
 
+    def map(self, fn: Any, *iterables: Any, timeout: float | None = None, chunksize: int = 1) -> Any:
+        return iter([fn(*args) for args in zip(*iterables)])
+
     def shutdown(self, *args: Any, **kwargs: Any) -> None:
         pass
 

@@ -211,13 +211,22 @@ def measure_lab(export: Path, browser, workdir: Path) -> dict:
         lab.stop()
 
 
+def _median_run(runs: list[dict], key: str) -> dict:
+    """The run with the median ``key``, plus every run's ``key`` under ``all_<key>``."""
+    ordered = sorted(runs, key=lambda r: r[key])
+    median = dict(ordered[len(ordered) // 2])
+    median[f"all_{key}"] = [round(r[key], 1) for r in runs]
+    return median
+
+
 def summarize(name: str, r: dict) -> list[str]:
     t = r["timings"]
     lines = [f"{name}: {r['n_cells']:,} cells, canvas {r['canvas'][0]}x{r['canvas'][1]}, point size {r['point_size']}"]
     if "show_to_first_frame_ms" in r:
-        lines.append(f"  show() -> first frame        {r['show_to_first_frame_ms']:8.0f} ms   (show() call itself {r['show_call_ms']:.0f} ms)")
+        lines.append(f"  show() -> first frame        {r['show_to_first_frame_ms']:8.0f} ms   (show() call itself {r['show_call_ms']:.0f} ms; "
+                     f"all runs {r.get('all_show_to_first_frame_ms')})")
     if "navigation_to_first_frame_ms" in r:
-        lines.append(f"  page load -> first frame     {r['navigation_to_first_frame_ms']:8.0f} ms")
+        lines.append(f"  page load -> first frame     {r['navigation_to_first_frame_ms']:8.0f} ms   (all runs {r.get('all_navigation_to_first_frame_ms')})")
     lines += [
         f"  in widget: meta {t.get('meta', 0):.0f} ms, points {t.get('points_2d', 0):.0f} ms, "
         f"first field {max(v for k, v in t.items() if k.startswith('field:')):.0f} ms, mount -> first frame {t['first_frame']:.0f} ms",
@@ -236,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", type=int, default=1_000_000)
     parser.add_argument("--compression", default="none", help="gzip level of the export, or 'none' (default)")
     parser.add_argument("--skip-lab", action="store_true", help="only the standalone page")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each page (the median is reported)")
     parser.add_argument("--json", help="write the measurements here")
     args = parser.parse_args(argv)
     compression = None if args.compression == "none" else int(args.compression)
@@ -251,10 +261,12 @@ def main(argv: list[str] | None = None) -> int:
         with sync_playwright() as pw:
             browser = _browser(pw)
             try:
-                results["standalone"] = measure_standalone(export, browser)
+                runs = [measure_standalone(export, browser) for _ in range(args.repeat)]
+                results["standalone"] = _median_run(runs, "navigation_to_first_frame_ms")
                 print("\n".join(summarize("standalone page (serve)", results["standalone"])), flush=True)
                 if not args.skip_lab:
-                    results["jupyterlab"] = measure_lab(export, browser, workdir)
+                    runs = [measure_lab(export, browser, workdir / f"lab{k}") for k in range(args.repeat)]
+                    results["jupyterlab"] = _median_run(runs, "show_to_first_frame_ms")
                     print("\n".join(summarize("JupyterLab widget (comm)", results["jupyterlab"])), flush=True)
             finally:
                 browser.close()

@@ -205,3 +205,12 @@ def test_transfers_without_acks_are_dropped_after_a_while(reader, monkeypatch):
     monkeypatch.setattr(vb.time, "monotonic", lambda: clock[0])
     backend.handle({"type": "viewer:ack", "id": "other", "seq": 0}, [])
     assert backend.pending_transfers == 0
+
+
+def test_close_drops_transfers_and_callbacks(reader):
+    backend = ViewerBackend(reader, Recorder(), chunk_bytes=64)
+    backend.on_select(lambda idx: None)
+    request(backend, 1, "points", dim=2)
+    assert backend.pending_transfers == 1
+    backend.close()
+    assert backend.pending_transfers == 0 and backend._select_callbacks == []

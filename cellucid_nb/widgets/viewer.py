@@ -157,6 +157,13 @@ class Viewer(anywidget.AnyWidget):
         """Reset the camera."""
         self._backend.reset_view()
 
+    def close(self) -> None:
+        """Close the widget (the front-end frees its WebGL objects) and its backend."""
+        backend = getattr(self, "_backend", None)
+        if backend is not None:
+            backend.close()
+        super().close()
+
     @property
     def timings(self) -> dict:
         """Front-end timings reported so far (e.g. ``first_frame`` in ms)."""

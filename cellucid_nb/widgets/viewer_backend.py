@@ -437,6 +437,12 @@ class ViewerBackend:
             except Exception:  # a user's callback must not break the comm handler
                 logger.exception("on_select callback failed")
 
+    def close(self) -> None:
+        """Drop pending transfers and callbacks (the host widget is closing)."""
+        self._transfers.clear()
+        self._select_callbacks.clear()
+        self._event_callbacks.clear()
+
     @property
     def pending_transfers(self) -> int:
         """Responses still waiting for acknowledgements."""

@@ -10,10 +10,12 @@ import { buildCategoricalLut, buildContinuousPalette, categoryColors, parseColor
 import { arrowSegments, categoryCounts, continuousForDisplay, continuousValue, stripFrom1D } from "./decode.js";
 import { createCamera } from "./camera.js";
 import { createRenderer } from "./renderer.js";
-import { nearestPoint, pointsInBox, pointsInPolygon, projectPoints } from "./picking.js";
+import { nearestPoint, projectPoints } from "./picking.js";
+import { attachPointer } from "./interaction.js";
+import { attachGeneSearch } from "./gene_search.js";
+import { createLabelLayer } from "./labels.js";
 import { buildLayout, formatNumber, h, markActive, renderCategoricalLegend, renderColorbar, segmented } from "./ui.js";
 
-const MAX_LABELS = 80;
 const HOVER_RADIUS = 8;
 
 function now() {
@@ -165,34 +167,14 @@ export function mountViewer(el, transport, options = {}) {
   }
 
   // ------------------------------------------------------------------ labels
-  const labelPool = [];
+  const labels = createLabelLayer(ui.labels);
   function updateLabels(mvp, w, hgt) {
     const f = current;
-    let used = 0;
-    if (f && f.kind === "categorical" && f.centroids) {
-      const list = f.centroids[String(state.dim)] || [];
-      if (list.length <= MAX_LABELS) {
-        for (const c of list) {
-          const idx = f.categoryIndex.get(String(c.category));
-          if (idx === undefined || state.hidden.has(idx)) continue;
-          const p = c.position || [];
-          let x = p[0] || 0, y = p[1] || 0, z = p[2] || 0;
-          if (state.dim === 1) { y = 0; z = 0; }
-          const cw = mvp[3] * x + mvp[7] * y + mvp[11] * z + mvp[15];
-          if (cw <= 1e-6) continue;
-          const sx = ((mvp[0] * x + mvp[4] * y + mvp[8] * z + mvp[12]) / cw + 1) * 0.5 * w;
-          const sy = (1 - (mvp[1] * x + mvp[5] * y + mvp[9] * z + mvp[13]) / cw) * 0.5 * hgt;
-          if (sx < -50 || sy < -20 || sx > w + 50 || sy > hgt + 20) continue;
-          let lab = labelPool[used];
-          if (!lab) { lab = h("div", { class: "cnb-label" }); labelPool.push(lab); ui.labels.append(lab); }
-          lab.textContent = String(c.category);
-          lab.style.transform = `translate(${sx.toFixed(1)}px, ${sy.toFixed(1)}px) translate(-50%, -50%)`;
-          lab.style.display = "";
-          used++;
-        }
-      }
-    }
-    for (let i = used; i < labelPool.length; i++) labelPool[i].style.display = "none";
+    const list = f && f.kind === "categorical" && f.centroids ? f.centroids[String(state.dim)] || [] : null;
+    labels.update(list, state.dim, (category) => {
+      const idx = f.categoryIndex.get(category);
+      return idx !== undefined && !state.hidden.has(idx);
+    }, mvp, w, hgt);
   }
 
   // ------------------------------------------------------------------ data loading
@@ -417,79 +399,6 @@ export function mountViewer(el, transport, options = {}) {
   }
 
   // ------------------------------------------------------------------ interaction
-  let drag = null;
-  function localXY(ev) {
-    const r = ui.canvas.getBoundingClientRect();
-    return [ev.clientX - r.left, ev.clientY - r.top];
-  }
-  function onPointerDown(ev) {
-    if (!positions || ev.button > 2) return;
-    ui.stage.setPointerCapture(ev.pointerId);
-    const [x, y] = localXY(ev);
-    const tool = ev.shiftKey && state.tool === "pan" ? "lasso" : state.tool;
-    drag = { x, y, lastX: x, lastY: y, tool, button: ev.button, poly: [x, y], moved: false };
-    hideTooltip();
-    ev.preventDefault();
-  }
-  function onPointerMove(ev) {
-    const [x, y] = localXY(ev);
-    if (!drag) { scheduleHover(x, y); return; }
-    const dx = x - drag.lastX, dy = y - drag.lastY;
-    drag.lastX = x; drag.lastY = y;
-    if (Math.abs(x - drag.x) + Math.abs(y - drag.y) > 3) drag.moved = true;
-    const [w, hgt] = viewport();
-    if (drag.tool === "pan") {
-      if (state.dim === 3 && drag.button === 0 && !ev.ctrlKey) camera.orbit(dx, dy);
-      else camera.pan(dx, dy, w, hgt);
-      requestDraw();
-    } else if (drag.tool === "lasso") {
-      drag.poly.push(x, y);
-      drawShape(drag.poly);
-    } else if (drag.tool === "box") {
-      drawShape([drag.x, drag.y, x, drag.y, x, y, drag.x, y]);
-    }
-  }
-  function onPointerUp(ev) {
-    if (!drag) return;
-    const d = drag;
-    drag = null;
-    try { ui.stage.releasePointerCapture(ev.pointerId); } catch (_) { /* already released */ }
-    drawShape(null);
-    if (d.tool === "pan") return;
-    if (!d.moved) { select(new Uint32Array(0)); return; }
-    const [x, y] = localXY(ev);
-    const screen = screenPositions();
-    const vis = visibilityTest();
-    const hits = d.tool === "lasso" ? pointsInPolygon(screen, d.poly, vis) : pointsInBox(screen, d.x, d.y, x, y, vis);
-    select(hits);
-  }
-  function drawShape(poly) {
-    if (!poly) { ui.lassoPath.setAttribute("points", ""); return; }
-    let s = "";
-    for (let i = 0; i < poly.length; i += 2) s += `${poly[i]},${poly[i + 1]} `;
-    ui.lassoPath.setAttribute("points", s);
-  }
-  function onWheel(ev) {
-    if (!positions) return;
-    ev.preventDefault();
-    const [x, y] = localXY(ev);
-    const [w, hgt] = viewport();
-    const delta = ev.deltaMode === 1 ? ev.deltaY * 16 : ev.deltaY;
-    camera.zoom(Math.exp(-delta * 0.0015), x, y, w, hgt);
-    requestDraw();
-  }
-
-  let hoverPending = null;
-  function scheduleHover(x, y) {
-    if (!positions) return;
-    const first = hoverPending === null;
-    hoverPending = [x, y];
-    if (first) requestAnimationFrame(() => {
-      const p = hoverPending;
-      hoverPending = null;
-      if (p && !destroyed) hover(p[0], p[1]);
-    });
-  }
   function hover(x, y) {
     const i = nearestPoint(screenPositions(), x, y, HOVER_RADIUS, visibilityTest());
     if (i < 0) { hideTooltip(); return; }
@@ -528,13 +437,10 @@ export function mountViewer(el, transport, options = {}) {
     target.addEventListener(type, fn, opts);
     disposers.push(() => target.removeEventListener(type, fn, opts));
   }
-  listen(ui.stage, "pointerdown", onPointerDown);
-  listen(ui.stage, "pointermove", onPointerMove);
-  listen(ui.stage, "pointerup", onPointerUp);
-  listen(ui.stage, "pointercancel", onPointerUp);
-  listen(ui.stage, "pointerleave", () => { if (!drag) hideTooltip(); });
-  listen(ui.stage, "wheel", onWheel, { passive: false });
-  listen(ui.stage, "contextmenu", (ev) => ev.preventDefault());
+  attachPointer(ui, {
+    camera, viewport, requestDraw, screenPositions, visibilityTest, select, hover, hideTooltip,
+    hasData: () => !!positions, tool: () => state.tool, dim: () => state.dim, isDestroyed: () => destroyed,
+  }, listen);
   listen(ui.root, "keydown", onKey);
 
   // toolbar
@@ -562,40 +468,7 @@ export function mountViewer(el, transport, options = {}) {
   ui.cmap.value = state.colormap;
 
   // gene search over all exported genes
-  function geneMatches(q) {
-    const genes = state.meta ? state.meta.genes : [];
-    if (!q) return genes.slice(0, 30);
-    const lq = q.toLowerCase(), starts = [], contains = [];
-    for (const g of genes) {
-      const lg = g.toLowerCase();
-      if (lg.startsWith(lq)) { if (starts.length < 30) starts.push(g); }
-      else if (contains.length < 30 && lg.includes(lq)) contains.push(g);
-      if (starts.length >= 30) break;
-    }
-    return starts.concat(contains).slice(0, 30);
-  }
-  function showGeneList() {
-    const matches = geneMatches(ui.gene.value.trim());
-    ui.geneList.replaceChildren(...matches.map((g) => h("div", { class: "cnb-gene-item", role: "option", "data-gene": g, text: g })));
-    ui.geneList.classList.toggle("cnb-visible", matches.length > 0);
-  }
-  listen(ui.gene, "input", showGeneList);
-  listen(ui.gene, "focus", showGeneList);
-  listen(ui.gene, "blur", () => setTimeout(() => ui.geneList.classList.remove("cnb-visible"), 150));
-  listen(ui.gene, "keydown", (ev) => {
-    if (ev.key !== "Enter") return;
-    const q = ui.gene.value.trim();
-    const genes = state.meta ? state.meta.genes : [];
-    const exact = genes.find((g) => g === q) || genes.find((g) => g.toLowerCase() === q.toLowerCase()) || geneMatches(q)[0];
-    if (exact) { ui.geneList.classList.remove("cnb-visible"); run(setColorField(`gene:${exact}`)); }
-  });
-  listen(ui.geneList, "mousedown", (ev) => {
-    const item = ev.target.closest(".cnb-gene-item");
-    if (!item) return;
-    ev.preventDefault();
-    ui.geneList.classList.remove("cnb-visible");
-    run(setColorField(`gene:${item.dataset.gene}`));
-  });
+  attachGeneSearch(ui, () => (state.meta ? state.meta.genes : []), (gene) => run(setColorField(`gene:${gene}`)), listen);
 
   // python / host commands
   const offCommand = transport.onCommand((command, args, buffers) => {

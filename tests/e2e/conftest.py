@@ -288,9 +288,29 @@ def run_notebook_in_lab(page, lab: JupyterLab, notebook_path: str | Path, timeou
             continue
     else:
         raise RuntimeError(f"JupyterLab did not start running {rel}: prompts {page.evaluate(_PROMPTS_JS)}")
-    page.wait_for_function(
-        f"() => ({_PROMPTS_JS})().every((p) => /\\[\\d+\\]/.test(p))", timeout=timeout * 1000, polling=250
-    )
+    # Under heavy load Lab sometimes loses the kernel websocket for a moment and the queued
+    # cells never run: re-run the cells that have not run yet (at most twice).
+    all_ran = f"() => ({_PROMPTS_JS})().every((p) => /\\[\\d+\\]/.test(p))"
+    deadline = time.monotonic() + timeout
+    for attempt in range(3):
+        try:
+            page.wait_for_function(all_ran, timeout=max(1.0, min(60.0, deadline - time.monotonic())) * 1000, polling=250)
+            break
+        except Exception:
+            if attempt == 2 or time.monotonic() > deadline:
+                raise
+            page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
+            page.evaluate(
+                """async () => {
+                    const app = window.jupyterapp || window.jupyterlab;
+                    const panel = app.shell.currentWidget;
+                    const cells = panel.content.widgets;
+                    const first = cells.findIndex((c) => c.model.type === 'code' && !c.model.executionCount);
+                    if (first < 0) return;
+                    panel.content.activeCellIndex = first;
+                    await app.commands.execute('notebook:run-all-below');
+                }"""
+            )
     wait_kernel_idle(page, timeout)
 
 

@@ -101,6 +101,12 @@ def test_gene_search_and_legend_clicks(page, known_server):
     page.wait_for_timeout(200)
     px = canvas_pixels(page)
     assert color_mask(px, RED).sum() == 0 and color_mask(px, BLUE).sum() > 500
+    # "show all", then double-click isolates "left"
+    page.click(".cnb-show-all")
+    page.dblclick(".cnb-legend-row[data-index='0']")
+    page.wait_for_timeout(200)
+    px = canvas_pixels(page)
+    assert color_mask(px, RED).sum() > 500 and color_mask(px, BLUE).sum() == 0
 
 
 def test_lasso_selects_the_cells_inside(page, known_server):
