@@ -211,7 +211,8 @@ def dequantize(codes: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray
     """
     qmax = QUANT_MAX[bits]
     # float64 arithmetic, as JavaScript readers do; float32 could overflow near its max.
-    out = (lo + codes.astype(np.float64) * ((hi - lo) / qmax)).astype(np.float32)
+    with np.errstate(over="ignore"):  # ranges beyond float32 decode to +-inf, as in float32 readers
+        out = (lo + codes.astype(np.float64) * ((hi - lo) / qmax)).astype(np.float32)
     out[codes == MISSING_CODE[bits]] = np.nan
     return out
 

@@ -402,8 +402,9 @@ class ExportWizard(anywidget.AnyWidget):
 
     def cancel(self) -> None:
         """Ask the running export to stop (it cleans up, then ``status`` becomes "cancelled")."""
-        if self._job is not None:
-            self._job.cancel()
+        job = getattr(self, "_job", None)  # absent when __init__ failed before starting workers
+        if job is not None:
+            job.cancel()
 
     def wait(self, timeout: float | None = None) -> Any:
         """Block until the export ends and return its ``ExportResult``.
@@ -434,7 +435,7 @@ class ExportWizard(anywidget.AnyWidget):
         self._viewer_backend = ViewerBackend(str(path), send=self._send_to_frontend)
 
     def _close_viewer_backend(self) -> None:
-        backend, self._viewer_backend = self._viewer_backend, None
+        backend, self._viewer_backend = getattr(self, "_viewer_backend", None), None
         close = getattr(backend, "close", None)
         if close is not None:
             try:
@@ -509,8 +510,10 @@ class ExportWizard(anywidget.AnyWidget):
     def close(self) -> None:
         """Close the widget; a running export is cancelled."""
         self.cancel()
-        for worker in (self._estimates, self._tasks, self._previews):
-            worker.close()
+        for name in ("_estimates", "_tasks", "_previews"):
+            worker = getattr(self, name, None)
+            if worker is not None:
+                worker.close()
         self._close_viewer_backend()
         super().close()
 
