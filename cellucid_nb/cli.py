@@ -8,6 +8,7 @@ errors, 1 for an export that fails validation).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import warnings
@@ -178,33 +179,26 @@ def _read_h5ad(path: Path) -> Any:
         raise CliError(f"{path}: cannot read as AnnData ({type(exc).__name__}: {exc})") from exc
 
 
-def _format_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from cellucid_nb.estimate import estimate
+    from cellucid_nb.estimate import estimate, format_bytes
 
     adata = _read_h5ad(args.h5ad)
     plan = _plan_from_args(adata, args)
     est = estimate(adata, plan)
-    rows = [(p["part"], p["name"], _format_bytes(p["bytes"]), str(p["files"])) for p in est.to_dict()["parts"]]
+    rows = [(p["part"], p["name"], format_bytes(p["bytes"]), str(p["files"])) for p in est.to_dict()["parts"]]
     widths = [max(len(r[i]) for r in rows + [("part", "name", "size", "files")]) for i in range(4)]
     line = "  ".join(h.ljust(w) for h, w in zip(("part", "name", "size", "files"), widths))
     out = [line, "-" * len(line)]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     out.append("-" * len(line))
-    out.append(f"total {_format_bytes(est.total_bytes)} in {est.n_files} files, about {est.seconds:.1f} s to export")
+    out.append(f"total {format_bytes(est.total_bytes)} in {est.n_files} files, about {est.seconds:.1f} s to export")
     out += [f"warning: {w}" for w in est.warnings]
     sys.stdout.write("\n".join(out) + "\n")
     return EXIT_OK
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from cellucid_nb.estimate import format_bytes
     from cellucid_nb.export.from_anndata import export
 
     adata = _read_h5ad(args.h5ad)
@@ -221,7 +215,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             if bar.total != max(event.total, 1):
                 bar.reset(total=max(event.total, 1))
             bar.n = event.done
-            bar.set_postfix_str(_format_bytes(event.bytes_written))
+            bar.set_postfix_str(format_bytes(event.bytes_written))
             bar.refresh()
 
     try:
@@ -230,7 +224,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     sys.stdout.write(
-        f"wrote {result.path}: {_format_bytes(result.n_bytes)} in {result.n_files} files, {result.seconds:.1f} s\n"
+        f"wrote {result.path}: {format_bytes(result.n_bytes)} in {result.n_files} files, {result.seconds:.1f} s\n"
     )
     for w in result.warnings:
         sys.stderr.write(f"warning: {w}\n")
@@ -256,15 +250,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if not args.directory.is_dir():
         raise CliError(f"{args.directory}: not a folder (expected an exports folder)")
-    server = serve(args.directory, host=args.host, port=args.port, open_browser=not args.no_browser, block=False)
-    sys.stdout.write(f"serving {args.directory} at {server.url} (Ctrl+C to stop)\n")
-    sys.stdout.flush()
-    try:
-        server.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    with serve(args.directory, host=args.host, port=args.port, open_browser=not args.no_browser) as server:
+        sys.stdout.write(f"serving {args.directory} at {server.url} (Ctrl+C to stop)\n")
+        sys.stdout.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            server.wait()
     return EXIT_OK
 
 

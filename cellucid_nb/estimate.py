@@ -44,7 +44,7 @@ from cellucid_nb.genes_select import gene_ids
 from cellucid_nb.inspect import expression_matrix, expression_var, inspect
 from cellucid_nb.plan import ExportPlan
 
-__all__ = ["SizeEstimate", "estimate", "FULL_GENES", "FULL_GENE_VALUES", "SAMPLED_GENES"]
+__all__ = ["SizeEstimate", "estimate", "format_bytes", "FULL_GENES", "FULL_GENE_VALUES", "SAMPLED_GENES"]
 
 #: All genes are sampled while genes x sampled cells stays under this; else SAMPLED_GENES.
 FULL_GENE_VALUES = 2_000_000
@@ -110,13 +110,13 @@ class SizeEstimate:
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td>{html.escape(p['part'])}</td><td>{html.escape(str(p['name']))}</td>"
-            f"<td style='text-align:right'>{_human(p['bytes'])}</td><td style='text-align:right'>{p['files']:,}</td>"
+            f"<td style='text-align:right'>{format_bytes(p['bytes'])}</td><td style='text-align:right'>{p['files']:,}</td>"
             f"<td>{'' if p['exact'] else '≈'}</td></tr>"
             for p in self.parts
         )
         warn = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings)
         return (
-            f"<div><b>Export estimate</b>: {'' if self.exact else '≈ '}{_human(self.total_bytes)} in "
+            f"<div><b>Export estimate</b>: {'' if self.exact else '≈ '}{format_bytes(self.total_bytes)} in "
             f"{self.n_files:,} files, about {self.seconds:.1f} s</div>"
             + (f"<ul>{warn}</ul>" if warn else "")
             + "<details><summary>parts</summary><table><tr><th>part</th><th>name</th><th>size</th>"
@@ -124,7 +124,14 @@ class SizeEstimate:
         )
 
 
-def _human(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """Format a byte count for people (decimal units: 1 MB = 10^6 bytes, as file browsers show).
+
+    Parameters
+    ----------
+    n
+        Number of bytes.
+    """
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
@@ -374,9 +381,7 @@ def _graph_part(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample, gra
 def _manifest_parts(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample, plan: ExportPlan,
                     connectivity: dict[str, Any] | None) -> None:
     """Every JSON file, rebuilt with the full data's numbers; the sidecar last (it lists all files)."""
-    from cellucid_nb.export.identity import build_identity
-    from cellucid_nb.export.prepare import _version
-    from cellucid_nb.export.runner import library_versions, settings_fingerprint
+    from cellucid_nb.export.identity import build_identity, build_sidecar
     from cellucid_nb.format.spec import IDENTITY_FILE, SIDECAR_FILE
 
     settings = inputs.settings
@@ -403,15 +408,7 @@ def _manifest_parts(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample,
     identity["stats"]["n_genes"] = len(sample.gene_names)
     manifests[IDENTITY_FILE] = json_len(identity, indent=2)
     totals.files.update(manifests)
-    sidecar = {  # the same keys, in the same order, as prepare() writes
-        "generator": "cellucid_nb",
-        "version": _version(),
-        "settings": settings.to_dict(),
-        "settings_fingerprint": settings_fingerprint(settings.to_dict()),
-        "category_colors": inputs.category_colors,
-        "library_versions": library_versions(),
-        "plan": plan.to_dict(),
-    }
+    sidecar = build_sidecar(inputs, {"plan": plan.to_dict()})  # as export() writes it
     manifests[SIDECAR_FILE] = sampling.sidecar_len(sidecar, totals.files)
     for name, size in manifests.items():
         totals.add("manifests", name, size, 1, sample.exact)

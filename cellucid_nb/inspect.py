@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from cellucid_nb.export.inputs import obs_column_kind
+
 __all__ = [
     "DatasetSummary",
     "EmbeddingInfo",
@@ -220,20 +222,6 @@ def _json_safe(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def obs_column_kind(series: pd.Series) -> str:
-    """Return ``"categorical"`` or ``"continuous"`` as the exporter classifies ``series``.
-
-    Pandas categorical, bool and non-numeric columns are categorical; numeric
-    columns are continuous (FORMAT.md).
-    """
-    dtype = series.dtype
-    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
-        return "categorical"
-    if pd.api.types.is_numeric_dtype(dtype):
-        return "continuous"
-    return "categorical"
 
 
 def _is_identifier_like(n_unique: int, n_present: int) -> bool:

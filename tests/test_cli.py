@@ -97,3 +97,31 @@ def test_help_everywhere() -> None:
         with pytest.raises(SystemExit) as exit_info:
             main([*command, "--help"])
         assert exit_info.value.code == 0
+
+
+def test_serve_answers_until_interrupted() -> None:
+    import json as json_mod
+    import signal
+    import urllib.request
+
+    root = Path(__file__).resolve().parents[1]
+    export = root / "tests" / "fixtures" / "cellucid_0_0_9" / "gzip_q8"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cellucid_nb", "serve", str(export), "--port", "18765", "--no-browser"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=root,
+    )
+    try:
+        line = proc.stdout.readline()  # "serving DIR at URL (Ctrl+C to stop)"
+        assert line.startswith("serving "), (line, proc.stderr.read() if proc.poll() is not None else "")
+        url = line.split(" at ", 1)[1].split()[0].rstrip("/")
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(f"{url}/_cellucid/health", timeout=10) as response:
+            assert response.status == 200
+            assert json_mod.loads(response.read())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=10)
+    assert code == 0

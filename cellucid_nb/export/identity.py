@@ -2,19 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..format.spec import IDENTITY_FILE, IDENTITY_VERSION
 from .inputs import ExportInputs
-from .runner import ExportRunner
+from .runner import ExportRunner, library_versions, settings_fingerprint
 
-__all__ = ["build_identity", "write_identity"]
+__all__ = ["build_identity", "build_sidecar", "write_identity"]
 
 
 def _generator_version() -> str:
     from .. import __version__
 
     return f"cellucid_nb {__version__}"
+
+
+def build_sidecar(inputs: ExportInputs, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return cellucid_nb's sidecar document, without its file list.
+
+    The runner adds ``files`` (sizes and checksums) when it finalizes; the size
+    estimator builds the same document to know its length.
+
+    Parameters
+    ----------
+    inputs
+        Validated inputs.
+    extra
+        More top-level keys (``prepare(sidecar_extra=...)``), e.g. the plan.
+    """
+    from .. import __version__
+
+    settings = inputs.settings.to_dict()
+    sidecar: dict[str, Any] = {
+        "generator": "cellucid_nb",
+        "version": __version__,
+        "settings": settings,
+        "settings_fingerprint": settings_fingerprint(settings),
+        "category_colors": inputs.category_colors,
+        "library_versions": library_versions(),
+    }
+    for key, value in (extra or {}).items():
+        sidecar[str(key)] = value
+    return sidecar
 
 
 def build_identity(

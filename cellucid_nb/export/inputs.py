@@ -297,7 +297,18 @@ def _check_latent(value: Any, n_cells: int, messages: list[str]) -> np.ndarray:
     return arr
 
 
-def _obs_kind(series: pd.Series) -> str:
+def obs_column_kind(series: pd.Series) -> str:
+    """Return ``"categorical"`` or ``"continuous"``: the field kind FORMAT.md gives a column.
+
+    Pandas categorical, bool and non-numeric columns are categorical; numeric
+    columns are continuous. ``inspect()`` uses this too, so that what it shows
+    is what the exporter writes.
+
+    Parameters
+    ----------
+    series
+        One ``obs`` column.
+    """
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
         return "categorical"
@@ -370,7 +381,7 @@ def _check_obs(obs: Any, obs_keys: Any, n_cells: int, settings: ExportSettings) 
         series = obs[key]
         if isinstance(series, pd.DataFrame):
             raise ValueError(f"obs has several columns named {key!r}; expected unique column names.")
-        if _obs_kind(series) == "continuous":
+        if obs_column_kind(series) == "continuous":
             fields.append(ObsField(key=key, kind="continuous", series=series))
         else:
             fields.append(_categorical_field(key, series, settings.obs_categorical_dtype))

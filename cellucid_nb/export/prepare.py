@@ -17,12 +17,12 @@ import pandas as pd
 from ..format.spec import SIDECAR_FILE
 from .genes import write_genes
 from .graph import write_graph
-from .identity import build_identity, write_identity
+from .identity import build_identity, build_sidecar, write_identity
 from .inputs import ExportInputs, ExportSettings, validate_inputs
 from .obs import write_obs
 from .points import write_points
 from .progress import ExportResult, ProgressEvent, ProgressReporter
-from .runner import ExportRunner, inspect_existing, library_versions, settings_fingerprint
+from .runner import ExportRunner, inspect_existing, settings_fingerprint
 from .vectors import write_vectors
 
 __all__ = ["prepare"]
@@ -265,20 +265,5 @@ def prepare(
         reporter.set_phase("identity")
         write_identity(runner, build_identity(inputs, points, connectivity, vectors))
         reporter.set_phase("finalize")
-        sidecar: dict[str, Any] = {
-            "generator": "cellucid_nb",
-            "version": _version(),
-            "settings": settings.to_dict(),
-            "settings_fingerprint": settings_fingerprint(settings.to_dict()),
-            "category_colors": inputs.category_colors,
-            "library_versions": library_versions(),
-        }
-        for key, value in (sidecar_extra or {}).items():
-            sidecar[str(key)] = value
-        return runner.finalize(sidecar, started, inputs.warnings)
+        return runner.finalize(build_sidecar(inputs, sidecar_extra), started, inputs.warnings)
 
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
