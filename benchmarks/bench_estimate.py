@@ -22,7 +22,7 @@ from scipy import sparse
 
 from benchmarks.synthetic import make_anndata, parse_size
 from cellucid_nb.estimate import estimate
-from cellucid_nb.export.from_anndata import export
+from cellucid_nb.exporter.from_anndata import export
 from cellucid_nb.inspect import inspect
 from cellucid_nb.plan import ExportPlan
 

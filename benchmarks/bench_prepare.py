@@ -159,7 +159,7 @@ def _run_reference(inputs: dict[str, Any], out_dir: Path, compression: int | Non
 
 
 def _run_ours(inputs: dict[str, Any], out_dir: Path, compression: int | None, n_workers: int | None) -> dict[str, Any]:
-    from cellucid_nb.export.prepare import prepare as our_prepare
+    from cellucid_nb.exporter.prepare import prepare as our_prepare
 
     events: list[tuple[str, float]] = []
 
@@ -229,7 +229,7 @@ def _profile_ours(inputs: dict[str, Any], out_dir: Path, compression: int | None
     import io
     import pstats
 
-    from cellucid_nb.export import runner
+    from cellucid_nb.exporter import runner
 
     inlined = hasattr(runner, "ThreadPoolExecutor")
     if inlined:
@@ -270,7 +270,7 @@ def _graph_part(exporter: str, inputs: dict[str, Any], out_dir: Path, compressio
     if exporter == "reference":
         from cellucid.prepare_data import prepare as export_fn
     else:
-        from cellucid_nb.export.prepare import prepare as export_fn
+        from cellucid_nb.exporter.prepare import prepare as export_fn
     with open(os.devnull, "w", encoding="utf-8") as sink, contextlib.redirect_stdout(sink), \
             contextlib.redirect_stderr(sink), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -306,7 +306,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     n_cells, n_genes = parse_size(args.size)
     # Import the exporter first: its import is neither export time nor export memory.
     import_started = time.perf_counter()
-    importlib.import_module("cellucid.prepare_data" if args.exporter == "reference" else "cellucid_nb.export.prepare")
+    importlib.import_module("cellucid.prepare_data" if args.exporter == "reference" else "cellucid_nb.exporter.prepare")
     import_seconds = time.perf_counter() - import_started
     started = time.perf_counter()
     inputs = load_dataset(Path(args.dataset_dir))

@@ -109,7 +109,7 @@ async ({other}) => {
 
 def make_export(n_cells: int, compression: int | None, seed: int = 0) -> Path:
     """Write (once) a synthetic export: 2D + 3D blobs, 2 categorical + 2 continuous obs, 10 genes."""
-    from cellucid_nb.export.prepare import prepare
+    from cellucid_nb.exporter.prepare import prepare
 
     out = DATA_DIR / f"viewer_{n_cells}_c{compression or 0}"
     if (out / "dataset_identity.json").is_file():

@@ -13,10 +13,10 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS = {
-    "prepare": "cellucid_nb.export.prepare",
-    "ExportResult": "cellucid_nb.export.progress",
-    "ProgressEvent": "cellucid_nb.export.progress",
-    "ExportCancelled": "cellucid_nb.export.progress",
+    "prepare": "cellucid_nb.exporter.prepare",
+    "ExportResult": "cellucid_nb.exporter.progress",
+    "ProgressEvent": "cellucid_nb.exporter.progress",
+    "ExportCancelled": "cellucid_nb.exporter.progress",
     "generate_datasets_manifest": "cellucid_nb.format.datasets",
     "read_export": "cellucid_nb.format.reader",
     "ExportReader": "cellucid_nb.format.reader",
@@ -27,7 +27,7 @@ _EXPORTS = {
     "ExportPlan": "cellucid_nb.plan",
     "estimate": "cellucid_nb.estimate",
     "SizeEstimate": "cellucid_nb.estimate",
-    "export": "cellucid_nb.export.from_anndata",
+    "export": "cellucid_nb.exporter.from_anndata",
     "show": "cellucid_nb.widgets.viewer",
     "Viewer": "cellucid_nb.widgets.viewer",
     "wizard": "cellucid_nb.widgets.wizard",
@@ -36,16 +36,6 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
-
-
-# The subpackage ``cellucid_nb.export`` shares its name with the public function
-# ``export()``. Importing the (empty) subpackage once here and dropping the
-# attribute lets ``cellucid_nb.export`` resolve to the function through
-# ``__getattr__``, while ``from cellucid_nb.export.x import y`` keeps working
-# (the import system finds loaded packages in sys.modules, not as attributes).
-import cellucid_nb.export  # noqa: E402
-
-del globals()["export"]
 
 
 def __getattr__(name: str) -> Any:
@@ -63,9 +53,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from cellucid_nb.estimate import SizeEstimate, estimate
-    from cellucid_nb.export.from_anndata import export
-    from cellucid_nb.export.prepare import prepare
-    from cellucid_nb.export.progress import ExportCancelled, ExportResult, ProgressEvent
+    from cellucid_nb.exporter.from_anndata import export
+    from cellucid_nb.exporter.prepare import prepare
+    from cellucid_nb.exporter.progress import ExportCancelled, ExportResult, ProgressEvent
     from cellucid_nb.format.datasets import generate_datasets_manifest
     from cellucid_nb.format.reader import ExportReader, read_export
     from cellucid_nb.format.validator import Problem, validate_export

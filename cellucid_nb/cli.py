@@ -199,7 +199,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from cellucid_nb.estimate import format_bytes
-    from cellucid_nb.export.from_anndata import export
+    from cellucid_nb.exporter.from_anndata import export
 
     adata = _read_h5ad(args.h5ad)
     plan = _plan_from_args(adata, args)

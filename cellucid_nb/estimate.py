@@ -203,7 +203,7 @@ def _choose_sample(adata: Any, plan: ExportPlan) -> _Sample:
 
 
 def _prepare_defaults() -> dict[str, Any]:
-    from cellucid_nb.export.prepare import prepare
+    from cellucid_nb.exporter.prepare import prepare
 
     return {
         name: p.default
@@ -230,8 +230,8 @@ def _subset_rows(kw: dict[str, Any], rows: np.ndarray, n: int) -> None:
 
 def _sample_inputs(adata: Any, plan: ExportPlan, sample: _Sample, target: Path, created_at: str | None):
     """Validated exporter inputs for the sample, the exporter's warnings, and the full graph matrix."""
-    from cellucid_nb.export.from_anndata import prepare_kwargs
-    from cellucid_nb.export.inputs import validate_inputs
+    from cellucid_nb.exporter.from_anndata import prepare_kwargs
+    from cellucid_nb.exporter.inputs import validate_inputs
 
     kw = _prepare_defaults()
     if sample.sub_matrix is sample.source_matrix:
@@ -265,11 +265,11 @@ class _DryRun:
 
 def _dry_run(inputs: Any, compression: int | None, cell_scale: float = 1.0) -> _DryRun:
     """Run the exporter's writers on the sample with the recording runner, timing each kind of work."""
-    from cellucid_nb.export.genes import write_genes
-    from cellucid_nb.export.graph import write_graph
-    from cellucid_nb.export.obs import write_obs
-    from cellucid_nb.export.points import write_points
-    from cellucid_nb.export.vectors import write_vectors
+    from cellucid_nb.exporter.genes import write_genes
+    from cellucid_nb.exporter.graph import write_graph
+    from cellucid_nb.exporter.obs import write_obs
+    from cellucid_nb.exporter.points import write_points
+    from cellucid_nb.exporter.vectors import write_vectors
 
     runner = RecordingRunner(compression, cell_scale)
     clock = time.perf_counter
@@ -381,7 +381,7 @@ def _graph_part(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample, gra
 def _manifest_parts(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample, plan: ExportPlan,
                     connectivity: dict[str, Any] | None) -> None:
     """Every JSON file, rebuilt with the full data's numbers; the sidecar last (it lists all files)."""
-    from cellucid_nb.export.identity import build_identity, build_sidecar
+    from cellucid_nb.exporter.identity import build_identity, build_sidecar
     from cellucid_nb.format.spec import IDENTITY_FILE, SIDECAR_FILE
 
     settings = inputs.settings
@@ -393,8 +393,8 @@ def _manifest_parts(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample,
         if sample.exact:
             manifests[settings.var_manifest_filename] = json_len(doc)
         else:
-            from cellucid_nb.export.expression import iter_column_blocks
-            from cellucid_nb.export.genes import block_ranges
+            from cellucid_nb.exporter.expression import iter_column_blocks
+            from cellucid_nb.exporter.genes import block_ranges
 
             fields = sampling.full_var_fields(
                 run.var_manifest["fields"], sample.gene_names, plan.var_quantization, sample.source_matrix,
@@ -496,7 +496,7 @@ def _expected_seconds(run: _DryRun, sample: _Sample, n_files: int, total_bytes: 
 
 
 def _connectivity_doc(inputs: Any, n: int, n_edges: int, suffix: str, matrix: Any) -> dict[str, Any]:
-    from cellucid_nb.export.graph import index_dtype_for
+    from cellucid_nb.exporter.graph import index_dtype_for
 
     dtype = index_dtype_for(n)
     folder = inputs.settings.connectivity_binary_dirname

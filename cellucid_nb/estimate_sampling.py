@@ -43,7 +43,7 @@ class _Reporter:
 class RecordingRunner:
     """Stands in for ``ExportRunner``: encodes and compresses in memory, writes nothing.
 
-    It implements the part of ``cellucid_nb.export.runner.ExportRunner`` that the
+    It implements the part of ``cellucid_nb.exporter.runner.ExportRunner`` that the
     writers call (``mkdir check cancelled submit drain payload_name store
     write_array write_json suffix compression reporter``); the estimate tests
     run the writers through it, so a change of that interface shows up there.
@@ -175,7 +175,7 @@ def pick_genes(density: np.ndarray, k: int) -> np.ndarray:
 
 def graph_estimate(matrix: Any, rows: np.ndarray, n: int, compression: int | None) -> tuple[int, int, bool]:
     """(bytes, n_edges, exact) of the three edge files, from sampled rows of a symmetric kNN matrix."""
-    from cellucid_nb.export.graph import index_dtype_for
+    from cellucid_nb.exporter.graph import index_dtype_for
 
     a = sparse.csr_matrix(matrix)
     diag = int(np.count_nonzero(a.diagonal()))

@@ -15,10 +15,13 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_export_is_the_function_even_after_submodule_imports() -> None:
-    # cellucid_nb.export is also a subpackage name: importing its modules must not shadow export().
-    importlib.import_module("cellucid_nb.export.prepare")
-    importlib.import_module("cellucid_nb.export.from_anndata")
-    from cellucid_nb.export.from_anndata import export
+    # export() lives in the subpackage cellucid_nb.exporter; importing its modules must not shadow it.
+    import cellucid_nb.exporter.runner as runner_module  # the dotted form works too
+
+    assert runner_module.__name__ == "cellucid_nb.exporter.runner"
+    importlib.import_module("cellucid_nb.exporter.prepare")
+    importlib.import_module("cellucid_nb.exporter.from_anndata")
+    from cellucid_nb.exporter.from_anndata import export
 
     assert cellucid_nb.export is export
     assert callable(cellucid_nb.export)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellucid_nb.export.progress import ExportCancelled
+from cellucid_nb.exporter.progress import ExportCancelled
 from cellucid_nb.widgets.wizard import ExportWizard, wizard
 
 

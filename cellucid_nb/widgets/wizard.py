@@ -2,7 +2,7 @@
 
 The widget is only a face on the export flow (docs/DEVELOPING.md): it edits an
 :class:`~cellucid_nb.plan.ExportPlan`, shows :func:`~cellucid_nb.estimate.estimate`
-live, runs :func:`~cellucid_nb.export.from_anndata.export` in a background thread
+live, runs :func:`~cellucid_nb.exporter.from_anndata.export` in a background thread
 and, on success, serves the result to the viewer embedded below it.
 
 Wire protocol (front-end: ``js/wizard/widget.js``)
@@ -349,7 +349,7 @@ class ExportWizard(anywidget.AnyWidget):
         """Start the export in a background thread (same as the Export button); returns at once."""
         if self.running:
             raise RuntimeError("an export is already running; cancel() it or wait() for it")
-        from cellucid_nb.export.from_anndata import export as export_fn
+        from cellucid_nb.exporter.from_anndata import export as export_fn
 
         plan, adata = self.plan, self._adata
         out_dir = self.out_dir or _default_out_dir(plan)
@@ -378,7 +378,7 @@ class ExportWizard(anywidget.AnyWidget):
         self._job.start()
 
     def _finish_export(self, result: Any, error: BaseException | None, state: dict) -> None:
-        from cellucid_nb.export.progress import ExportCancelled
+        from cellucid_nb.exporter.progress import ExportCancelled
 
         elapsed = time.monotonic() - state["start"]
         if error is None:

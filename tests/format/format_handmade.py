@@ -1,6 +1,6 @@
 """A tiny export written by hand, following docs/FORMAT.md to the letter.
 
-Independent of ``cellucid_nb.export`` so that reader and validator tests do not
+Independent of ``cellucid_nb.exporter`` so that reader and validator tests do not
 depend on the exporter; it uses only the format's codecs and names.
 """
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from make_fixtures import make_inputs, quiet, write_reference_export
 
-from cellucid_nb.export.prepare import prepare
+from cellucid_nb.exporter.prepare import prepare
 from cellucid_nb.format.codecs import QUANT_MAX
 from cellucid_nb.format.reader import read_export
 from cellucid_nb.format.validator import validate_export

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from make_fixtures import make_inputs
 from scipy import sparse
 
-from cellucid_nb.export.prepare import prepare
+from cellucid_nb.exporter.prepare import prepare
 from cellucid_nb.format.codecs import QUANT_MAX
 from cellucid_nb.format.reader import read_export
 from cellucid_nb.format.validator import format_problems, validate_export

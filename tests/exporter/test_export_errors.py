@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from cellucid_nb.export.prepare import prepare
+from cellucid_nb.exporter.prepare import prepare
 
 from export_helpers import make_kwargs, siblings, snapshot
 

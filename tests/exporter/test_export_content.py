@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from cellucid_nb.export.centroids import category_centroids, grouped_quantile, latent_outlier_quantiles
-from cellucid_nb.export.prepare import prepare
+from cellucid_nb.exporter.centroids import category_centroids, grouped_quantile, latent_outlier_quantiles
+from cellucid_nb.exporter.prepare import prepare
 from cellucid_nb.format import codecs
 from cellucid_nb.format.spec import CONNECTIVITY_MANIFEST_KEYS, OBS_MANIFEST_KEYS, VAR_MANIFEST_KEYS
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from cellucid_nb.export.progress import ExportCancelled, ExportResult, ProgressEvent
+from cellucid_nb.exporter.progress import ExportCancelled, ExportResult, ProgressEvent
 from cellucid_nb.format.spec import SIDECAR_FILE
 from cellucid_nb.genes_select import gene_ids
 from cellucid_nb.inspect import expression_matrix, expression_var
@@ -250,7 +250,7 @@ def export(
     ExportResult
         Path, bytes, files, seconds and warnings.
     """
-    from cellucid_nb.export.prepare import prepare
+    from cellucid_nb.exporter.prepare import prepare
 
     plan = plan if plan is not None else ExportPlan.from_anndata(adata)
     plan.check(adata)

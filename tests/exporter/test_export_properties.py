@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import sparse
 
-from cellucid_nb.export.expression import iter_column_blocks
-from cellucid_nb.export.genes import block_ranges
-from cellucid_nb.export.graph import extract_edges, index_dtype_for
+from cellucid_nb.exporter.expression import iter_column_blocks
+from cellucid_nb.exporter.genes import block_ranges
+from cellucid_nb.exporter.graph import extract_edges, index_dtype_for
 from cellucid_nb.format import codecs
 from cellucid_nb.format.naming import NameCollisionError, check_no_collisions, find_name_collisions, safe_name
 

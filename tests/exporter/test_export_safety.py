@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from cellucid_nb.export.prepare import prepare
-from cellucid_nb.export.progress import ExportCancelled, ExportResult, ProgressEvent
+from cellucid_nb.exporter.prepare import prepare
+from cellucid_nb.exporter.progress import ExportCancelled, ExportResult, ProgressEvent
 from cellucid_nb.format.spec import SIDECAR_FILE
 
 from export_helpers import make_kwargs, payload, siblings, snapshot
