@@ -19,12 +19,16 @@ __all__ = ["ColumnBlock", "iter_column_blocks", "column_nnz"]
 
 #: Non-zeros per block of a CSR input (its slice and CSC copy live at the same time).
 TARGET_BLOCK_NNZ = 4_000_000
+#: Matrices smaller than MIN_BLOCKS x TARGET_BLOCK_NNZ are cut into this many blocks...
+MIN_BLOCKS = 8
+#: ... of at least this many non-zeros.
+MIN_BLOCK_NNZ = 131_072
 #: At most this many passes over a CSR matrix.
 MAX_CSR_PASSES = 16
 #: Bytes of float32 per dense block.
 TARGET_DENSE_BYTES = 32 * 2**20
 #: Stored entries counted per chunk when sizing the blocks of a CSR matrix.
-_COUNT_CHUNK = 1 << 22
+_COUNT_CHUNK = 1 << 18
 #: Genes per block at most (bounds per-block Python lists).
 MAX_BLOCK_GENES = 2048
 
@@ -126,10 +130,11 @@ def iter_column_blocks(matrix: Any, columns: np.ndarray) -> Iterator[ColumnBlock
     if sparse.issparse(matrix):
         nnz = column_nnz(matrix)[sorted_cols].astype(np.float64)
         total = float(nnz.sum())
+        # Small matrices get smaller blocks too (at least MIN_BLOCKS of them), so the
+        # export's own memory stays a fraction of the input's at every size.
+        target = max(min(TARGET_BLOCK_NNZ, total / MIN_BLOCKS), MIN_BLOCK_NNZ)
         if matrix.format == "csr":
-            target = max(TARGET_BLOCK_NNZ, total / MAX_CSR_PASSES)
-        else:
-            target = TARGET_BLOCK_NNZ
+            target = max(target, total / MAX_CSR_PASSES)
         # A little weight per column keeps all-zero stretches from making huge blocks.
         weights = nnz + n_cells / 64
         for start, stop in _split_by_weight(weights, target, MAX_BLOCK_GENES):
