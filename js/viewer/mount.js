@@ -487,6 +487,13 @@ export function mountViewer(el, transport, options = {}) {
     ro = new ResizeObserver(() => { projection.key = ""; requestDraw(); });
     ro.observe(ui.stage);
   }
+  // JupyterLab switches themes by changing <body> attributes and stylesheets; the canvas
+  // clear colour comes from CSS, so redraw when the theme changes.
+  let themeObserver = null;
+  if (typeof MutationObserver !== "undefined" && globalThis.document && document.body) {
+    themeObserver = new MutationObserver(() => requestDraw());
+    themeObserver.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
+  }
 
   function run(promise) {
     return Promise.resolve(promise).then(clearError, showError);
@@ -584,6 +591,7 @@ export function mountViewer(el, transport, options = {}) {
       offCommand();
       for (const d of disposers) d();
       if (ro) ro.disconnect();
+      if (themeObserver) themeObserver.disconnect();
       selectListeners.clear();
       renderer && renderer.destroy();
       renderer = null;

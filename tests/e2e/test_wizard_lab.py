@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .conftest import REPO, run_notebook_in_lab, screenshot, write_notebook
+from .conftest import REPO, canvas_pixels, run_notebook_in_lab, screenshot, write_notebook
 
 WIZARD = ".cellucid-wizard"
 
@@ -143,6 +143,11 @@ def test_wizard_choices_estimate_export_and_viewer(jupyter_lab, page):
     page.locator(WIZARD).screenshot(path=str(REPO / "test-artifacts" / "wizard_full_dark.png"))
     bg = page.eval_on_selector(WIZARD, "el => getComputedStyle(el).backgroundColor")
     assert bg != "rgb(255, 255, 255)", f"the wizard kept a light background in the dark theme: {bg}"
+    # the embedded viewer's WebGL canvas follows the theme too: its most common colour is dark
+    pixels = canvas_pixels(page, f"{WIZARD} .cnb-canvas", name="wizard_viewer_dark")
+    colours, counts = np.unique(pixels.reshape(-1, 3), axis=0, return_counts=True)
+    background = colours[counts.argmax()]
+    assert int(background.sum()) < 3 * 128, f"the viewer canvas kept a light background in the dark theme: {background}"
     errors = [e for e in page.console_errors if "cellucid" in e.lower() or "wizard" in e.lower()]
     assert not errors, errors
 
