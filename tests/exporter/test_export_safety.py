@@ -259,3 +259,16 @@ def test_lazy_sliceable_expression_is_read_by_column_blocks(tmp_path: Path) -> N
     files = snapshot(prepare(out_dir=tmp_path / "lazy" / "data", **kw).path)
     assert files == reference
     assert lazy.requests and all(isinstance(k, tuple) and k[0] == slice(None) for k in lazy.requests)
+
+
+def test_writer_shard_folders_never_reach_the_export(tmp_path):
+    # Writers create files in private shard folders of the staging area (faster than
+    # one shared folder); finalize must move every file out and leave no shard behind.
+    out = tmp_path / "out"
+    kwargs = {**make_kwargs(n=200, n_genes=40), "compression": 6, "var_quantization": 8}
+    result = prepare(**kwargs, out_dir=out)
+    entries = {p.relative_to(out).as_posix() for p in out.rglob("*")}
+    assert not [e for e in entries if ".shard" in e]
+    assert len([e for e in entries if e.startswith("var/")]) == 40
+    assert result.n_files == len([p for p in out.rglob("*") if p.is_file()])
+    assert not [p for p in tmp_path.iterdir() if p.name != "out"], "staging folder left beside out_dir"
