@@ -23,8 +23,10 @@ TARGET_BLOCK_NNZ = 4_000_000
 MIN_BLOCKS = 8
 #: ... of at least this many non-zeros.
 MIN_BLOCK_NNZ = 131_072
-#: At most this many passes over a CSR matrix.
-MAX_CSR_PASSES = 16
+#: A CSR matrix is read in this many column slices...
+MAX_CSR_PASSES = 8
+#: ... unless that makes a block larger than this (its slice and CSC copy live at once).
+MAX_CSR_BLOCK_NNZ = 24_000_000
 #: Bytes of float32 per dense block.
 TARGET_DENSE_BYTES = 32 * 2**20
 #: Stored entries counted per chunk when sizing the blocks of a CSR matrix.
@@ -134,7 +136,8 @@ def iter_column_blocks(matrix: Any, columns: np.ndarray) -> Iterator[ColumnBlock
         # export's own memory stays a fraction of the input's at every size.
         target = max(min(TARGET_BLOCK_NNZ, total / MIN_BLOCKS), MIN_BLOCK_NNZ)
         if matrix.format == "csr":
-            target = max(target, total / MAX_CSR_PASSES)
+            # Each block re-reads every stored index of a CSR matrix: few, larger blocks.
+            target = max(target, min(total / MAX_CSR_PASSES, MAX_CSR_BLOCK_NNZ))
         # A little weight per column keeps all-zero stretches from making huge blocks.
         weights = nnz + n_cells / 64
         for start, stop in _split_by_weight(weights, target, MAX_BLOCK_GENES):
