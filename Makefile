@@ -34,8 +34,10 @@ build: node-deps
 	node js/build.mjs
 
 # Main job: JupyterLab open on the quick-start notebook (scanpy's bundled pbmc68k_reduced).
+# JupyterLab refuses to run as root unless told; containers and CI machines often are root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 demo: setup
-	cd notebooks && ../$(BIN)/jupyter lab 01_quickstart.ipynb
+	cd notebooks && ../$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ALLOW_ROOT) 01_quickstart.ipynb
 
 # Every test: JS unit tests, Python unit tests, browser tests, notebooks under nbval.
 test: setup chromium
