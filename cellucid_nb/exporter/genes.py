@@ -169,12 +169,9 @@ def write_genes(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any] | 
     schema: dict[str, Any] = {
         "kind": "continuous",
         "pathPattern": f"{folder}/{{key}}.values.{spec.ext}{runner.suffix}",
-        "ext": spec.ext,
-        "dtype": spec.dtype_name,
-        "quantized": spec.quantized,
+        **spec.schema_fields(),
     }
     if bits is not None:
-        schema["quantizationBits"] = bits
         fields = [[g, float(a), float(b)] for g, a, b in zip(genes.ids, lo_all.tolist(), hi_all.tolist())]
     else:
         fields = [[g] for g in genes.ids]

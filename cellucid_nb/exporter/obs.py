@@ -86,15 +86,10 @@ def write_obs(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any]:
         categorical.append(entry)
     schemas: dict[str, dict] = {}
     if continuous:
-        schema: dict[str, Any] = {
+        schemas["continuous"] = {
             "pathPattern": f"{folder}/{{key}}.values.{spec.ext}{suffix}",
-            "ext": spec.ext,
-            "dtype": spec.dtype_name,
-            "quantized": spec.quantized,
+            **spec.schema_fields(),
         }
-        if bits is not None:
-            schema["quantizationBits"] = bits
-        schemas["continuous"] = schema
     if categorical:
         schemas["categorical"] = {
             "codesPathPattern": f"{folder}/{{key}}.codes.{{ext}}{suffix}",

@@ -73,6 +73,17 @@ class QuantSpec:
         """Whether values are quantized integers."""
         return self.bits is not None
 
+    def schema_fields(self) -> dict[str, object]:
+        """Manifest schema keys of a continuous payload (obs ``continuous`` and ``_varSchema``).
+
+        ``{ext, dtype, quantized}`` plus ``quantizationBits`` when quantized, in the
+        order the reference exporter writes them.
+        """
+        fields: dict[str, object] = {"ext": self.ext, "dtype": self.dtype_name, "quantized": self.quantized}
+        if self.bits is not None:
+            fields["quantizationBits"] = self.bits
+        return fields
+
 
 def check_bits(bits: object, name: str) -> int | None:
     """Validate a quantization setting.
