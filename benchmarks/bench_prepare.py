@@ -95,6 +95,26 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+def _start_from_clean_caches() -> bool:
+    """Write back and drop the kernel's caches before the timed export (needs root).
+
+    Without a journal (as on this VM's disk), ext4 skips every free inode that was
+    deleted in the last ~30 s while its inode-table block is cached
+    (``recently_deleted()``), scanning them one by one for each new file. The
+    previous run's deleted output would thus slow the next exporter's file
+    creation 10-30x (0.2-0.8 ms instead of 0.02-0.03 ms a file, measured here), and
+    which exporter pays would depend on the run order. Dropping the caches gives
+    both exporters the same start.
+    """
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w", encoding="ascii") as handle:
+            handle.write("3")
+        return True
+    except OSError:
+        return False
+
+
 def _ru_maxrss_kb(who: int = resource.RUSAGE_SELF) -> int:
     return int(resource.getrusage(who).ru_maxrss)  # kB on Linux
 
@@ -312,6 +332,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     inputs = load_dataset(Path(args.dataset_dir))
     load_seconds = time.perf_counter() - started
     gc.collect()
+    caches_dropped = _start_from_clean_caches() if not args.keep_caches else False
     rss_before_kb = _proc_status_kb("VmRSS")
     maxrss_before_kb = _ru_maxrss_kb()
     peak_reset = _reset_peak_rss()
@@ -337,6 +358,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         "compression": compression,
         "quantization": QUANTIZATION_BITS,
         "import_seconds": round(import_seconds, 3),
+        "caches_dropped": caches_dropped,
         "load_seconds": round(load_seconds, 3),
         "cpu_seconds": round((cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system), 3),
         "cpu_user_seconds": round(cpu_after.user - cpu_before.user, 3),
@@ -422,7 +444,54 @@ def ensure_dataset(label: str, seed: int, timeout: float, data_dir: str | None =
     return folder, seconds
 
 
-def probe_file_creation(folder: Path, n_files: int = 500, size: int = 4096) -> float:
+#: Seconds after which ext4 no longer treats a deleted inode as recently deleted (30 s + 5 s
+#: while its block is dirty; see _start_from_clean_caches).
+RECENT_DELETE_SECONDS = 36.0
+#: Outputs are kept (and deleted at the end) while this much disk space stays free.
+TRASH_MIN_FREE_BYTES = 8 * 2**30
+
+
+class Trash:
+    """Deletes the benchmark's outputs only at the end of the run.
+
+    Deleting thousands of files just before the next timed export would slow that
+    export's own file creation on a disk without a journal (``recently_deleted()``
+    in ext4). Outputs are renamed into ``folder`` and deleted by :meth:`empty`;
+    when disk space runs short, they are deleted at once and the next run waits
+    until :data:`RECENT_DELETE_SECONDS` have passed.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._count = 0
+        self._deleted_at: float | None = None
+
+    def discard(self, path: Path) -> None:
+        """Move ``path`` out of the way (or delete it when space is short)."""
+        if not path.exists():
+            return
+        if shutil.disk_usage(path.parent).free >= TRASH_MIN_FREE_BYTES:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._count += 1
+            os.replace(path, self.folder / f"{self._count}_{path.name}")
+            return
+        shutil.rmtree(path, ignore_errors=True)
+        self._deleted_at = time.monotonic()
+
+    def wait_until_settled(self) -> None:
+        """Sleep until files deleted at once no longer slow file creation."""
+        if self._deleted_at is not None:
+            remaining = RECENT_DELETE_SECONDS - (time.monotonic() - self._deleted_at)
+            if remaining > 0:
+                time.sleep(remaining)
+            self._deleted_at = None
+
+    def empty(self) -> None:
+        """Delete everything discarded so far."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def probe_file_creation(folder: Path, n_files: int = 500, size: int = 4096, trash: Trash | None = None) -> float:
     """Milliseconds to create, write and close one small file in ``folder`` (machine noise indicator)."""
     probe = Path(tempfile.mkdtemp(prefix=".probe_", dir=folder))
     payload = b"\0" * size
@@ -432,18 +501,22 @@ def probe_file_creation(folder: Path, n_files: int = 500, size: int = 4096) -> f
         os.write(handle, payload)
         os.close(handle)
     seconds = time.perf_counter() - started
-    shutil.rmtree(probe, ignore_errors=True)
+    if trash is None:
+        shutil.rmtree(probe, ignore_errors=True)
+    else:
+        trash.discard(probe)
     return round(seconds / n_files * 1e3, 3)
 
 
 def run_one(
     exporter: str, label: str, compression: int | None, dataset_dir: Path, work_dir: Path, args: argparse.Namespace,
-    run_index: int,
+    run_index: int, trash: Trash | None = None,
 ) -> dict[str, Any]:
-    """One export in a fresh subprocess; its output is deleted unless ``--keep-output``."""
+    """One export in a fresh subprocess; its output is discarded unless ``--keep-output``."""
     out_dir = work_dir / f"{label}_c{_compression_label(compression)}_{exporter}_{run_index}"
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
+    trash = trash or Trash(work_dir / ".trash")
+    trash.discard(out_dir)
+    trash.wait_until_settled()
     result_file = work_dir / f"{out_dir.name}.json"
     command = [
         sys.executable, "-m", "benchmarks.bench_prepare", "--child",
@@ -456,6 +529,8 @@ def run_one(
         command.append("--no-validate")
     if args.no_graph_part:
         command.append("--no-graph-part")
+    if args.keep_caches:
+        command.append("--keep-caches")
     if args.profile and exporter == "ours":
         profile_path = Path(args.profile)
         profile_path = profile_path.with_name(f"{profile_path.stem}_{label}_c{_compression_label(compression)}{profile_path.suffix}")
@@ -473,8 +548,9 @@ def run_one(
     record["process_seconds"] = round(seconds, 2)
     record["run"] = run_index
     result_file.unlink(missing_ok=True)
-    if not args.keep_output and out_dir.exists():
-        shutil.rmtree(out_dir, ignore_errors=True)
+    if not args.keep_output:
+        trash.discard(out_dir)
+        trash.discard(out_dir.with_name(out_dir.name + "_graph_only"))
     return record
 
 
@@ -578,6 +654,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     exporters = [e for e in EXPORTERS if not (e == "reference" and args.skip_reference) and not (e == "ours" and args.skip_ours)]
     work_dir = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="bench_prepare_", dir=_ensure(DATA_DIR)))
     work_dir.mkdir(parents=True, exist_ok=True)
+    trash = Trash(work_dir / ".trash")
     report: dict[str, Any] = {
         "benchmark": "prepare",
         "environment": environment_info(),
@@ -587,6 +664,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "seed": args.seed, "n_workers": args.n_workers,
         },
         "generation_seconds": {},
+        "note": "outputs are deleted at the end of the run and kernel caches dropped before each export",
         "file_create_ms": {},
         "runs": [],
         "results": [],
@@ -595,7 +673,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         dataset_dir, seconds = ensure_dataset(label, args.seed, args.timeout, args.data_dir)
         report["generation_seconds"][label] = round(seconds, 2)
         os.sync()
-        report["file_create_ms"][label] = probe_file_creation(work_dir)
+        report["file_create_ms"][label] = probe_file_creation(work_dir, trash=trash)
         _log(f"[{label}] inputs ready in {seconds:.1f} s ({dataset_dir.name}); "
              f"creating a small file takes {report['file_create_ms'][label]} ms here now")
         for compression in levels:
@@ -604,7 +682,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 # Alternate the order so that drifting machine load hits both exporters alike.
                 order = exporters if repeat % 2 == 0 else exporters[::-1]
                 for exporter in order:
-                    record = run_one(exporter, label, compression, dataset_dir, work_dir, args, repeat)
+                    record = run_one(exporter, label, compression, dataset_dir, work_dir, args, repeat, trash)
                     runs[exporter].append(record)
                     report["runs"].append(record)
                     _log(_describe_run(record))
@@ -616,6 +694,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             _log(_describe_row(row))
             if args.json:  # keep partial results if a later size fails or is interrupted
                 _write_json(Path(args.json), report)
+    trash.empty()
     if not args.work_dir:
         shutil.rmtree(work_dir, ignore_errors=True)
     return report
@@ -734,6 +813,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", help="where exports are written (default: a temporary folder in benchmarks/.data)")
     parser.add_argument("--keep-output", action="store_true", help="keep the exports (default: delete after measuring)")
     parser.add_argument("--no-validate", action="store_true", help="skip validate_export on cellucid_nb's output")
+    parser.add_argument(
+        "--keep-caches", action="store_true",
+        help="do not sync and drop the kernel caches before each timed export (see _start_from_clean_caches)",
+    )
     parser.add_argument(
         "--no-graph-part", action="store_true", help="skip the points + graph only export timed after each run"
     )

@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 import time
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,7 @@ class RecordingRunner:
 
     It implements the part of ``cellucid_nb.exporter.runner.ExportRunner`` that the
     writers call (``mkdir check cancelled submit drain payload_name store
-    write_array write_json suffix compression reporter``); the estimate tests
+    write_array write_json suffix compression reporter spawn wait fail``); the estimate tests
     run the writers through it, so a change of that interface shows up there.
     """
 
@@ -58,18 +59,31 @@ class RecordingRunner:
         self.reporter = _Reporter()
         self.files: dict[str, tuple[int, int]] = {}  # rel -> (raw bytes, stored bytes)
         self.json_docs: dict[str, Any] = {}
+        self._error: BaseException | None = None  # from the gene feeder thread
 
     def mkdir(self, rel: str) -> None:
         pass
 
     def check(self) -> None:
-        pass
+        if self._error is not None:
+            raise self._error
 
     def cancelled(self) -> bool:
         return False
 
-    def submit(self, fn: Any, *args: Any) -> None:
-        fn(*args)
+    def submit(self, fn: Any, *args: Any) -> Future:
+        return self.spawn(fn, *args)
+
+    def spawn(self, fn: Any, *args: Any) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def wait(self, futures: list[Future]) -> None:
+        self.check()
+
+    def fail(self, err: BaseException) -> None:
+        self._error = err
 
     def drain(self) -> None:
         pass
@@ -77,7 +91,9 @@ class RecordingRunner:
     def payload_name(self, rel: str) -> str:
         return rel + self.suffix
 
-    def store(self, rel: str, data: np.ndarray | bytes, rle: bool = False, items: int = 0) -> None:
+    def store(
+        self, rel: str, data: np.ndarray | bytes, rle: bool = False, items: int = 0, on_written: Any = None
+    ) -> None:
         raw = memoryview(np.ascontiguousarray(data)).cast("B") if isinstance(data, np.ndarray) else memoryview(data)
         if not self.compression:
             stored = raw.nbytes
@@ -86,6 +102,8 @@ class RecordingRunner:
             strategy = None if rle else codecs.dense_strategy(raw, self.compression, full_nbytes=full)
             stored = len(codecs.gzip_bytes(raw, self.compression, rle=rle, strategy=strategy))
         self.files[rel] = (raw.nbytes, stored)
+        if on_written is not None:
+            on_written()
 
     def write_array(self, rel: str, data: np.ndarray, rle: bool = False, items: int = 1) -> str:
         name = self.payload_name(rel)

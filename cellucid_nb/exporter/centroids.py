@@ -3,7 +3,7 @@
 Same semantics as the reference exporter (``_compute_centroids_for_field`` and
 ``_compute_latent_space_quantiles`` of cellucid 0.0.9), vectorised over
 categories: sums come from ``np.bincount`` with weights, per-category
-quantiles from one ``np.lexsort`` of (distance, category).
+quantiles from one sort by (category, distance).
 """
 
 from __future__ import annotations
@@ -15,12 +15,35 @@ __all__ = ["category_centroids", "latent_outlier_quantiles", "grouped_quantile"]
 _ROW_CHUNK = 65536
 
 
+#: Columns of ``values`` made contiguous at once in :func:`_group_sums`.
+_COLUMN_CHUNK = 8
+
+
 def _group_sums(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Float64 sums of each column of ``values`` per group (loop over columns, not cells)."""
+    """Float64 sums of each column of ``values`` per group (loop over columns, not cells).
+
+    Columns are copied out a few at a time first: ``bincount`` on a strided
+    column of a wide matrix re-reads every row of it, measured 3x slower.
+    """
     out = np.empty((n_groups, values.shape[1]), dtype=np.float64)
-    for j in range(values.shape[1]):
-        out[:, j] = np.bincount(groups, weights=values[:, j], minlength=n_groups)
+    for j0 in range(0, values.shape[1], _COLUMN_CHUNK):
+        columns = np.ascontiguousarray(values[:, j0 : j0 + _COLUMN_CHUNK].T)
+        for j, column in enumerate(columns, start=j0):
+            out[:, j] = np.bincount(groups, weights=column, minlength=n_groups)
     return out
+
+
+def _order_within_groups(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Indices sorting by group, then by value (what ``np.lexsort((values, groups))`` gives).
+
+    Equal values may come in another order than lexsort's, which changes nothing
+    for quantiles and ranks. An unstable value sort followed by a stable sort of
+    small-integer groups (numpy's radix sort for <= 16 bits) measured 3x faster
+    than lexsort on 500k cells.
+    """
+    order = np.argsort(values)
+    group_dtype = np.uint8 if n_groups <= 256 else (np.uint16 if n_groups <= 65536 else np.int64)
+    return order[np.argsort(groups[order].astype(group_dtype), kind="stable")]
 
 
 def _distances(points: np.ndarray, centers: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -61,7 +84,7 @@ def grouped_quantile(values: np.ndarray, groups: np.ndarray, counts: np.ndarray,
     np.ndarray
         One quantile per group (NaN for empty groups).
     """
-    order = np.lexsort((values, groups))
+    order = _order_within_groups(values, groups, counts.shape[0])
     ordered = values[order]
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     out = np.full(counts.shape[0], np.nan)
@@ -168,7 +191,7 @@ def latent_outlier_quantiles(latent: np.ndarray, codes: np.ndarray, n_categories
     centers = _group_sums(pts, groups, n_categories) / np.maximum(counts, 1)[:, None]
     # Float32 centres and distances, as the reference computes them.
     dists = _distances(pts, centers.astype(np.float32).astype(np.float64), groups).astype(np.float32)
-    order = np.lexsort((dists, groups))
+    order = _order_within_groups(dists, groups, n_categories)
     d_sorted, g_sorted = dists[order], groups[order]
     # rank = 1 + index of the last element equal to this one (ties share the top rank).
     new_run = np.empty(sel.size, dtype=bool)

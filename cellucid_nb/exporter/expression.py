@@ -1,8 +1,10 @@
 """Column-block streaming of a dense or sparse expression matrix.
 
 The matrix is never densified whole and never converted whole to CSC (a CSR
-matrix is read in at most ~16 column slices whose non-zeros stay moderate).
-Each :class:`ColumnBlock` holds a few hundred genes either as CSC arrays
+matrix is read in at most MAX_CSR_PASSES column slices whose non-zeros stay
+moderate). :func:`plan_column_blocks` decides the blocks up front so that
+worker threads can read them independently (scipy's slicing releases the GIL);
+each :class:`ColumnBlock` holds a few hundred genes either as CSC arrays
 (``data``, ``indices``, ``indptr``) or as a dense gene-major array.
 """
 
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-__all__ = ["ColumnBlock", "iter_column_blocks", "column_nnz"]
+__all__ = ["ColumnBlock", "BlockPlan", "plan_column_blocks", "read_column_block", "iter_column_blocks", "column_nnz"]
 
 #: Non-zeros per block of a CSR input (its slice and CSC copy live at the same time).
 TARGET_BLOCK_NNZ = 4_000_000
@@ -108,8 +110,22 @@ def _to_float32(values: np.ndarray) -> np.ndarray:
     return values if values.dtype == np.float32 else values.astype(np.float32)
 
 
-def iter_column_blocks(matrix: Any, columns: np.ndarray) -> Iterator[ColumnBlock]:
-    """Yield the selected columns of ``matrix`` block by block.
+@dataclass(frozen=True)
+class BlockPlan:
+    """Which selected genes one block reads: ``positions`` (export order) of ``columns``."""
+
+    positions: np.ndarray
+    columns: np.ndarray
+
+
+def _as_sliceable(matrix: Any) -> Any:
+    if sparse.issparse(matrix) and matrix.format not in ("csr", "csc"):
+        return sparse.csc_matrix(matrix)  # coo/lil/dok/...: one conversion, never dense
+    return matrix
+
+
+def plan_column_blocks(matrix: Any, columns: np.ndarray) -> tuple[Any, list[BlockPlan]]:
+    """Cut the selected columns into blocks that can be read independently (by worker threads).
 
     Parameters
     ----------
@@ -119,16 +135,16 @@ def iter_column_blocks(matrix: Any, columns: np.ndarray) -> Iterator[ColumnBlock
     columns
         Column index of each exported gene, in export order.
 
-    Yields
-    ------
-    ColumnBlock
-        Genes in ascending column order (``positions`` maps back to export order).
+    Returns
+    -------
+    matrix, plans
+        The matrix to read from (COO/LIL/... converted once to CSC) and the blocks,
+        each in ascending column order (``positions`` maps back to export order).
     """
+    matrix = _as_sliceable(matrix)
     n_cells = int(matrix.shape[0])
     order = np.argsort(columns, kind="stable")
     sorted_cols = columns[order]
-    if sparse.issparse(matrix) and matrix.format not in ("csr", "csc"):
-        matrix = sparse.csc_matrix(matrix)  # coo/lil/dok/...: one conversion, never dense
     if sparse.issparse(matrix):
         nnz = column_nnz(matrix)[sorted_cols].astype(np.float64)
         total = float(nnz.sum())
@@ -139,26 +155,51 @@ def iter_column_blocks(matrix: Any, columns: np.ndarray) -> Iterator[ColumnBlock
             # Each block re-reads every stored index of a CSR matrix: few, larger blocks.
             target = max(target, min(total / MAX_CSR_PASSES, MAX_CSR_BLOCK_NNZ))
         # A little weight per column keeps all-zero stretches from making huge blocks.
-        weights = nnz + n_cells / 64
-        for start, stop in _split_by_weight(weights, target, MAX_BLOCK_GENES):
-            block = _sparse_block(matrix, sorted_cols[start:stop])
-            yield ColumnBlock(
-                positions=order[start:stop],
-                data=_to_float32(block.data),
-                indices=block.indices,
-                indptr=block.indptr,
-            )
-        return
-    width = max(1, min(MAX_BLOCK_GENES, TARGET_DENSE_BYTES // max(4 * n_cells, 1)))
-    for start in range(0, sorted_cols.shape[0], width):
-        cols = sorted_cols[start : start + width]
-        lo, hi = int(cols[0]), int(cols[-1]) + 1
-        sub = matrix[:, lo:hi] if hi - lo == cols.shape[0] else matrix[:, cols]
-        if sparse.issparse(sub):  # lazy inputs (backed AnnData) may hand back sparse slices
-            block = _as_csc_block(sub)
-            yield ColumnBlock(order[start : start + width], _to_float32(block.data), block.indices, block.indptr)
-            continue
-        dense = np.asarray(sub)
-        if dense.dtype.kind not in "biuf":
-            raise TypeError(f"gene_expression columns have dtype {dense.dtype}, expected numbers.")
-        yield ColumnBlock(order[start : start + width], dense=np.ascontiguousarray(dense.T, dtype=np.float32))
+        bounds = _split_by_weight(nnz + n_cells / 64, target, MAX_BLOCK_GENES)
+    else:
+        width = max(1, min(MAX_BLOCK_GENES, TARGET_DENSE_BYTES // max(4 * n_cells, 1)))
+        bounds = [(a, min(a + width, sorted_cols.shape[0])) for a in range(0, sorted_cols.shape[0], width)]
+    return matrix, [BlockPlan(order[a:b], sorted_cols[a:b]) for a, b in bounds]
+
+
+def read_column_block(matrix: Any, plan: BlockPlan) -> ColumnBlock:
+    """Read one planned block (thread-safe: the matrix is only read).
+
+    Parameters
+    ----------
+    matrix
+        The matrix returned by :func:`plan_column_blocks`.
+    plan
+        One of its blocks.
+    """
+    cols = plan.columns
+    if sparse.issparse(matrix):
+        block = _sparse_block(matrix, cols)
+        return ColumnBlock(plan.positions, _to_float32(block.data), block.indices, block.indptr)
+    lo, hi = int(cols[0]), int(cols[-1]) + 1
+    sub = matrix[:, lo:hi] if hi - lo == cols.shape[0] else matrix[:, cols]
+    if sparse.issparse(sub):  # lazy inputs (backed AnnData) may hand back sparse slices
+        block = _as_csc_block(sub)
+        return ColumnBlock(plan.positions, _to_float32(block.data), block.indices, block.indptr)
+    dense = np.asarray(sub)
+    if dense.dtype.kind not in "biuf":
+        raise TypeError(f"gene_expression columns have dtype {dense.dtype}, expected numbers.")
+    return ColumnBlock(plan.positions, dense=np.ascontiguousarray(dense.T, dtype=np.float32))
+
+
+def iter_column_blocks(matrix: Any, columns: np.ndarray) -> Iterator[ColumnBlock]:
+    """Yield the selected columns of ``matrix`` block by block, in the calling thread.
+
+    Parameters
+    ----------
+    matrix, columns
+        As for :func:`plan_column_blocks`.
+
+    Yields
+    ------
+    ColumnBlock
+        Genes in ascending column order (``positions`` maps back to export order).
+    """
+    matrix, plans = plan_column_blocks(matrix, columns)
+    for plan in plans:
+        yield read_column_block(matrix, plan)

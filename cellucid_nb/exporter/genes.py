@@ -1,41 +1,53 @@
 """Writer of gene expression: one dense vector per gene under ``var/`` and ``var_manifest.json``.
 
-Per block of columns (see :mod:`.expression`): the value range of every gene
-is computed at once (``np.minimum.reduceat`` over the CSC data, non-finite
-values masked, the implicit zero included when a column has fewer stored
-values than cells); then worker threads build each gene's dense vector
-(``np.full`` with the zero code + scatter of the stored values), compress,
-hash and write it.
+Per block of columns (see :mod:`.expression`), in a worker thread: the value
+range of every gene is computed at once (``np.minimum.reduceat`` over the CSC
+data, non-finite values masked, the implicit zero included when a column has
+fewer stored values than cells); then each gene's dense vector is built (the
+zero code + one scatter of the stored values), compressed, hashed and queued
+for the file writers.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from ..format import codecs
 from ..format.naming import safe_name
 from ..format.spec import FORMAT_NAME
-from .expression import ColumnBlock, iter_column_blocks
+from . import csr_kernels
+from .expression import BlockPlan, ColumnBlock, plan_column_blocks, read_column_block
 from .inputs import ExportInputs
 from .runner import ExportRunner
 
-__all__ = ["write_genes", "block_ranges"]
+__all__ = ["GeneWriter", "start_genes", "write_genes", "block_ranges"]
 
-#: Genes handed to a worker at once (amortises the task overhead).
-GENES_PER_TASK = 8
 #: Dense payload bytes built at once per block step.
 DENSE_BUILD_BYTES = 8 * 2**20
 #: Genes built at once at most.
 GENES_PER_BUILD = 512
+#: Dense payload bytes one CSR sweep fills (a sweep costs ~0.1 us a row, so blocks are wide).
+SWEEP_BYTES = 64 * 2**20
+#: Dense block buffers of the CSR feeder (one filled while the workers store the other).
+BLOCKS_AHEAD = 2
+#: Genes a worker stores per task when the feeder sweeps (evens out the workers).
+GENES_PER_TASK = 16
+
+# Importing the exporter starts loading the compiled kernels (see csr_kernels.start_warm_up).
+csr_kernels.start_warm_up()
 
 
 def _finalise_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Same rules as codecs.value_range: all-invalid -> (0, 1); constant -> max = min + 1.
     invalid = ~np.isfinite(lo)
-    lo = np.where(invalid, 0.0, lo)
-    hi = np.where(invalid, 1.0, hi)
+    # "+ 0.0" turns -0.0 into 0.0: which zero numpy's min/max keep depends on its SIMD path.
+    lo = np.where(invalid, 0.0, lo) + 0.0
+    hi = np.where(invalid, 1.0, hi) + 0.0
     return lo, codecs.widen_constant_range(lo, hi)
 
 
@@ -103,86 +115,248 @@ def _dense_rows_from_sparse(
     zero_codes = codecs.quantize(np.zeros(width, dtype=np.float32), lo[first:stop], hi[first:stop], bits)
     out = np.empty((width, n_cells), dtype=codecs.QuantSpec(bits).numpy_dtype)
     out[:] = zero_codes[:, None]
-    codes = codecs.quantize(block.data[s:e], lo[first:stop][owner], hi[first:stop][owner], bits)
+    codes = codecs.quantize(block.data[s:e], lo[first:stop], hi[first:stop], bits, groups=owner)
     out.ravel()[flat] = codes
     return out
 
 
-def _compress_rows(runner: ExportRunner, rows: np.ndarray, names: list[str], zeros: np.ndarray, n_cells: int) -> None:
-    """Worker task: compress, hash and queue one payload per row."""
-    for j in range(rows.shape[0]):
-        if runner.cancelled():
-            return
-        runner.store(names[j], rows[j], codecs.prefers_rle(n_cells, int(zeros[j])), 1)
+def uses_csr_kernels(matrix: Any) -> bool:
+    """Whether blocks of ``matrix`` are cut by the compiled sweep of :mod:`.csr_kernels`."""
+    return (
+        csr_kernels.AVAILABLE
+        and sparse.issparse(matrix)
+        and matrix.format == "csr"
+        and bool(matrix.has_canonical_format)  # sorted, no duplicates: one cursor per row suffices
+    )
 
 
-def write_genes(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any] | None:
-    """Stream every selected gene to ``var/`` and write ``var_manifest.json``.
+class _Countdown:
+    """Calls ``action`` once ``steps`` calls of :meth:`step` have happened (any threads)."""
 
-    Returns
-    -------
-    dict or None
-        The manifest, or ``None`` when no expression was given.
+    def __init__(self, steps: int, action: Any) -> None:
+        self._left = steps
+        self._action = action
+        self._lock = threading.Lock()
+
+    def step(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._action()
+
+
+class GeneWriter:
+    """Writes ``var/`` in worker threads; :meth:`finish` writes the manifest.
+
+    A canonical CSR matrix (the usual scanpy matrix) is turned into dense
+    payloads by one feeder thread with the compiled kernels of
+    :mod:`.csr_kernels`, at most :data:`BLOCKS_AHEAD` blocks of
+    :data:`SWEEP_BYTES` ahead of the workers, which compress, hash and queue
+    :data:`GENES_PER_TASK` genes per task. Any other matrix is cut into column
+    blocks that each worker reads, ranges and builds itself (scipy slicing,
+    numpy). Either way the exporting thread is free to write the other parts
+    meanwhile.
+
+    Parameters
+    ----------
+    runner
+        The export runner (or the estimator's recording runner).
+    inputs
+        Validated inputs with ``genes`` set.
     """
-    genes = inputs.genes
-    if genes is None:
-        return None
-    settings = inputs.settings
-    bits = settings.var_quantization
-    spec = codecs.QuantSpec(bits)
-    folder = settings.var_binary_dirname
-    n_cells = inputs.n_cells
-    n = len(genes.ids)
-    lo_all = np.zeros(n)
-    hi_all = np.zeros(n)
-    runner.mkdir(folder)
-    file_names = [runner.payload_name(f"{folder}/{safe_name(g)}.values.{spec.ext}") for g in genes.ids]
-    itemsize = codecs.QuantSpec(bits).numpy_dtype.itemsize
-    # Genes materialised densely at once (bounded memory), then compressed row by row.
-    width = max(1, min(GENES_PER_BUILD, DENSE_BUILD_BYTES // max(n_cells * itemsize, 1)))
-    for block in iter_column_blocks(genes.matrix, genes.columns):
-        runner.check()
+
+    def __init__(self, runner: ExportRunner, inputs: ExportInputs) -> None:
+        genes = inputs.genes
+        assert genes is not None
+        self._runner = runner
+        self._inputs = inputs
+        self._bits = inputs.settings.var_quantization
+        self._spec = codecs.QuantSpec(self._bits)
+        self._n_cells = inputs.n_cells
+        folder = inputs.settings.var_binary_dirname
+        self._folder = folder
+        runner.mkdir(folder)
+        self._names = [runner.payload_name(f"{folder}/{safe_name(g)}.values.{self._spec.ext}") for g in genes.ids]
+        self._lo = np.zeros(len(genes.ids))
+        self._hi = np.zeros(len(genes.ids))
+        # Genes materialised densely at once (bounded memory), then stored row by row.
+        itemsize = self._spec.numpy_dtype.itemsize
+        self._width = max(1, min(GENES_PER_BUILD, DENSE_BUILD_BYTES // max(self._n_cells * itemsize, 1)))
+        self._futures: list[Any] = []
+        self._feeder: threading.Thread | None = None
+        if uses_csr_kernels(genes.matrix):
+            # Dense block buffers, reused once every payload of a block is on disk:
+            # fresh 64 MB buffers cost page faults (~0.1 s a block on this VM).
+            self._free_buffers: queue.Queue = queue.Queue()
+            self._n_buffers = 0
+            self._feeder = threading.Thread(target=self._feed, name="cellucid-export-gene-feeder", daemon=True)
+            self._feeder.start()
+        else:
+            self._matrix, plans = plan_column_blocks(genes.matrix, genes.columns)
+            self._futures = [runner.spawn(self._read_and_write, plan) for plan in plans]
+
+    # -- any matrix: one block per worker task -----------------------------------------------
+    def _read_and_write(self, plan: BlockPlan) -> None:
+        if not self._runner.cancelled():
+            self._write_block(read_column_block(self._matrix, plan))
+
+    # -- canonical CSR: the feeder ---------------------------------------------------------
+    def _feed(self) -> None:
+        """Feeder thread: ranges of every gene, then dense blocks in column order."""
+        runner = self._runner
+        try:
+            self._feed_blocks()
+        except BaseException as err:  # noqa: BLE001 - handed to the exporting thread
+            runner.fail(err)
+
+    def _feed_blocks(self) -> None:
+        runner, genes, n_cells, bits = self._runner, self._inputs.genes, self._n_cells, self._bits
+        matrix = genes.matrix
+        n_columns = int(matrix.shape[1])
+        lo32 = np.full(n_columns, np.inf, dtype=np.float32)
+        hi32 = np.full(n_columns, -np.inf, dtype=np.float32)
+        counts = np.zeros(n_columns, dtype=np.int64)
+        csr_kernels.column_stats(matrix.indices, matrix.data, lo32, hi32, counts)
+        order = np.argsort(genes.columns, kind="stable")
+        sorted_cols = genes.columns[order]
+        implicit = counts[sorted_cols] < n_cells
+        lo = np.where(implicit, np.minimum(lo32[sorted_cols], 0.0), lo32[sorted_cols])
+        hi = np.where(implicit, np.maximum(hi32[sorted_cols], 0.0), hi32[sorted_cols])
+        lo, hi = _finalise_ranges(lo.astype(np.float64), hi.astype(np.float64))
+        self._lo[order] = lo
+        self._hi[order] = hi
+        zeros = n_cells - counts[sorted_cols]
+        qmax = codecs.QUANT_MAX[bits] if bits is not None else 0
+        width = max(1, min(sorted_cols.shape[0], SWEEP_BYTES // max(n_cells * self._spec.numpy_dtype.itemsize, 1)))
+        cursor = matrix.indptr[:-1].astype(np.int64)
+        for first in range(0, sorted_cols.shape[0], width):
+            buffer = self._take_buffer(width)
+            if buffer is None:
+                return  # cancelled
+            stop = min(first + width, sorted_cols.shape[0])
+            cols = sorted_cols[first:stop]
+            col_start = int(cols[0])
+            local = np.full(int(cols[-1]) + 1 - col_start, -1, dtype=np.int64)
+            local[cols - col_start] = np.arange(stop - first)
+            args = (matrix.indptr, matrix.indices, matrix.data, cursor, col_start, int(cols[-1]) + 1, local)
+            rows = buffer[: stop - first]
+            if bits is None:
+                rows[:] = 0
+                csr_kernels.sweep_values(*args, rows)
+            else:
+                lo_b, hi_b = lo[first:stop], hi[first:stop]
+                zero_codes = codecs.quantize(np.zeros(stop - first, dtype=np.float32), lo_b, hi_b, bits)
+                rows[:] = zero_codes[:, None]
+                wide = np.ascontiguousarray(np.broadcast_to(codecs.needs_float64(lo_b, hi_b, bits), lo_b.shape))
+                scale = qmax / (hi_b - lo_b)
+                csr_kernels.sweep_codes(
+                    *args, lo_b.astype(np.float32), lo_b, scale, wide, qmax, codecs.MISSING_CODE[bits], rows
+                )
+            names = [self._names[p] for p in order[first:stop]]
+            # The buffer comes back once each of its genes is written or given up.
+            written = _Countdown(stop - first, lambda buffer=buffer: self._free_buffers.put(buffer))
+            for task in range(0, stop - first, GENES_PER_TASK):
+                end = min(task + GENES_PER_TASK, stop - first)
+                self._futures.append(runner.spawn(
+                    self._store_rows, rows[task:end], names[task:end], zeros[first + task : first + end], written
+                ))
+
+    def _take_buffer(self, width: int) -> np.ndarray | None:
+        """A dense block buffer: a new one while fewer than BLOCKS_AHEAD exist, else a returned one."""
+        if self._n_buffers < BLOCKS_AHEAD:
+            self._n_buffers += 1
+            return np.empty((width, self._n_cells), dtype=self._spec.numpy_dtype)
+        while True:
+            try:
+                return self._free_buffers.get(timeout=0.05)
+            except queue.Empty:
+                if self._runner.cancelled():
+                    return None
+
+    def _store_rows(
+        self, rows: np.ndarray, names: list[str], zeros: np.ndarray, written: _Countdown | None = None
+    ) -> bool:
+        """Store one payload per row; ``False`` once the export is cancelled.
+
+        ``written`` counts down once per row, when its payload is on disk or given up.
+        """
+        runner, n_cells = self._runner, self._n_cells
+        on_written = None if written is None else written.step
+        for j in range(rows.shape[0]):
+            if runner.cancelled():
+                if written is not None:
+                    for _ in range(j, rows.shape[0]):
+                        written.step()
+                return False
+            runner.store(names[j], rows[j], codecs.prefers_rle(n_cells, int(zeros[j])), 1, on_written)
+        return True
+
+    # -- one block ---------------------------------------------------------------------------
+    def _write_block(self, block: ColumnBlock) -> None:
+        runner, n_cells, bits = self._runner, self._n_cells, self._bits
         lo, hi = block_ranges(block, n_cells)
-        lo_all[block.positions] = lo
-        hi_all[block.positions] = hi
-        names = [file_names[p] for p in block.positions]
+        self._lo[block.positions] = lo
+        self._hi[block.positions] = hi
+        names = [self._names[p] for p in block.positions]
         if block.dense is None:
             zeros = n_cells - np.diff(block.indptr)
         else:
             zeros = n_cells - np.count_nonzero(block.dense, axis=1)
-        for first in range(0, block.n_genes, width):
-            stop = min(first + width, block.n_genes)
-            runner.check()
+        for first in range(0, block.n_genes, self._width):
+            stop = min(first + self._width, block.n_genes)
             if block.dense is None:
                 rows = _dense_rows_from_sparse(block, first, stop, lo, hi, bits, n_cells)
             elif bits is None:
                 rows = block.dense[first:stop].astype("<f4", copy=False)
             else:
                 rows = codecs.quantize(block.dense[first:stop], lo[first:stop, None], hi[first:stop, None], bits)
-            for task in range(first, stop, GENES_PER_TASK):
-                end = min(task + GENES_PER_TASK, stop)
-                runner.submit(
-                    _compress_rows, runner, rows[task - first : end - first], names[task:end], zeros[task:end], n_cells
-                )
-            del rows
-        del block
-    schema: dict[str, Any] = {
-        "kind": "continuous",
-        "pathPattern": f"{folder}/{{key}}.values.{spec.ext}{runner.suffix}",
-        **spec.schema_fields(),
-    }
-    if bits is not None:
-        fields = [[g, float(a), float(b)] for g, a, b in zip(genes.ids, lo_all.tolist(), hi_all.tolist())]
-    else:
-        fields = [[g] for g in genes.ids]
-    manifest = {
-        "_format": FORMAT_NAME,
-        "n_points": n_cells,
-        "var_gene_id_column": genes.var_gene_id_column,
-        "compression": settings.compression,
-        "quantization": bits,
-        "_varSchema": schema,
-        "fields": fields,
-    }
-    runner.write_json(settings.var_manifest_filename, manifest)
-    return manifest
+            if not self._store_rows(rows, names[first:stop], zeros[first:stop]):
+                return
+
+    def finish(self) -> dict[str, Any]:
+        """Wait for every block, then write ``var_manifest.json`` and return it."""
+        runner, settings, genes = self._runner, self._inputs.settings, self._inputs.genes
+        if self._feeder is not None:
+            while self._feeder.is_alive():
+                self._feeder.join(timeout=0.05)
+                runner.check()
+        runner.wait(self._futures)
+        spec = self._spec
+        schema: dict[str, Any] = {
+            "kind": "continuous",
+            "pathPattern": f"{self._folder}/{{key}}.values.{spec.ext}{runner.suffix}",
+            **spec.schema_fields(),
+        }
+        if self._bits is not None:
+            fields = [[g, float(a), float(b)] for g, a, b in zip(genes.ids, self._lo.tolist(), self._hi.tolist())]
+        else:
+            fields = [[g] for g in genes.ids]
+        manifest = {
+            "_format": FORMAT_NAME,
+            "n_points": self._n_cells,
+            "var_gene_id_column": genes.var_gene_id_column,
+            "compression": settings.compression,
+            "quantization": self._bits,
+            "_varSchema": schema,
+            "fields": fields,
+        }
+        runner.write_json(settings.var_manifest_filename, manifest)
+        return manifest
+
+
+def start_genes(runner: ExportRunner, inputs: ExportInputs) -> GeneWriter | None:
+    """Start writing every selected gene in worker threads (``None`` without expression)."""
+    return None if inputs.genes is None else GeneWriter(runner, inputs)
+
+
+def write_genes(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any] | None:
+    """Write every selected gene to ``var/`` and ``var_manifest.json``; wait for the end.
+
+    Returns
+    -------
+    dict or None
+        The manifest, or ``None`` when no expression was given.
+    """
+    writer = start_genes(runner, inputs)
+    return None if writer is None else writer.finish()

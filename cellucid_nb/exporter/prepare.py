@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from ..format.spec import SIDECAR_FILE
-from .genes import write_genes
+from .gc_pause import frozen_heap
+from .genes import start_genes
 from .graph import write_graph
 from .identity import build_identity, build_sidecar, write_identity
 from .inputs import ExportInputs, ExportSettings, validate_inputs
-from .obs import write_obs
+from .obs import ObsWriter
 from .points import write_points
 from .progress import ExportResult, ProgressEvent, ProgressReporter
 from .runner import ExportRunner, inspect_existing, settings_fingerprint
@@ -242,7 +243,7 @@ def prepare(
         )
     reporter.total = _total_items(inputs)
     reporter.advance(1)
-    with ExportRunner(
+    with frozen_heap(), ExportRunner(
         inputs.out_dir,
         compression=settings.compression,
         n_workers=workers,
@@ -252,15 +253,21 @@ def prepare(
         force=bool(force),
     ) as runner:
         reporter.set_phase("points")
+        # Obs fields, then genes, go to the worker threads first; this thread writes
+        # the other parts meanwhile (compressing them itself), then waits for them.
+        obs = ObsWriter(runner, inputs)
+        genes = start_genes(runner, inputs)
+        runner.inline = genes is not None or bool(inputs.obs_fields)
         points = write_points(runner, inputs)
-        reporter.set_phase("obs")
-        write_obs(runner, inputs)
-        reporter.set_phase("genes")
-        write_genes(runner, inputs)
         reporter.set_phase("graph")
         connectivity = write_graph(runner, inputs)
         reporter.set_phase("vectors")
         vectors = write_vectors(runner, inputs)
+        reporter.set_phase("obs")
+        obs.finish()
+        reporter.set_phase("genes")
+        if genes is not None:
+            genes.finish()
         runner.drain()
         reporter.set_phase("identity")
         write_identity(runner, build_identity(inputs, points, connectivity, vectors))

@@ -15,8 +15,9 @@ from typing import Any
 
 __all__ = ["ProgressEvent", "ExportResult", "ExportCancelled", "ProgressReporter", "PHASES"]
 
-#: Phases in the order an export goes through them.
-PHASES = ("validate", "points", "obs", "genes", "graph", "vectors", "identity", "finalize")
+#: Phases in the order an export reports them. Obs fields and genes are written by
+#: the worker threads from the start; "obs" and "genes" are the waits for the last of them.
+PHASES = ("validate", "points", "graph", "vectors", "obs", "genes", "identity", "finalize")
 
 
 @dataclass(frozen=True)

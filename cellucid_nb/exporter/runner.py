@@ -43,9 +43,9 @@ logger = logging.getLogger(__name__)
 
 # Staging files are always new: O_EXCL without O_TRUNC measured ~2x cheaper to create.
 _O_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-#: Payloads waiting for the writer thread (bounds memory).
 #: Threads that create and write files (see ExportRunner.__init__).
 _WRITER_THREADS = 2
+#: Payloads waiting for the writer threads (bounds memory).
 _WRITE_QUEUE = 32
 
 
@@ -167,17 +167,15 @@ class ExportRunner:
         self._pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="cellucid-export")
         self._futures: list[Future] = []
         self._dirs: set[str] = set()
+        #: Compress the exporting thread's payloads in that thread (see write_array).
+        self.inline = False
+        # Progress callbacks run on the exporting thread only.
+        self._owner = threading.get_ident()
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         self.staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
-        # File creation is done by its own thread, apart from compression. One thread:
-        # creates in one folder serialise on its lock anyway, and a second writer
-        # measured the same wall time with up to twice the system CPU.
+        # Files are created and written by their own threads, apart from compression
+        # (the system calls release the GIL; two writers measured faster than one).
         self._write_queue: queue.Queue = queue.Queue(maxsize=_WRITE_QUEUE)
-        # Each writer creates its files in its own shard folder of the staging area;
-        # finalize() renames them into place. Creating files in one folder serialises
-        # on that folder's lock (~0.6 ms a file on a busy disk here), renames do not
-        # allocate inodes and cost ~0.02 ms.
-        self._shards: list[list[str]] = [[] for _ in range(_WRITER_THREADS)]
         self._writers = [
             threading.Thread(target=self._write_loop, args=(i,), name=f"cellucid-export-writer-{i}", daemon=True)
             for i in range(_WRITER_THREADS)
@@ -200,30 +198,21 @@ class ExportRunner:
         self._stop_writer()
         shutil.rmtree(self.staging, ignore_errors=True)
 
-    def _shard_root(self, index: int) -> str:
-        return os.path.join(self.staging, f".shard{index}")
-
     def _write_loop(self, index: int) -> None:
-        root = self._shard_root(index)
-        made: set[str] = set()
-        written = self._shards[index]
+        root = str(self.staging)
         while True:
             item = self._write_queue.get()
             if item is None:
                 return
-            rel, payload = item
+            rel, payload, on_written = item
             try:
                 if self._error is None:
-                    folder = os.path.dirname(rel)
-                    if folder not in made:
-                        os.makedirs(os.path.join(root, folder), exist_ok=True)
-                        made.add(folder)
                     _write_file(os.path.join(root, rel), payload)
-                    written.append(rel)
             except BaseException as err:  # noqa: BLE001 - handed to the exporting thread
-                with self._lock:
-                    if self._error is None:
-                        self._error = err
+                self.fail(err)
+            finally:
+                if on_written is not None:
+                    on_written()
 
     def _stop_writer(self) -> None:
         for writer in self._writers:
@@ -238,7 +227,9 @@ class ExportRunner:
                         # Drop queued payloads: the export is being abandoned.
                         try:
                             while True:
-                                self._write_queue.get_nowait()
+                                item = self._write_queue.get_nowait()
+                                if item is not None and item[2] is not None:
+                                    item[2]()
                         except queue.Empty:
                             pass
         for writer in self._writers:
@@ -254,7 +245,8 @@ class ExportRunner:
             raise self._error
         if self._cancel is not None and self._cancel.is_set():
             raise ExportCancelled("export cancelled; the staging folder was removed and out_dir is unchanged")
-        self.reporter.poll()
+        if threading.get_ident() == self._owner:
+            self.reporter.poll()
 
     # -- writing ---------------------------------------------------------------------------
     def mkdir(self, rel: str) -> None:
@@ -263,36 +255,73 @@ class ExportRunner:
             (self.staging / rel).mkdir(parents=True, exist_ok=True)
             self._dirs.add(rel)
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         """Run ``fn(*args)`` in a worker; blocks while too many items are queued."""
         while not self._slots.acquire(timeout=0.05):
             self.check()
         self.check()
         try:
-            future = self._pool.submit(self._guarded, fn, args)
+            future = self._pool.submit(self._guarded, fn, args, True)
         except BaseException:
             self._slots.release()
             raise
-        self._futures.append(future)
-        if len(self._futures) > 4096:
-            self._futures = [f for f in self._futures if not f.done()]
+        self._track(future)
+        return future
 
-    def _guarded(self, fn: Callable[..., Any], args: tuple) -> None:
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Queue ``fn(*args)`` for a worker without waiting for a free slot.
+
+        For tasks that hold no memory until they run (a gene block reads its
+        columns when it starts), so that all of them can be queued at once while
+        the exporting thread goes on with other parts.
+        """
+        if self.cancelled():  # may run in a helper thread: no progress callback here
+            raise self._error if self._error is not None else ExportCancelled("export cancelled")
+        future = self._pool.submit(self._guarded, fn, args, False)
+        self._track(future)
+        return future
+
+    def _track(self, future: Future) -> None:
+        with self._lock:  # the gene feeder thread spawns too
+            self._futures.append(future)
+            if len(self._futures) > 4096:
+                self._futures = [f for f in self._futures if not f.done()]
+
+    def fail(self, err: BaseException) -> None:
+        """Record a helper thread's error; the exporting thread raises it at its next check."""
+        with self._lock:
+            if self._error is None:
+                self._error = err
+
+    def _guarded(self, fn: Callable[..., Any], args: tuple, holds_slot: bool) -> Any:
         try:
             if not self.cancelled():
-                fn(*args)
+                return fn(*args)
         except BaseException as err:  # noqa: BLE001 - handed to the exporting thread
-            with self._lock:
-                if self._error is None:
-                    self._error = err
+            self.fail(err)
         finally:
-            self._slots.release()
+            if holds_slot:
+                self._slots.release()
+
+    def wait(self, futures: list[Future]) -> None:
+        """Wait for ``futures``; raise a worker's error or a cancel (polls progress meanwhile)."""
+        for future in futures:
+            while True:
+                try:
+                    future.result(timeout=0.05)
+                    break
+                except TimeoutError:
+                    self.check()
+        self.check()
 
     def payload_name(self, rel: str) -> str:
         """Return the relative path of a payload with the gzip suffix when compressing."""
         return rel + self.suffix
 
-    def store(self, rel: str, data: np.ndarray | bytes, rle: bool = False, items: int = 0) -> None:
+    def store(
+        self, rel: str, data: np.ndarray | bytes, rle: bool = False, items: int = 0,
+        on_written: Callable[[], None] | None = None,
+    ) -> None:
         """Compress, hash and write one payload (call from a worker or the exporting thread).
 
         Parameters
@@ -305,16 +334,20 @@ class ExportRunner:
             Use zlib's run-length strategy (sparse payloads).
         items
             Work items this payload completes, for progress.
+        on_written
+            Called once the payload is on disk (or dropped): ``data`` may then be reused.
         """
         if rel in self._keep:
             with self._lock:
                 self.skipped.append(rel)
             self.reporter.advance(items)
+            if on_written is not None:
+                on_written()
             return
         raw = memoryview(np.ascontiguousarray(data)).cast("B") if isinstance(data, np.ndarray) else data
         payload = codecs.gzip_bytes(raw, self.compression, rle=rle) if self.compression else raw
         digest = hashlib.sha256(payload).hexdigest()
-        self._write_queue.put((rel, payload))
+        self._write_queue.put((rel, payload, on_written))
         n = memoryview(payload).nbytes
         with self._lock:
             self.files[rel] = (n, digest)
@@ -324,22 +357,35 @@ class ExportRunner:
         """Queue one payload; returns its relative path (with gzip suffix).
 
         Small payloads go to one worker each; a large one (points, edges of a
-        big dataset) is deflated here in chunks spread over all workers.
+        big dataset) is deflated here in chunks spread over all workers. With
+        :attr:`inline` set (the workers are writing genes meanwhile), everything
+        is compressed in the calling thread, which keeps both cores busy.
         """
         name = self.payload_name(rel)
-        if not self.compression or data.nbytes <= codecs.CHUNK_BYTES or name in self._keep:
-            self.submit(self.store, name, data, rle, items)
-            return name
         self.check()
+        # Worker tasks (obs fields) store their payloads themselves: waiting for a
+        # queue slot or for chunks from the same pool could deadlock.
+        inline = self.inline or threading.get_ident() != self._owner
+        if not self.compression or data.nbytes <= codecs.CHUNK_BYTES or name in self._keep:
+            if inline:
+                self.store(name, data, rle, items)
+            else:
+                self.submit(self.store, name, data, rle, items)
+            return name
         raw = memoryview(np.ascontiguousarray(data)).cast("B")
         strategy = codecs.dense_strategy(raw, self.compression) if not rle else None
-        payload = codecs.gzip_bytes(raw, self.compression, rle=rle, strategy=strategy, map_fn=self._pool.map)
-        self.submit(self._store_compressed, name, payload, items)
+        # Inline: the workers are busy with genes, this thread deflates alone.
+        map_fn = None if inline else self._pool.map
+        payload = codecs.gzip_bytes(raw, self.compression, rle=rle, strategy=strategy, map_fn=map_fn)
+        if inline:
+            self._store_compressed(name, payload, items)
+        else:
+            self.submit(self._store_compressed, name, payload, items)
         return name
 
     def _store_compressed(self, rel: str, payload: bytes, items: int) -> None:
         digest = hashlib.sha256(payload).hexdigest()
-        self._write_queue.put((rel, payload))
+        self._write_queue.put((rel, payload, None))
         with self._lock:
             self.files[rel] = (len(payload), digest)
         self.reporter.advance(items, len(payload))
@@ -354,16 +400,9 @@ class ExportRunner:
         self.reporter.advance(items, len(payload))
 
     def drain(self) -> None:
-        """Wait for every queued payload; raise a worker's error or a cancel."""
-        for future in self._futures:
-            while True:
-                try:
-                    future.result(timeout=0.05)
-                    break
-                except TimeoutError:
-                    self.check()
+        """Wait for every queued task; raise a worker's error or a cancel."""
+        self.wait(self._futures)
         self._futures.clear()
-        self.check()
 
     # -- finishing -------------------------------------------------------------------------
     def _kept_files(self) -> dict[str, tuple[int, str]]:
@@ -372,14 +411,6 @@ class ExportRunner:
             payload = (self.out_dir / rel).read_bytes()
             kept[rel] = (len(payload), hashlib.sha256(payload).hexdigest())
         return kept
-
-    def _unshard(self) -> None:
-        """Move every file from the writers' shard folders to its place in the staging area."""
-        for index, written in enumerate(self._shards):
-            root = self._shard_root(index)
-            for rel in written:
-                os.rename(os.path.join(root, rel), os.path.join(self.staging, rel))
-            shutil.rmtree(root, ignore_errors=True)
 
     def finalize(self, sidecar: dict[str, Any], started: float, warning_messages: list[str]) -> ExportResult:
         """Write the sidecar, move the export into place and return the result.
@@ -397,7 +428,6 @@ class ExportRunner:
         self._pool.shutdown(wait=True)
         self._stop_writer()
         self.check()
-        self._unshard()
         all_files = dict(self.files)
         all_files.update(self._kept_files())
         sidecar = dict(sidecar)

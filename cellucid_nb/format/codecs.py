@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable, Iterable
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,7 @@ __all__ = [
     "DEFLATE_IMPLEMENTATION",
     "CHUNK_BYTES",
     "dense_strategy",
+    "needs_float64",
 ]
 
 #: Largest valid quantized value per bit width; the next value is "missing".
@@ -167,44 +169,79 @@ def widen_constant_range(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.where(hi > lo, hi, np.nextafter(lo, np.inf))
 
 
-def quantize(values: np.ndarray, lo: float, hi: float, bits: int, out: np.ndarray | None = None) -> np.ndarray:
+def needs_float64(lo: float | np.ndarray, hi: float | np.ndarray, bits: int) -> np.ndarray:
+    """Per range: whether float32 arithmetic could overflow or lose the range (16 bits: always)."""
+    span = np.abs(np.asarray(hi, dtype=np.float64) - lo)
+    return (span >= 1e37) | (span <= 1e-30) | (bits == 16) | np.isnan(span)
+
+
+def _codes(values: np.ndarray, lo: Any, scale: Any, qmax: int, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """``floor((v - lo) * scale + 0.5)`` clipped to ``[0, qmax]`` in ``dtype``, and the non-finite mask."""
+    v = np.asarray(values, dtype=dtype)
+    scaled = np.subtract(v, lo, dtype=dtype)
+    scaled *= scale
+    scaled += 0.5
+    bad = ~np.isfinite(scaled)
+    scaled[bad] = 0  # replaced by the missing code; avoids casting NaN
+    np.clip(scaled, 0, qmax, out=scaled)
+    return scaled, bad
+
+
+def quantize(
+    values: np.ndarray,
+    lo: float | np.ndarray,
+    hi: float | np.ndarray,
+    bits: int,
+    out: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
     """Quantize to the nearest step of ``bits``; non-finite values get the missing code.
 
     Decoding with :func:`dequantize` is within half a step of the input for
-    finite values in ``[lo, hi]``.
+    finite values in ``[lo, hi]``. Each value's code depends only on the value
+    and its own range: the arithmetic is float32 for 8 bits unless that range is
+    too wide or too narrow for it, float64 otherwise.
 
     Parameters
     ----------
     values
         Values to encode (any float or int dtype, any shape).
     lo, hi
-        Range from :func:`value_range`; ``hi > lo``.
+        Range from :func:`value_range`; ``hi > lo``. Scalars, arrays broadcast
+        against ``values``, or one value per group when ``groups`` is given.
     bits
         8 or 16.
     out
         Optional preallocated output of the right dtype and shape.
+    groups
+        Group index of each value (1-D ``values``): the result equals
+        ``quantize(values, lo[groups], hi[groups], bits)``, with the range
+        arithmetic done once per group instead of once per value (the stored
+        values of many genes quantized at once).
     """
     qmax = QUANT_MAX[bits]
-    # float32 is enough for 8 bits, unless the range overflows it.
-    span = np.abs(np.asarray(hi, dtype=np.float64) - lo)
-    wide = bits == 16 or not np.all((span < 1e37) & (span > 1e-30))
-    v = np.asarray(values, dtype=np.float64 if wide else np.float32)
+    wide = needs_float64(lo, hi, bits)
+    # Python-float ranges stay Python floats: numpy then computes `scaled *= scale` in float32.
     scale = qmax / (hi - lo)
-    # (v - lo) * scale + 0.5, floored: round-half-up to the nearest step.
-    scaled = np.subtract(v, lo, dtype=v.dtype)
-    scaled *= scale
-    scaled += 0.5
-    bad = ~np.isfinite(scaled)
-    has_bad = bool(bad.any())
-    if has_bad:
-        scaled[bad] = 0  # replaced by the missing code below; avoids casting NaN
-    np.clip(scaled, 0, qmax, out=scaled)
+    lo32: Any = lo
+    if groups is not None:
+        lo64 = np.asarray(lo, dtype=np.float64)
+        lo, lo32 = lo64[groups], lo64.astype(np.float32)[groups]
+        scale, wide = np.asarray(scale, dtype=np.float64)[groups], wide[groups]
     if out is None:
-        out = np.empty(v.shape, dtype=_QUANT_DTYPE[bits])
-    # astype truncates toward zero; values are >= 0.5 so truncation == floor.
+        out = np.empty(np.shape(values), dtype=_QUANT_DTYPE[bits])
+    if not wide.any():
+        scaled, bad = _codes(values, lo32, scale, qmax, np.float32)
+    elif wide.all():
+        scaled, bad = _codes(values, lo, scale, qmax, np.float64)
+    else:  # some ranges need float64: each value takes the result of its own range's arithmetic
+        narrow, bad32 = _codes(values, lo32, scale, qmax, np.float32)
+        scaled, bad = _codes(values, lo, scale, qmax, np.float64)
+        scaled = np.where(wide, scaled, narrow)
+        bad = np.where(wide, bad, bad32)
+    # astype truncates toward zero; values are >= 0 so truncation == floor.
     np.copyto(out, scaled, casting="unsafe")
-    if has_bad:
-        out[bad] = MISSING_CODE[bits]
+    out[bad] = MISSING_CODE[bits]
     return out
 
 

@@ -30,7 +30,8 @@ def test_both_exporters_measured_in_their_own_process(tiny_report):
         assert summary["files"] > 150 and summary["bytes"] > 0
     assert row["ours"]["n_problems"] == 0
     assert row["ours"]["files"] == row["ours"]["format_files"] + 1  # + the sidecar
-    assert row["speedup"] == pytest.approx(row["reference"]["seconds"] / row["ours"]["seconds"], rel=1e-2)
+    # speed-ups are rounded to 2 decimals
+    assert row["speedup"] == pytest.approx(row["reference"]["seconds"] / row["ours"]["seconds"], rel=1e-2, abs=6e-3)
     assert "genes" in row["ours"]["phase_seconds"]
     # outputs are deleted after measuring
     assert not any((out / "work").iterdir())

@@ -12,7 +12,7 @@ import pytest
 from scipy import sparse
 
 from cellucid_nb.exporter.prepare import prepare
-from cellucid_nb.exporter.progress import ExportCancelled, ExportResult, ProgressEvent
+from cellucid_nb.exporter.progress import PHASES, ExportCancelled, ExportResult, ProgressEvent
 from cellucid_nb.format.spec import SIDECAR_FILE
 
 from export_helpers import make_kwargs, payload, siblings, snapshot
@@ -214,7 +214,7 @@ def test_progress_events_are_monotonic_throttled_and_complete(tmp_path: Path) ->
     assert events[-1].done == events[-1].total and events[-1].eta == 0.0
     assert events[-1].bytes_written == result.n_bytes
     phases = [e.phase for e in events]
-    order = ["validate", "points", "obs", "genes", "graph", "vectors", "identity", "finalize"]
+    order = list(PHASES)  # the order prepare() reports them
     assert [p for p in order if p in phases] == sorted(set(phases), key=order.index)
     assert {"points", "obs", "genes", "graph", "identity"} <= set(phases)
     # Throttled: forced phase events aside, at most ~10 per second.

@@ -1,0 +1,41 @@
+"""Keep Python's garbage collector off the caller's objects while an export runs.
+
+An export allocates a few Python objects per file (tuples, views, hash objects),
+which triggers collections that traverse every object of the process: with
+scanpy and numba loaded, that measured 7-10 % of the exporter's CPU time on
+100k x 5k. :func:`gc.freeze` moves the objects that exist now out of the
+collector's reach until :func:`gc.unfreeze`; nothing is leaked, and cycles
+created meanwhile are collected as usual.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["frozen_heap"]
+
+_lock = threading.Lock()
+_depth = 0
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Freeze the existing objects for the duration of the block (re-entrant, thread-safe).
+
+    Concurrent exports share one freeze; the last one to finish unfreezes.
+    """
+    global _depth
+    with _lock:
+        if _depth == 0:
+            gc.freeze()
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                gc.unfreeze()
