@@ -7,7 +7,6 @@ Nothing here writes files. The recording runner stands in for the exporter's
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import re
@@ -20,6 +19,7 @@ import numpy as np
 from scipy import sparse
 
 from cellucid_nb.format import codecs
+from cellucid_nb.format.checksums import CHECKSUM_KEY, payload_checksum
 from cellucid_nb.format.naming import safe_name
 
 #: Datasets with at most this many cells are sampled whole.
@@ -239,15 +239,15 @@ def sum_json_lengths(values: list[Any]) -> int:
 
 
 def sidecar_len(sidecar: dict[str, Any], files: dict[str, int]) -> int:
-    """Length of the indented sidecar JSON with a ``files`` entry per file (sha256 placeholders).
+    """Length of the indented sidecar JSON with a ``files`` entry per file (checksum placeholders).
 
     The indented encoder is pure Python and slow on 30k files, so the length is
     derived from two tiny documents: each entry adds a constant plus its path and
     size lengths.
     """
-    sha = "0" * 64
-    one = dict(sidecar, files={"a": {"bytes": 1, "sha256": sha}})
-    two = dict(sidecar, files={"a": {"bytes": 1, "sha256": sha}, "b": {"bytes": 1, "sha256": sha}})
+    digest = payload_checksum(b"")  # fixed width
+    one = dict(sidecar, files={"a": {"bytes": 1, CHECKSUM_KEY: digest}})
+    two = dict(sidecar, files={"a": {"bytes": 1, CHECKSUM_KEY: digest}, "b": {"bytes": 1, CHECKSUM_KEY: digest}})
     len_one, len_two = json_len(one, indent=2), json_len(two, indent=2)
     per_entry = len_two - len_one - len('"b"') - len("1")  # constant part of one more entry
     if not files:
@@ -303,15 +303,15 @@ def machine_rates() -> tuple[float, float]:
     """Measure, once per process, this machine's ``(bytes/s, seconds/file)`` for storing payloads.
 
     Writes 48 files of 256 KB into a temporary folder the way the exporter's
-    runner does (``os.open`` + ``os.write``, sha256 of each payload), then
-    deletes them. Returns the hash+write throughput and the per-file cost.
+    runner does (``os.open`` + ``os.write``, a checksum of each payload), then
+    deletes them. Returns the checksum+write throughput and the per-file cost.
     """
     payload = np.random.default_rng(0).integers(0, 255, 256 * 1024, dtype=np.uint8).tobytes()
     n_files = 48
     with tempfile.TemporaryDirectory(prefix="cellucid-nb-calibrate-") as folder:
         start = time.perf_counter()
         for i in range(n_files):
-            hashlib.sha256(payload).hexdigest()
+            payload_checksum(payload)
             fd = os.open(os.path.join(folder, f"f{i}.bin"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 os.write(fd, payload)

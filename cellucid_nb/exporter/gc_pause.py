@@ -10,12 +10,16 @@ created meanwhile are collected as usual.
 
 from __future__ import annotations
 
+import functools
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
-__all__ = ["frozen_heap"]
+__all__ = ["frozen_heap", "frozen_heap_during"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _lock = threading.Lock()
 _depth = 0
@@ -39,3 +43,14 @@ def frozen_heap() -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 gc.unfreeze()
+
+
+def frozen_heap_during(fn: F) -> F:
+    """Decorator: run ``fn`` inside :func:`frozen_heap` (input checks included)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with frozen_heap():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -32,9 +32,9 @@ DENSE_BUILD_BYTES = 8 * 2**20
 #: Genes built at once at most.
 GENES_PER_BUILD = 512
 #: Dense payload bytes one CSR sweep fills (a sweep costs ~0.1 us a row, so blocks are wide).
-SWEEP_BYTES = 64 * 2**20
-#: Dense block buffers of the CSR feeder (one filled while the workers store the other).
-BLOCKS_AHEAD = 2
+SWEEP_BYTES = 32 * 2**20
+#: Dense block buffers of the CSR feeder (one filled while the workers store the others).
+BLOCKS_AHEAD = 3
 #: Genes a worker stores per task when the feeder sweeps (evens out the workers).
 GENES_PER_TASK = 16
 

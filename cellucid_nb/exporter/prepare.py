@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..format.spec import SIDECAR_FILE
-from .gc_pause import frozen_heap
+from .gc_pause import frozen_heap_during
 from .genes import start_genes
 from .graph import write_graph
 from .identity import build_identity, build_sidecar, write_identity
@@ -97,6 +97,7 @@ def _total_items(inputs: ExportInputs) -> int:
     return n + len(inputs.vector_files) + 2  # vectors, identity, finalize
 
 
+@frozen_heap_during
 def prepare(
     latent_space: Any = None,
     obs: pd.DataFrame | None = None,
@@ -243,7 +244,7 @@ def prepare(
         )
     reporter.total = _total_items(inputs)
     reporter.advance(1)
-    with frozen_heap(), ExportRunner(
+    with ExportRunner(
         inputs.out_dir,
         compression=settings.compression,
         n_workers=workers,

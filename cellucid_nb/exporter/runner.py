@@ -1,7 +1,7 @@
 """The runner: staging folder, worker threads, cancel, atomic move and sidecar.
 
 Every payload goes through :meth:`ExportRunner.write_array`, which compresses,
-hashes and writes it in a worker thread (zlib, hashlib and os.write release the
+checksums and writes it in a worker thread (zlib and os.write release the
 GIL). The number of queued payloads is bounded so memory stays flat. Nothing
 is written into ``out_dir`` until :meth:`ExportRunner.finalize`:
 
@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..format import codecs
+from ..format.checksums import CHECKSUM_KEY, payload_checksum
 from ..format.spec import IDENTITY_FILE, SIDECAR_FILE
 from .progress import ExportCancelled, ExportResult, ProgressReporter
 
@@ -346,7 +347,7 @@ class ExportRunner:
             return
         raw = memoryview(np.ascontiguousarray(data)).cast("B") if isinstance(data, np.ndarray) else data
         payload = codecs.gzip_bytes(raw, self.compression, rle=rle) if self.compression else raw
-        digest = hashlib.sha256(payload).hexdigest()
+        digest = payload_checksum(payload)
         self._write_queue.put((rel, payload, on_written))
         n = memoryview(payload).nbytes
         with self._lock:
@@ -384,7 +385,7 @@ class ExportRunner:
         return name
 
     def _store_compressed(self, rel: str, payload: bytes, items: int) -> None:
-        digest = hashlib.sha256(payload).hexdigest()
+        digest = payload_checksum(payload)
         self._write_queue.put((rel, payload, None))
         with self._lock:
             self.files[rel] = (len(payload), digest)
@@ -396,7 +397,7 @@ class ExportRunner:
         payload = text.encode("utf-8")
         _write_file(os.path.join(self.staging, rel), payload)
         with self._lock:
-            self.files[rel] = (len(payload), hashlib.sha256(payload).hexdigest())
+            self.files[rel] = (len(payload), payload_checksum(payload))
         self.reporter.advance(items, len(payload))
 
     def drain(self) -> None:
@@ -409,7 +410,7 @@ class ExportRunner:
         kept = {}
         for rel in sorted(set(self.skipped)):
             payload = (self.out_dir / rel).read_bytes()
-            kept[rel] = (len(payload), hashlib.sha256(payload).hexdigest())
+            kept[rel] = (len(payload), payload_checksum(payload))
         return kept
 
     def finalize(self, sidecar: dict[str, Any], started: float, warning_messages: list[str]) -> ExportResult:
@@ -431,7 +432,7 @@ class ExportRunner:
         all_files = dict(self.files)
         all_files.update(self._kept_files())
         sidecar = dict(sidecar)
-        sidecar["files"] = {rel: {"bytes": n, "sha256": h} for rel, (n, h) in sorted(all_files.items())}
+        sidecar["files"] = {rel: {"bytes": n, CHECKSUM_KEY: h} for rel, (n, h) in sorted(all_files.items())}
         text = json.dumps(sidecar, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False).encode("utf-8")
         _write_file(os.path.join(self.staging, SIDECAR_FILE), text)
         self.reporter.advance(0, len(text))

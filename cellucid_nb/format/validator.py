@@ -10,7 +10,6 @@ outlier quantiles, edges) are read in full.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from cellucid_nb.format import spec
+from cellucid_nb.format.checksums import KNOWN_KEYS, file_checksum
 from cellucid_nb.format.naming import safe_name
 from cellucid_nb.format.payloads import (
     GzipDataError,
@@ -800,16 +800,18 @@ class _Checker:
             elif want is not None and path.stat().st_size != want:
                 self.add(spec.SIDECAR_FILE, "sidecar_mismatch",
                          f"lists {rel!r} with {want} bytes, the file has {path.stat().st_size}")
-            elif self.checksums and isinstance(info, dict) and isinstance(info.get("sha256"), str):
-                self.tasks.append(lambda rel=rel, path=path, digest=info["sha256"]: self._checksum(rel, path, digest))
+            elif self.checksums and isinstance(info, dict):
+                for key in KNOWN_KEYS:
+                    if isinstance(info.get(key), str):
+                        self.tasks.append(
+                            lambda rel=rel, path=path, key=key, digest=info[key]: self._checksum(rel, path, key, digest)
+                        )
+                        break
 
-    def _checksum(self, rel: str, path: Path, digest: str) -> list[Problem]:
-        sha = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                sha.update(chunk)
-        if sha.hexdigest() != digest:
-            return [self.problem(spec.SIDECAR_FILE, "sidecar_mismatch", f"{rel!r} has sha256 {sha.hexdigest()}, "
+    def _checksum(self, rel: str, path: Path, key: str, digest: str) -> list[Problem]:
+        actual = file_checksum(path, key)
+        if actual != digest:
+            return [self.problem(spec.SIDECAR_FILE, "sidecar_mismatch", f"{rel!r} has {key} {actual}, "
                                  f"the sidecar lists {digest}")]
         return []
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from format_handmade import edit_json
 
@@ -403,3 +404,32 @@ def test_junk_in_manifests_never_crashes(handmade_cache, tmp_path_factory, manif
     assert isinstance(problems, list) and all(p.rule in RULES for p in problems)
     if delete and len(target) == 1 and target[0] not in ("vector_fields", "source"):  # a required key
         assert problems, f"deleting {target} of {manifest} went unnoticed"
+
+
+@pytest.mark.parametrize("key", ["crc32", "sha256"])
+def test_sidecar_checksums_of_both_generations_are_verified(key, tmp_path):
+    """New sidecars list CRC-32s, earlier cellucid_nb sidecars SHA-256s: a damaged file is caught either way."""
+    import hashlib
+    import zlib
+
+    from cellucid_nb.exporter.prepare import prepare
+
+    rng = np.random.default_rng(0)
+    out = prepare(
+        latent_space=rng.normal(size=(50, 3)), obs=pd.DataFrame({"c": pd.Categorical(["a", "b"] * 25)}),
+        X_umap_2d=rng.normal(size=(50, 2)), out_dir=tmp_path / "e", compression=6,
+    ).path
+    sidecar_path = out / "cellucid_nb.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    for rel, info in sidecar["files"].items():
+        data = (out / rel).read_bytes()
+        info.pop("crc32")
+        info[key] = f"{zlib.crc32(data):08x}" if key == "crc32" else hashlib.sha256(data).hexdigest()
+    sidecar_path.write_text(json.dumps(sidecar))
+    assert validate_export(out, checksums=True) == []
+    target = out / "points_2d.bin.gz"
+    damaged = bytearray(target.read_bytes())
+    damaged[-9] ^= 0xFF  # same size, one byte flipped
+    target.write_bytes(bytes(damaged))
+    rules = {(p.file, p.rule) for p in validate_export(out, checksums=True)}
+    assert ("cellucid_nb.json", "sidecar_mismatch") in rules

@@ -1,0 +1,147 @@
+"""Gene payloads do not depend on how the expression matrix is read.
+
+A canonical CSR matrix goes through the compiled sweeps of ``csr_kernels``;
+every other input (and CSR without numba) through scipy slicing and numpy.
+Both must write byte-identical ``var/`` payloads and manifests, for any values:
+NaN, infinities, signed zeros, constant genes, ranges that need float64.
+"""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import sparse
+
+from cellucid_nb.exporter import csr_kernels
+from cellucid_nb.exporter.gc_pause import frozen_heap
+from cellucid_nb.exporter.genes import uses_csr_kernels
+from cellucid_nb.exporter.prepare import prepare
+from cellucid_nb.format import codecs
+
+from export_helpers import CREATED
+
+
+def _gene_files(folder: Path) -> dict[str, bytes]:
+    files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    return {rel: data for rel, data in files.items() if rel.startswith("var/") or rel == "var_manifest.json"}
+
+
+def _export_genes(matrix, gene_ids, subset, bits, compression, kernels: bool, monkeypatch) -> dict[str, bytes]:
+    monkeypatch.setattr(csr_kernels, "AVAILABLE", kernels)
+    assert uses_csr_kernels(matrix) == (kernels and matrix.format == "csr")
+    n = matrix.shape[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "export"
+        prepare(
+            latent_space=np.zeros((n, 2)),
+            obs=pd.DataFrame(index=pd.RangeIndex(n).astype(str)),
+            var=pd.DataFrame(index=gene_ids),
+            gene_expression=matrix,
+            gene_identifiers=subset,
+            X_umap_2d=np.column_stack([np.arange(n), np.arange(n) % 7]).astype(np.float32),
+            var_quantization=bits,
+            compression=compression,
+            out_dir=out,
+            created_at=CREATED,
+        )
+        return _gene_files(out)
+
+
+_SCALES = st.sampled_from([1.0, 1e-33, 1e30, 3e38, 250.0])
+
+
+@st.composite
+def expression(draw):
+    n = draw(st.integers(1, 40))
+    g = draw(st.integers(1, 9))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    dense = rng.normal(size=(n, g)) * draw(_SCALES)
+    dense[rng.random((n, g)) < draw(st.sampled_from([0.0, 0.5, 0.9]))] = 0.0
+    specials = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1.0])
+    pick = rng.random((n, g)) < draw(st.sampled_from([0.0, 0.1]))
+    dense[pick] = rng.choice(specials, size=int(pick.sum()))
+    if draw(st.booleans()):  # a constant gene, stored in every row
+        dense[:, 0] = 2.5
+    matrix = sparse.csr_matrix(dense.astype(draw(st.sampled_from([np.float32, np.float64]))))
+    if n > 1 and draw(st.booleans()):  # explicit zeros stay stored
+        matrix.data[::3] = 0.0
+    if draw(st.booleans()):
+        matrix.indices = matrix.indices.astype(np.int64)
+        matrix.indptr = matrix.indptr.astype(np.int64)
+    ids = [f"G{i}" for i in range(g)]
+    subset = None
+    if draw(st.booleans()):  # a subset in another order
+        subset = list(rng.permutation(ids)[: draw(st.integers(1, g))])
+    return matrix, ids, subset
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=expression(), bits=st.sampled_from([None, 8, 16]), compression=st.sampled_from([None, 1]))
+def test_csr_sweeps_write_the_same_bytes_as_scipy_slicing(data, bits, compression, monkeypatch) -> None:
+    matrix, ids, subset = data
+    assert matrix.has_canonical_format
+    swept = _export_genes(matrix, ids, subset, bits, compression, True, monkeypatch)
+    sliced = _export_genes(matrix, ids, subset, bits, compression, False, monkeypatch)
+    assert swept.keys() == sliced.keys() and len(swept) == 1 + len(subset or ids)
+    for rel in swept:
+        assert swept[rel] == sliced[rel], rel
+
+
+def test_csc_dense_and_unsorted_csr_take_the_scipy_path(monkeypatch) -> None:
+    rng = np.random.default_rng(1)
+    dense = (rng.random((30, 5)) < 0.3) * rng.random((30, 5))
+    canonical = sparse.csr_matrix(dense)
+    unsorted = canonical.copy()
+    unsorted.indices[:2] = unsorted.indices[:2][::-1]  # row 0 out of order (if it has 2 entries)
+    unsorted.has_sorted_indices = False
+    assert uses_csr_kernels(canonical)
+    assert not uses_csr_kernels(sparse.csc_matrix(dense)) and not uses_csr_kernels(dense)
+    assert not uses_csr_kernels(unsorted)
+    ids = [f"G{i}" for i in range(5)]
+    reference = _export_genes(canonical, ids, None, 8, None, True, monkeypatch)
+    assert _export_genes(sparse.csc_matrix(dense), ids, None, 8, None, True, monkeypatch) == reference
+
+
+def test_quantize_codes_depend_only_on_each_values_own_range() -> None:
+    values = np.array([[0.0, 0.3, 1.0], [0.0, 1e-31, 2e-31], [-1e38, 0.0, 1e38]], dtype=np.float32)
+    lo = values.min(axis=1).astype(np.float64)
+    hi = values.max(axis=1).astype(np.float64)
+    together = codecs.quantize(values, lo[:, None], hi[:, None], 8)
+    one_by_one = np.stack([codecs.quantize(values[i], float(lo[i]), float(hi[i]), 8) for i in range(3)])
+    rows = np.stack([codecs.quantize(values[i], lo[i : i + 1], hi[i : i + 1], 8) for i in range(3)])
+    np.testing.assert_array_equal(together, rows)
+    assert together[2].tolist() == [0, 127, 254]  # float64 arithmetic: no overflow
+    grouped = codecs.quantize(values.ravel(), lo, hi, 8, groups=np.repeat(np.arange(3), 3))
+    np.testing.assert_array_equal(grouped.reshape(3, 3), together)
+    assert one_by_one[0].tolist() == together[0].tolist()
+
+
+def test_frozen_heap_is_reentrant_and_always_unfreezes() -> None:
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        assert gc.get_freeze_count() > 0
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() > 0  # the outer export still runs
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), frozen_heap():
+        raise RuntimeError("export failed")
+    assert gc.get_freeze_count() == 0
+
+
+def test_progress_callbacks_run_on_the_calling_thread_only(tmp_path: Path) -> None:
+    from export_helpers import make_kwargs
+
+    threads = set()
+    kw = make_kwargs(n=2000, n_genes=40)
+    prepare(out_dir=tmp_path / "e", progress=lambda event: threads.add(threading.get_ident()), **kw)
+    assert threads == {threading.get_ident()}
