@@ -33,13 +33,12 @@ DENSE_BUILD_BYTES = 8 * 2**20
 GENES_PER_BUILD = 512
 #: Dense payload bytes one CSR sweep fills (a sweep costs ~0.1 us a row, so blocks are wide).
 SWEEP_BYTES = 32 * 2**20
+#: Blocks the CSR feeder cuts at least (bounds the buffers of small exports).
+MIN_SWEEPS = 16
 #: Dense block buffers of the CSR feeder (one filled while the workers store the others).
-BLOCKS_AHEAD = 3
+BLOCKS_AHEAD = 2
 #: Genes a worker stores per task when the feeder sweeps (evens out the workers).
 GENES_PER_TASK = 16
-
-# Importing the exporter starts loading the compiled kernels (see csr_kernels.start_warm_up).
-csr_kernels.start_warm_up()
 
 
 def _finalise_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,11 +120,12 @@ def _dense_rows_from_sparse(
 
 
 def uses_csr_kernels(matrix: Any) -> bool:
-    """Whether blocks of ``matrix`` are cut by the compiled sweep of :mod:`.csr_kernels`."""
+    """Whether genes of ``matrix`` are read by the compiled sweeps of :mod:`.csr_kernels`."""
     return (
         csr_kernels.AVAILABLE
         and sparse.issparse(matrix)
         and matrix.format == "csr"
+        and csr_kernels.supports(matrix)
         and bool(matrix.has_canonical_format)  # sorted, no duplicates: one cursor per row suffices
     )
 
@@ -228,7 +228,9 @@ class GeneWriter:
         self._hi[order] = hi
         zeros = n_cells - counts[sorted_cols]
         qmax = codecs.QUANT_MAX[bits] if bits is not None else 0
-        width = max(1, min(sorted_cols.shape[0], SWEEP_BYTES // max(n_cells * self._spec.numpy_dtype.itemsize, 1)))
+        n_genes = sorted_cols.shape[0]
+        # At most SWEEP_BYTES a block, and at least MIN_SWEEPS blocks: small exports stay small.
+        width = max(1, min(SWEEP_BYTES // max(n_cells * self._spec.numpy_dtype.itemsize, 1), -(-n_genes // MIN_SWEEPS)))
         cursor = matrix.indptr[:-1].astype(np.int64)
         for first in range(0, sorted_cols.shape[0], width):
             buffer = self._take_buffer(width)

@@ -41,13 +41,14 @@ def extract_edges(matrix: sparse.spmatrix | sparse.sparray) -> tuple[np.ndarray,
     a = sparse.csr_matrix(matrix, dtype=np.float64)
     sym = (a + a.T).tocsr()
     sym.sum_duplicates()  # canonical: sorted column indices per row
-    rows = np.repeat(np.arange(sym.shape[0], dtype=np.int64), np.diff(sym.indptr))
+    # Row of each stored entry, in the indices' own width (int32 below 2**31 cells).
+    rows = np.repeat(np.arange(sym.shape[0], dtype=sym.indices.dtype), np.diff(sym.indptr))
     cols = sym.indices
     keep = (rows != cols) & (sym.data != 0)
     degree = np.bincount(rows[keep], minlength=sym.shape[0])
     max_neighbors = int(degree.max()) if degree.size else 0
     upper = keep & (rows < cols)
-    return rows[upper], cols[upper].astype(np.int64), sym.data[upper], max_neighbors
+    return rows[upper], cols[upper], sym.data[upper], max_neighbors
 
 
 def write_graph(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """Gene payloads do not depend on how the expression matrix is read.
 
 A canonical CSR matrix goes through the compiled sweeps of ``csr_kernels``;
-every other input (and CSR without numba) through scipy slicing and numpy.
+every other input (and CSR without the C extension) through scipy slicing and numpy.
 Both must write byte-identical ``var/`` payloads and manifests, for any values:
 NaN, infinities, signed zeros, constant genes, ranges that need float64.
 """
