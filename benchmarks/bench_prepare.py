@@ -67,7 +67,8 @@ SIZE_TARGETS = {("100kx5k", 6)}
 GRAPH_TARGETS = {("500kx2k", 6): 2.0}
 MB = 1e6
 #: cellucid_nb's export phases in the order it runs them (its progress events name them).
-PHASE_ORDER = ("validate", "points", "obs", "genes", "graph", "vectors", "identity", "finalize")
+# The order cellucid_nb reports its phases in (cellucid_nb.exporter.progress.PHASES).
+PHASE_ORDER = ("validate", "points", "graph", "vectors", "obs", "genes", "identity", "finalize")
 
 
 # --------------------------------------------------------------------------- child side
@@ -85,14 +86,19 @@ def _proc_status_kb(field: str) -> int | None:
     return None
 
 
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS counter of this process (Linux >= 4.0)."""
+def _write_kernel_setting(path: str, value: str) -> bool:
+    """Write ``value`` to a /proc file; ``False`` where that is not allowed."""
     try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
-            handle.write("5")
+        with open(path, "w", encoding="ascii") as handle:
+            handle.write(value)
         return True
     except OSError:
         return False
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter of this process (Linux >= 4.0)."""
+    return _write_kernel_setting("/proc/self/clear_refs", "5")
 
 
 def _start_from_clean_caches() -> bool:
@@ -107,12 +113,7 @@ def _start_from_clean_caches() -> bool:
     both exporters the same start.
     """
     os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w", encoding="ascii") as handle:
-            handle.write("3")
-        return True
-    except OSError:
-        return False
+    return _write_kernel_setting("/proc/sys/vm/drop_caches", "3")
 
 
 def _ru_maxrss_kb(who: int = resource.RUSAGE_SELF) -> int:

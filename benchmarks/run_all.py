@@ -97,9 +97,9 @@ def markdown_report(report: dict[str, Any]) -> str:
         if phases:
             lines += [
                 "cellucid_nb seconds per phase (from progress events, ±0.1 s; a phase lasts until the next one "
-                "starts, so compression queued to threads shows up in later phases and `vectors` includes the "
-                "final wait for all files). Graph part = a separate export of only points + kNN graph, "
-                "cellucid_nb / reference:",
+                "starts). Obs fields and genes are written by worker threads from the start while the calling "
+                "thread writes points, graph and vectors, so `obs` and `genes` are only the waits for them at "
+                "the end. Graph part = a separate export of only points + kNN graph, cellucid_nb / reference:",
                 "",
                 phases,
             ]

@@ -107,7 +107,11 @@ def _sparse_block(matrix: Any, cols: np.ndarray) -> sparse.csc_matrix:
 
 
 def _to_float32(values: np.ndarray) -> np.ndarray:
-    return values if values.dtype == np.float32 else values.astype(np.float32)
+    if values.dtype == np.float32:
+        return values
+    # Beyond float32's range a value becomes +-inf (stored as the missing code), as in the CSR sweeps.
+    with np.errstate(over="ignore"):
+        return values.astype(np.float32)
 
 
 @dataclass(frozen=True)
