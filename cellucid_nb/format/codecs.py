@@ -235,7 +235,8 @@ def quantize(
     elif wide.all():
         scaled, bad = _codes(values, lo, scale, qmax, np.float64)
     else:  # some ranges need float64: each value takes the result of its own range's arithmetic
-        narrow, bad32 = _codes(values, lo32, scale, qmax, np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # float32 results of wide ranges are dropped
+            narrow, bad32 = _codes(values, lo32, scale, qmax, np.float32)
         scaled, bad = _codes(values, lo, scale, qmax, np.float64)
         scaled = np.where(wide, scaled, narrow)
         bad = np.where(wide, bad, bad32)
