@@ -130,6 +130,15 @@ static int check_length(Py_buffer *buffer, Py_ssize_t items, Py_ssize_t itemsize
     return 0;
 }
 
+/* None after a loop that returned 0, else a ValueError with ``message``. */
+static PyObject *none_or_error(int status, const char *message) {
+    if (status) {
+        PyErr_SetString(PyExc_ValueError, message);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_column_stats(PyObject *self, PyObject *args) {
     Py_buffer indices, data, lo, hi, count;
     int index_bytes;
@@ -156,12 +165,7 @@ static PyObject *py_column_stats(PyObject *self, PyObject *args) {
         status = data_kind == 'f' ? stats_i8_f4(indices.buf, data.buf, nnz, lo.buf, hi.buf, count.buf, n_cols)
                                   : stats_i8_f8(indices.buf, data.buf, nnz, lo.buf, hi.buf, count.buf, n_cols);
     Py_END_ALLOW_THREADS
-    if (status) {
-        PyErr_SetString(PyExc_ValueError, "the CSR matrix holds a column index outside its shape");
-        goto done;
-    }
-    result = Py_None;
-    Py_INCREF(result);
+    result = none_or_error(status, "the CSR matrix holds a column index outside its shape");
 done:
     PyBuffer_Release(&indices); PyBuffer_Release(&data); PyBuffer_Release(&lo);
     PyBuffer_Release(&hi); PyBuffer_Release(&count);
@@ -218,12 +222,7 @@ static PyObject *py_sweep(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     status = fn(&a);
     Py_END_ALLOW_THREADS
-    if (status) {
-        PyErr_SetString(PyExc_ValueError, "the CSR matrix is malformed (index pointer or block column out of range)");
-        goto done;
-    }
-    result = Py_None;
-    Py_INCREF(result);
+    result = none_or_error(status, "the CSR matrix is malformed (index pointer or block column out of range)");
 done:
     PyBuffer_Release(&indptr); PyBuffer_Release(&indices); PyBuffer_Release(&data); PyBuffer_Release(&cursor);
     PyBuffer_Release(&local); PyBuffer_Release(&lo32); PyBuffer_Release(&lo64); PyBuffer_Release(&scale);

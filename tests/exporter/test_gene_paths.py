@@ -146,3 +146,20 @@ def test_progress_callbacks_run_on_the_calling_thread_only(tmp_path: Path) -> No
     kw = make_kwargs(n=2000, n_genes=40)
     prepare(out_dir=tmp_path / "e", progress=lambda event: threads.add(threading.get_ident()), **kw)
     assert threads == {threading.get_ident()}
+
+
+def test_csr_sweeps_refuse_a_malformed_matrix_instead_of_reading_out_of_bounds() -> None:
+    indices = np.array([0, 7], dtype=np.int32)  # 7 is outside a 3-column matrix
+    data = np.ones(2, dtype=np.float32)
+    lo, hi, count = np.full(3, np.inf, np.float32), np.full(3, -np.inf, np.float32), np.zeros(3, np.int64)
+    with pytest.raises(ValueError, match="column index outside"):
+        csr_kernels.column_stats(indices, data, lo, hi, count)
+    indptr = np.array([0, 5], dtype=np.int32)  # points past the 2 stored values
+    out = np.zeros((3, 1), dtype=np.uint8)
+    with pytest.raises(ValueError, match="malformed"):
+        csr_kernels.sweep_values(indptr, indices, data, np.zeros(1, np.int64), 0, 3, np.arange(3, dtype=np.int64),
+                                 np.zeros((3, 1), np.float32))
+    with pytest.raises(ValueError, match="holds"):  # out has the wrong size for the block
+        csr_kernels.sweep_codes(np.array([0, 2], np.int32), indices, data, np.zeros(1, np.int64), 0, 3,
+                                np.arange(3, dtype=np.int64), np.zeros(3, np.float32), np.zeros(3), np.ones(3),
+                                np.zeros(3, bool), 254, 255, out[:2])
