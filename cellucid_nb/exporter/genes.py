@@ -1,11 +1,15 @@
 """Writer of gene expression: one dense vector per gene under ``var/`` and ``var_manifest.json``.
 
-Per block of columns (see :mod:`.expression`), in a worker thread: the value
-range of every gene is computed at once (``np.minimum.reduceat`` over the CSC
-data, non-finite values masked, the implicit zero included when a column has
-fewer stored values than cells); then each gene's dense vector is built (the
-zero code + one scatter of the stored values), compressed, hashed and queued
-for the file writers.
+Two ways in, the same bytes out (tested):
+
+- a canonical CSR matrix: a feeder thread takes every gene's range from one
+  pass over the matrix, then fills dense blocks with the C sweeps of
+  :mod:`.csr_kernels`; workers compress, checksum and queue the payloads;
+- any other matrix: per block of columns (see :mod:`.expression`), in a worker
+  thread, the range of every gene is computed at once (``np.minimum.reduceat``
+  over the CSC data, non-finite values masked, the implicit zero included when a
+  column has fewer stored values than cells), then each gene's dense vector is
+  built (the zero code + one scatter of the stored values) and stored.
 """
 
 from __future__ import annotations

@@ -323,7 +323,7 @@ class ExportRunner:
         self, rel: str, data: np.ndarray | bytes, rle: bool = False, items: int = 0,
         on_written: Callable[[], None] | None = None,
     ) -> None:
-        """Compress, hash and write one payload (call from a worker or the exporting thread).
+        """Compress, checksum and write one payload (call from a worker or the exporting thread).
 
         Parameters
         ----------
@@ -347,12 +347,7 @@ class ExportRunner:
             return
         raw = memoryview(np.ascontiguousarray(data)).cast("B") if isinstance(data, np.ndarray) else data
         payload = codecs.gzip_bytes(raw, self.compression, rle=rle) if self.compression else raw
-        digest = payload_checksum(payload)
-        self._write_queue.put((rel, payload, on_written))
-        n = memoryview(payload).nbytes
-        with self._lock:
-            self.files[rel] = (n, digest)
-        self.reporter.advance(items, n)
+        self._store_compressed(rel, payload, items, on_written)
 
     def write_array(self, rel: str, data: np.ndarray, *, rle: bool = False, items: int = 1) -> str:
         """Queue one payload; returns its relative path (with gzip suffix).
@@ -384,12 +379,16 @@ class ExportRunner:
             self.submit(self._store_compressed, name, payload, items)
         return name
 
-    def _store_compressed(self, rel: str, payload: bytes, items: int) -> None:
+    def _store_compressed(
+        self, rel: str, payload: bytes | memoryview, items: int, on_written: Callable[[], None] | None = None
+    ) -> None:
+        """Checksum a final payload, queue it for the writer threads and count it."""
         digest = payload_checksum(payload)
-        self._write_queue.put((rel, payload, None))
+        self._write_queue.put((rel, payload, on_written))
+        n = memoryview(payload).nbytes
         with self._lock:
-            self.files[rel] = (len(payload), digest)
-        self.reporter.advance(items, len(payload))
+            self.files[rel] = (n, digest)
+        self.reporter.advance(items, n)
 
     def write_json(self, rel: str, obj: Any, *, indent: int | None = None, items: int = 1) -> None:
         """Write a JSON document now (manifests are never skipped: they describe this export)."""
