@@ -20,8 +20,8 @@ import tempfile
 CHILD = r"""
 import json, resource, sys, time, warnings
 import anndata
-from cellucid_nb.exporter.from_anndata import export
-from cellucid_nb.plan import ExportPlan
+from cellucid_nb.adata.exporting import export
+from cellucid_nb.adata.plan import ExportPlan
 path, out, genes = sys.argv[1], sys.argv[2], sys.argv[3]
 adata = anndata.read_h5ad(path, backed="r")
 plan = ExportPlan.from_anndata(adata)

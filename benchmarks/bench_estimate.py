@@ -21,10 +21,10 @@ import pandas as pd
 from scipy import sparse
 
 from benchmarks.synthetic import make_anndata, parse_size
-from cellucid_nb.estimate import estimate
-from cellucid_nb.exporter.from_anndata import export
-from cellucid_nb.inspect import inspect
-from cellucid_nb.plan import ExportPlan
+from cellucid_nb.adata.estimation import estimate
+from cellucid_nb.adata.exporting import export
+from cellucid_nb.adata.inspection import inspect
+from cellucid_nb.adata.plan import ExportPlan
 
 GRID = [(None, None), (None, 8), (1, 8), (6, None), (6, 8), (6, 16), (9, 8)]
 

@@ -158,7 +158,7 @@ def _interaction(page) -> dict:
 
 def measure_standalone(export: Path, browser) -> dict:
     """Navigation -> first frame and interaction timings on the ``serve`` page."""
-    from cellucid_nb.serve import serve
+    from cellucid_nb.server import serve
 
     with serve(export, port=0) as srv:
         page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from cellucid_nb._version import __version__
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -22,17 +22,17 @@ _EXPORTS = {
     "ExportReader": "cellucid_nb.format.reader",
     "validate_export": "cellucid_nb.format.validator",
     "Problem": "cellucid_nb.format.validator",
-    "inspect": "cellucid_nb.inspect",
-    "DatasetSummary": "cellucid_nb.inspect",
-    "ExportPlan": "cellucid_nb.plan",
-    "estimate": "cellucid_nb.estimate",
-    "SizeEstimate": "cellucid_nb.estimate",
-    "export": "cellucid_nb.exporter.from_anndata",
+    "inspect": "cellucid_nb.adata.inspection",
+    "DatasetSummary": "cellucid_nb.adata.inspection",
+    "ExportPlan": "cellucid_nb.adata.plan",
+    "estimate": "cellucid_nb.adata.estimation",
+    "SizeEstimate": "cellucid_nb.adata.estimation",
+    "export": "cellucid_nb.adata.exporting",
     "show": "cellucid_nb.widgets.viewer",
     "Viewer": "cellucid_nb.widgets.viewer",
     "wizard": "cellucid_nb.widgets.wizard",
     "ExportWizard": "cellucid_nb.widgets.wizard",
-    "serve": "cellucid_nb.serve",
+    "serve": "cellucid_nb.server",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -52,15 +52,15 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from cellucid_nb.estimate import SizeEstimate, estimate
-    from cellucid_nb.exporter.from_anndata import export
+    from cellucid_nb.adata.estimation import SizeEstimate, estimate
+    from cellucid_nb.adata.exporting import export
     from cellucid_nb.exporter.prepare import prepare
     from cellucid_nb.exporter.progress import ExportCancelled, ExportResult, ProgressEvent
     from cellucid_nb.format.datasets import generate_datasets_manifest
     from cellucid_nb.format.reader import ExportReader, read_export
     from cellucid_nb.format.validator import Problem, validate_export
-    from cellucid_nb.inspect import DatasetSummary, inspect
-    from cellucid_nb.plan import ExportPlan
-    from cellucid_nb.serve import serve
+    from cellucid_nb.adata.inspection import DatasetSummary, inspect
+    from cellucid_nb.adata.plan import ExportPlan
+    from cellucid_nb.server import serve
     from cellucid_nb.widgets.viewer import Viewer, show
     from cellucid_nb.widgets.wizard import ExportWizard, wizard

@@ -114,8 +114,8 @@ def _read_gene_list(spec: str) -> list[str]:
 
 def _plan_from_args(adata: Any, args: argparse.Namespace) -> Any:
     """Build an ExportPlan from the AnnData's defaults and the command-line options."""
-    from cellucid_nb import genes_select
-    from cellucid_nb.plan import ExportPlan
+    from cellucid_nb.adata import gene_choice
+    from cellucid_nb.adata.plan import ExportPlan
 
     plan = ExportPlan.from_anndata(adata)
     changes: dict[str, Any] = {
@@ -151,14 +151,14 @@ def _plan_from_args(adata: Any, args: argparse.Namespace) -> Any:
         elif spec.lower() == "none":
             changes["expression_source"] = None
         elif spec.lower() == "hvg":
-            changes["genes"] = tuple(genes_select.highly_variable(adata, source=source))
+            changes["genes"] = tuple(gene_choice.highly_variable(adata, source=source))
         elif spec.lower().startswith("top:"):
             n = spec.split(":", 1)[1]
             if not n.isdigit():
                 raise CliError(f"--genes {spec!r}: expected top:N with a whole number N")
-            changes["genes"] = tuple(genes_select.top_genes(adata, int(n), by="mean", source=source))
+            changes["genes"] = tuple(gene_choice.top_genes(adata, int(n), by="mean", source=source))
         else:
-            found, unknown = genes_select.genes_by_list(adata, _read_gene_list(spec), source=source)
+            found, unknown = gene_choice.genes_by_list(adata, _read_gene_list(spec), source=source)
             if unknown:
                 shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
                 raise CliError(f"--genes: {len(unknown)} unknown gene id(s): {shown}")
@@ -180,7 +180,7 @@ def _read_h5ad(path: Path) -> Any:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from cellucid_nb.estimate import estimate, format_bytes
+    from cellucid_nb.adata.estimation import estimate, format_bytes
 
     adata = _read_h5ad(args.h5ad)
     plan = _plan_from_args(adata, args)
@@ -198,8 +198,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from cellucid_nb.estimate import format_bytes
-    from cellucid_nb.exporter.from_anndata import export
+    from cellucid_nb.adata.estimation import format_bytes
+    from cellucid_nb.adata.exporting import export
 
     adata = _read_h5ad(args.h5ad)
     plan = _plan_from_args(adata, args)
@@ -246,7 +246,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from cellucid_nb.serve import serve
+    from cellucid_nb.server import serve
 
     if not args.directory.is_dir():
         raise CliError(f"{args.directory}: not a folder (expected an exports folder)")

@@ -12,11 +12,11 @@ import pytest
 import scanpy as sc
 from scipy import sparse
 
-import cellucid_nb.estimate as estimate_module
-import cellucid_nb.estimate_sampling as estimate_sampling
-from cellucid_nb.estimate import estimate
-from cellucid_nb.exporter.from_anndata import export
-from cellucid_nb.plan import ExportPlan
+import cellucid_nb.adata.estimation as estimate_module
+import cellucid_nb.adata.estimation_sampling as estimate_sampling
+from cellucid_nb.adata.estimation import estimate
+from cellucid_nb.adata.exporting import export
+from cellucid_nb.adata.plan import ExportPlan
 
 CREATED = "2024-01-01T00:00:00Z"
 

@@ -11,9 +11,9 @@ import anndata
 import pytest
 import scanpy as sc
 
-from cellucid_nb.exporter.from_anndata import export
+from cellucid_nb.adata.exporting import export
 from cellucid_nb.exporter.progress import ExportCancelled
-from cellucid_nb.plan import ExportPlan
+from cellucid_nb.adata.plan import ExportPlan
 
 CREATED = "2024-01-01T00:00:00Z"
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -105,7 +105,7 @@ def test_load_genes_reads_chosen_columns_from_any_backed_layout(tmp_path):
     import numpy as np
     from scipy import sparse
 
-    from cellucid_nb.exporter.from_anndata import load_genes
+    from cellucid_nb.adata.exporting import load_genes
 
     dense = sparse.random(230, 40, density=0.25, random_state=5, dtype=np.float32).toarray()
     columns = np.array([7, 3, 39, 0, 12])

@@ -11,7 +11,7 @@ import pytest
 import scanpy as sc
 from scipy import sparse
 
-from cellucid_nb.inspect import inspect
+from cellucid_nb.adata.inspection import inspect
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import pytest
 import scanpy as sc
 from scipy import sparse
 
-from cellucid_nb.genes_select import all_genes, column_stats, genes_by_list, highly_variable, top_genes
-from cellucid_nb.plan import ExportPlan, PlanError
+from cellucid_nb.adata.gene_choice import all_genes, column_stats, genes_by_list, highly_variable, top_genes
+from cellucid_nb.adata.plan import ExportPlan, PlanError
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +164,7 @@ def test_top_genes_reads_a_backed_matrix_in_row_blocks(pbmc, tmp_path):
 
 
 def test_an_empty_gene_list_is_refused_unless_genes_are_off():
-    from cellucid_nb.plan import ExportPlan, PlanError
+    from cellucid_nb.adata.plan import ExportPlan, PlanError
 
     with pytest.raises(PlanError, match=r"genes=\(\) selects no genes"):
         ExportPlan(embeddings={2: "X_umap"}, genes=())

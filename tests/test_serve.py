@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from cellucid_nb.format.reader import read_export
-from cellucid_nb.serve import CellucidServer, find_free_port, serve
+from cellucid_nb.server import CellucidServer, find_free_port, serve
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cellucid_0_0_9"
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cellucid_nb.format.reader import read_export
-from cellucid_nb.widgets.viewer_backend import ViewerBackend, build_response, frame_response, pack_arrays
+from cellucid_nb.viewer_protocol import ViewerBackend, build_response, frame_response, pack_arrays
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cellucid_0_0_9"
 
@@ -196,7 +196,7 @@ def test_backend_rejects_bad_inputs(tmp_path):
 
 
 def test_transfers_without_acks_are_dropped_after_a_while(reader, monkeypatch):
-    import cellucid_nb.widgets.viewer_backend as vb
+    import cellucid_nb.viewer_protocol as vb
 
     backend = ViewerBackend(reader, Recorder(), chunk_bytes=64)
     request(backend, "view-a-1", "points", dim=3)

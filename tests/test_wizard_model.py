@@ -147,7 +147,7 @@ def test_newer_estimate_supersedes_older(wiz):
     assert wiz.estimate_pending is False
     # the estimate shown is the one of the last plan
     assert est is wiz.estimate
-    from cellucid_nb.estimate import estimate
+    from cellucid_nb.adata.estimation import estimate
 
     assert est.total_bytes == pytest.approx(estimate(wiz._adata, wiz.plan).total_bytes, rel=0.02)
 

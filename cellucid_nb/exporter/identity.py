@@ -13,7 +13,7 @@ __all__ = ["build_identity", "build_sidecar", "write_identity"]
 
 
 def _generator_version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return f"cellucid_nb {__version__}"
 
@@ -31,7 +31,7 @@ def build_sidecar(inputs: ExportInputs, extra: Mapping[str, Any] | None = None) 
     extra
         More top-level keys (``prepare(sidecar_extra=...)``), e.g. the plan.
     """
-    from .. import __version__
+    from .._version import __version__
 
     settings = inputs.settings.to_dict()
     sidecar: dict[str, Any] = {

@@ -23,6 +23,7 @@ from scipy import sparse
 
 from ..format import codecs
 from ..format.naming import check_no_collisions, safe_name
+from ..format.rules import obs_column_kind
 from ..format.spec import CATEGORY_LIMITS
 
 __all__ = [
@@ -295,26 +296,6 @@ def _check_latent(value: Any, n_cells: int, messages: list[str]) -> np.ndarray:
     if not np.isfinite(arr).all():
         _warn(messages, "latent_space contains NaN or Inf; outlier quantiles of the affected categories will be NaN.")
     return arr
-
-
-def obs_column_kind(series: pd.Series) -> str:
-    """Return ``"categorical"`` or ``"continuous"``: the field kind FORMAT.md gives a column.
-
-    Pandas categorical, bool and non-numeric columns are categorical; numeric
-    columns are continuous. ``inspect()`` uses this too, so that what it shows
-    is what the exporter writes.
-
-    Parameters
-    ----------
-    series
-        One ``obs`` column.
-    """
-    dtype = series.dtype
-    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
-        return "categorical"
-    if pd.api.types.is_numeric_dtype(dtype):
-        return "continuous"
-    return "categorical"
 
 
 def _categorical_field(key: str, series: pd.Series, dtype_setting: str) -> ObsField:

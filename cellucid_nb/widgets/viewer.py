@@ -1,7 +1,7 @@
 """The viewer widget: an export drawn with WebGL2 in Jupyter, data sent over the widget comm.
 
 ``show(path)`` returns a :class:`Viewer`. Everything travels over the comm
-(:mod:`cellucid_nb.widgets.viewer_backend`), never by URL, so the viewer works in
+(:mod:`cellucid_nb.viewer_protocol`), never by URL, so the viewer works in
 JupyterLab, Notebook 7, VS Code and behind JupyterHub without ports or proxies.
 """
 
@@ -16,7 +16,7 @@ import anywidget
 import numpy as np
 import traitlets
 
-from cellucid_nb.widgets.viewer_backend import ViewerBackend
+from cellucid_nb.viewer_protocol import ViewerBackend
 
 __all__ = ["Viewer", "show"]
 

@@ -1,8 +1,8 @@
 """The export wizard: one anywidget that takes a beginner from AnnData to a viewable export.
 
 The widget is only a face on the export flow (docs/DEVELOPING.md): it edits an
-:class:`~cellucid_nb.plan.ExportPlan`, shows :func:`~cellucid_nb.estimate.estimate`
-live, runs :func:`~cellucid_nb.exporter.from_anndata.export` in a background thread
+:class:`~cellucid_nb.adata.plan.ExportPlan`, shows :func:`~cellucid_nb.adata.estimation.estimate`
+live, runs :func:`~cellucid_nb.adata.exporting.export` in a background thread
 and, on success, serves the result to the viewer embedded below it.
 
 Wire protocol (front-end: ``js/wizard/widget.js``)
@@ -84,7 +84,7 @@ def _read_only(name: str) -> Callable[[Any, Any], Any]:
 
 
 def _plan_class() -> Any:
-    from cellucid_nb.plan import ExportPlan
+    from cellucid_nb.adata.plan import ExportPlan
 
     return ExportPlan
 
@@ -141,7 +141,7 @@ class ExportWizard(anywidget.AnyWidget):
     gene_report = traitlets.Dict().tag(sync=True)
 
     def __init__(self, adata: Any, out_dir: str | Path | None = None, plan: Any = None, **plan_changes: Any) -> None:
-        from cellucid_nb.inspect import inspect
+        from cellucid_nb.adata.inspection import inspect
 
         ExportPlan = _plan_class()
         self._adata = adata
@@ -241,7 +241,7 @@ class ExportWizard(anywidget.AnyWidget):
     # ------------------------------------------------------------------ estimate
 
     def _request_estimate(self) -> None:
-        from cellucid_nb.estimate import estimate as estimate_fn
+        from cellucid_nb.adata.estimation import estimate as estimate_fn
 
         plan = self.plan
         if plan is None:
@@ -286,7 +286,7 @@ class ExportWizard(anywidget.AnyWidget):
 
     def gene_ids(self) -> list[str]:
         """All gene ids of the plan's expression source and id column (cached)."""
-        from cellucid_nb.genes_select import gene_ids
+        from cellucid_nb.adata.gene_choice import gene_ids
 
         source, column = self._gene_source()
         cache_key = f"{source}|{column}"
@@ -301,23 +301,23 @@ class ExportWizard(anywidget.AnyWidget):
         unknown (first 100), n_unknown}``. Runs in the calling thread (the
         browser's requests run it in a worker thread).
         """
-        from cellucid_nb import genes_select
+        from cellucid_nb.adata import gene_choice
 
         source, column = self._gene_source()
         unknown: tuple[str, ...] = ()
         genes: tuple[str, ...] | None
         if mode == "list":
             wanted = [str(g).strip() for g in (ids or []) if str(g).strip()]
-            genes, unknown = genes_select.genes_by_list(self._adata, wanted, source=source, id_column=column)
+            genes, unknown = gene_choice.genes_by_list(self._adata, wanted, source=source, id_column=column)
             if not genes:
                 raise ValueError(
                     f"none of the {len(wanted)} gene id(s) given is in the {source!r} var ({column}): "
                     f"{list(unknown[:10])}; the gene choice is unchanged"
                 )
         elif mode == "hvg":
-            genes = genes_select.highly_variable(self._adata, source=source, id_column=column)
+            genes = gene_choice.highly_variable(self._adata, source=source, id_column=column)
         elif mode == "top":
-            genes = genes_select.top_genes(self._adata, int(n), by=by, source=source, id_column=column)
+            genes = gene_choice.top_genes(self._adata, int(n), by=by, source=source, id_column=column)
         elif mode == "all":
             genes = None
         elif mode == "none":
@@ -349,7 +349,7 @@ class ExportWizard(anywidget.AnyWidget):
         """Start the export in a background thread (same as the Export button); returns at once."""
         if self.running:
             raise RuntimeError("an export is already running; cancel() it or wait() for it")
-        from cellucid_nb.exporter.from_anndata import export as export_fn
+        from cellucid_nb.adata.exporting import export as export_fn
 
         plan, adata = self.plan, self._adata
         out_dir = self.out_dir or _default_out_dir(plan)
@@ -430,7 +430,7 @@ class ExportWizard(anywidget.AnyWidget):
     # ------------------------------------------------------------------ viewer
 
     def _open_viewer_backend(self, path: Any) -> None:
-        from cellucid_nb.widgets.viewer_backend import ViewerBackend
+        from cellucid_nb.viewer_protocol import ViewerBackend
 
         self._viewer_backend = ViewerBackend(str(path), send=self._send_to_frontend)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cellucid_nb.serve import serve
+from cellucid_nb.server import serve
 
 from .conftest import ARTIFACTS, KNOWN_COLORS, REPO, canvas_pixels, color_mask, make_known_export, non_background
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from cellucid_nb.format.codecs import check_bits, check_compression
 from cellucid_nb.format.naming import safe_name
-from cellucid_nb.inspect import DatasetSummary, expression_matrix, expression_var, inspect
+from cellucid_nb.adata.inspection import DatasetSummary, expression_matrix, expression_var, inspect
 
 __all__ = ["ExportPlan", "PlanError", "PLAN_VERSION"]
 
@@ -252,7 +252,7 @@ class ExportPlan:
         source = "X" if "X" in names else (names[0] if names else None)
         genes = None
         if source is not None and summary.var_flags.get("highly_variable", 0) > 0:
-            from cellucid_nb.genes_select import highly_variable
+            from cellucid_nb.adata.gene_choice import highly_variable
 
             genes = highly_variable(adata, source=source)
             if not genes:
@@ -379,7 +379,7 @@ class ExportPlan:
                     f"{self.expression_source!r} var: expected 'index' or one of {list(var.columns)}"
                 )
             if self.genes is not None:
-                from cellucid_nb.genes_select import genes_by_list
+                from cellucid_nb.adata.gene_choice import genes_by_list
 
                 _, unknown = genes_by_list(adata, self.genes, self.expression_source, self.var_gene_id_column)
                 if unknown:

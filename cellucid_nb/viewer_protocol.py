@@ -28,7 +28,7 @@ Python -> JS
 
 Payloads are the STORED values (inflated but still quantized: uint8/uint16 codes
 or values plus min/max, float32 points); the browser dequantizes. The HTTP server
-(:mod:`cellucid_nb.serve`) answers the same requests with :func:`frame_response`.
+(:mod:`cellucid_nb.server`) answers the same requests with :func:`frame_response`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Helpers of :mod:`cellucid_nb.estimate`: the recording runner, the sample, JSON lengths.
+"""Helpers of :mod:`cellucid_nb.adata.estimation`: the recording runner, the sample, JSON lengths.
 
 Nothing here writes files. The recording runner stands in for the exporter's
 ``ExportRunner`` so the exporter's own writers can run on a sample of the data.

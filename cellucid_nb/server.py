@@ -8,7 +8,7 @@ the next free port when the asked one is taken, and answers:
 - ``/_cellucid/health``, ``/_cellucid/info``, ``/_cellucid/datasets`` (JSON, CORS) so
   other Cellucid clients can connect;
 - ``/_cellucid/api/<dataset id>/<kind>?...`` the viewer requests of
-  :mod:`cellucid_nb.widgets.viewer_backend`, framed (``CLNB`` + header + blob);
+  :mod:`cellucid_nb.viewer_protocol`, framed (``CLNB`` + header + blob);
 - any other path: the export's files exactly as stored (``.gz`` files as raw bytes,
   never ``Content-Encoding: gzip``); paths outside the export are refused.
 """
@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from cellucid_nb.format import spec
-from cellucid_nb.widgets.viewer_backend import build_response, frame_response
+from cellucid_nb.viewer_protocol import build_response, frame_response
 
 __all__ = ["serve", "CellucidServer", "find_free_port"]
 
@@ -40,7 +40,7 @@ _MAX_PORT_TRIES = 100
 
 
 def _version() -> str:
-    from cellucid_nb import __version__
+    from cellucid_nb._version import __version__
 
     return __version__
 

@@ -36,13 +36,13 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from cellucid_nb import estimate_sampling as sampling
-from cellucid_nb.estimate_sampling import GZIP_OVERHEAD, RecordingRunner, json_len
+from cellucid_nb.adata import estimation_sampling as sampling
+from cellucid_nb.adata.estimation_sampling import GZIP_OVERHEAD, RecordingRunner, json_len
 from cellucid_nb.format import codecs
 from cellucid_nb.format.naming import safe_name
-from cellucid_nb.genes_select import gene_ids
-from cellucid_nb.inspect import expression_matrix, expression_var, inspect
-from cellucid_nb.plan import ExportPlan
+from cellucid_nb.adata.gene_choice import gene_ids
+from cellucid_nb.adata.inspection import expression_matrix, expression_var, inspect
+from cellucid_nb.adata.plan import ExportPlan
 
 __all__ = ["SizeEstimate", "estimate", "format_bytes", "FULL_GENES", "FULL_GENE_VALUES", "SAMPLED_GENES"]
 
@@ -230,7 +230,7 @@ def _subset_rows(kw: dict[str, Any], rows: np.ndarray, n: int) -> None:
 
 def _sample_inputs(adata: Any, plan: ExportPlan, sample: _Sample, target: Path, created_at: str | None):
     """Validated exporter inputs for the sample, the exporter's warnings, and the full graph matrix."""
-    from cellucid_nb.exporter.from_anndata import prepare_kwargs
+    from cellucid_nb.adata.exporting import prepare_kwargs
     from cellucid_nb.exporter.inputs import validate_inputs
 
     kw = _prepare_defaults()
@@ -441,7 +441,7 @@ def estimate(adata: Any, plan: ExportPlan | None = None, *, out_dir: str | Path 
     created_at
         As in :func:`export` (the timestamp has a fixed length, so sizes do not depend on it).
     summary
-        A :func:`~cellucid_nb.inspect.inspect` result for ``adata`` (computed when
+        A :func:`~cellucid_nb.adata.inspection.inspect` result for ``adata`` (computed when
         omitted; pass it to save time on repeated estimates).
 
     Returns
@@ -484,7 +484,7 @@ def _expected_seconds(run: _DryRun, sample: _Sample, n_files: int, total_bytes: 
     work scaled by ``n / m`` and gene work by ``n / m x genes / sampled genes``,
     divided by the exporter's worker threads (one per core, at most 4). Storing:
     ``total_bytes`` at the hash+write throughput and ``n_files`` at the per-file
-    cost that :func:`~cellucid_nb.estimate_sampling.machine_rates` measured once
+    cost that :func:`~cellucid_nb.adata.estimation_sampling.machine_rates` measured once
     per process. Plus a fixed ~0.2 s for validation, staging and the final move.
     """
     cells = sample.n / max(sample.m, 1)

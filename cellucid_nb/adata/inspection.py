@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from cellucid_nb.exporter.inputs import obs_column_kind
+from cellucid_nb.format.rules import obs_column_kind
 
 __all__ = [
     "DatasetSummary",

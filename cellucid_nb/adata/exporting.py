@@ -20,9 +20,9 @@ from scipy import sparse
 
 from cellucid_nb.exporter.progress import ExportCancelled, ExportResult, ProgressEvent
 from cellucid_nb.format.spec import SIDECAR_FILE
-from cellucid_nb.genes_select import gene_ids
-from cellucid_nb.inspect import expression_matrix, expression_var
-from cellucid_nb.plan import ExportPlan
+from cellucid_nb.adata.gene_choice import gene_ids
+from cellucid_nb.adata.inspection import expression_matrix, expression_var
+from cellucid_nb.adata.plan import ExportPlan
 
 __all__ = ["export", "prepare_kwargs", "load_genes", "category_colors_for"]
 

@@ -1,4 +1,4 @@
-"""Gene selection helpers for an :class:`~cellucid_nb.plan.ExportPlan`.
+"""Gene selection helpers for an :class:`~cellucid_nb.adata.plan.ExportPlan`.
 
 Every helper returns gene identifiers as strings (from ``var.index`` or a ``var``
 column), ready for ``ExportPlan.genes``. Statistics are vectorised over row
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from cellucid_nb.inspect import expression_matrix, expression_var, read_rows
+from cellucid_nb.adata.inspection import expression_matrix, expression_var, read_rows
 
 __all__ = ["gene_ids", "genes_by_list", "highly_variable", "top_genes", "all_genes", "column_stats"]
 
