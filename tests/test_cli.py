@@ -15,10 +15,10 @@ from cellucid_nb.format.reader import read_export
 
 @pytest.fixture(scope="module")
 def pbmc_h5ad(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import scanpy as sc
+    from pbmc_data import pbmc68k_reduced
 
     path = tmp_path_factory.mktemp("cli") / "pbmc.h5ad"
-    sc.datasets.pbmc68k_reduced().write_h5ad(path)
+    pbmc68k_reduced().write_h5ad(path)
     return path
 
 

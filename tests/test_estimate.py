@@ -9,7 +9,7 @@ import anndata
 import numpy as np
 import pandas as pd
 import pytest
-import scanpy as sc
+from pbmc_data import pbmc68k_reduced
 from scipy import sparse
 
 import cellucid_nb.adata.estimation as estimate_module
@@ -23,7 +23,7 @@ CREATED = "2024-01-01T00:00:00Z"
 
 @pytest.fixture(scope="module")
 def pbmc() -> anndata.AnnData:
-    return sc.datasets.pbmc68k_reduced()
+    return pbmc68k_reduced()
 
 
 def _real_sizes(folder: Path) -> dict[str, int]:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import anndata
 import pytest
-import scanpy as sc
+from pbmc_data import pbmc68k_reduced
 
 from cellucid_nb.adata.exporting import export
-from cellucid_nb.exporter.progress import ExportCancelled
 from cellucid_nb.adata.plan import ExportPlan
+from cellucid_nb.exporter.progress import ExportCancelled
 
 CREATED = "2024-01-01T00:00:00Z"
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 @pytest.fixture(scope="module")
 def pbmc() -> anndata.AnnData:
-    return sc.datasets.pbmc68k_reduced()
+    return pbmc68k_reduced()
 
 
 def _tree(folder: Path) -> dict[str, str]:

@@ -8,7 +8,7 @@ import anndata
 import numpy as np
 import pandas as pd
 import pytest
-import scanpy as sc
+from pbmc_data import pbmc68k_reduced
 from scipy import sparse
 
 from cellucid_nb.adata.inspection import inspect
@@ -16,7 +16,7 @@ from cellucid_nb.adata.inspection import inspect
 
 @pytest.fixture(scope="module")
 def pbmc() -> anndata.AnnData:
-    adata = sc.datasets.pbmc68k_reduced()
+    adata = pbmc68k_reduced()
     adata.layers["counts"] = adata.raw.X.copy()
     return adata
 

@@ -9,7 +9,7 @@ import anndata
 import numpy as np
 import pandas as pd
 import pytest
-import scanpy as sc
+from pbmc_data import pbmc68k_reduced
 from scipy import sparse
 
 from cellucid_nb.adata.gene_choice import all_genes, column_stats, genes_by_list, highly_variable, top_genes
@@ -18,7 +18,7 @@ from cellucid_nb.adata.plan import ExportPlan, PlanError
 
 @pytest.fixture(scope="module")
 def pbmc() -> anndata.AnnData:
-    return sc.datasets.pbmc68k_reduced()
+    return pbmc68k_reduced()
 
 
 def test_defaults_follow_the_issue(pbmc):

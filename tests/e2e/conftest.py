@@ -20,6 +20,8 @@ under test-artifacts/.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -125,7 +127,10 @@ class JupyterLab:
     root: Path
     process: subprocess.Popen
     log_path: Path
+    #: the server's root; ``root`` is a per-test folder inside it when the server is shared
+    server_root: Path | None = None
     _stopped: bool = field(default=False, repr=False)
+    _shared: bool = field(default=False, repr=False)
 
     @property
     def base(self) -> str:
@@ -144,9 +149,17 @@ class JupyterLab:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def shutdown_kernels(self) -> None:
+        """Shut down every running kernel (a shared server keeps no kernel between tests)."""
+        for kernel in self.api("kernels"):
+            req = urllib.request.Request(self.url(f"api/kernels/{kernel['id']}"), method="DELETE")
+            req.add_header("Authorization", f"token {self.token}")
+            with contextlib.suppress(Exception):
+                urllib.request.urlopen(req, timeout=10).close()
+
     def stop(self) -> None:
-        """Stop the server and its kernels."""
-        if self._stopped:
+        """Stop the server and its kernels (a per-test view of a shared server does nothing)."""
+        if self._stopped or self._shared:
             return
         self._stopped = True
         self.process.terminate()
@@ -188,7 +201,7 @@ def start_jupyter_lab(tmp_path: Path) -> JupyterLab:
         cmd.append("--allow-root")  # containers and CI often run as root
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    lab = JupyterLab(port=port, token=token, root=root, process=proc, log_path=log_path)
+    lab = JupyterLab(port=port, token=token, root=root, process=proc, log_path=log_path, server_root=root)
     deadline = time.monotonic() + 60
     while True:
         if proc.poll() is not None:
@@ -203,14 +216,30 @@ def start_jupyter_lab(tmp_path: Path) -> JupyterLab:
             time.sleep(0.3)
 
 
-@pytest.fixture
-def jupyter_lab(tmp_path):
-    """Start JupyterLab on a free port in a temporary root; stop it afterwards."""
-    lab = start_jupyter_lab(tmp_path)
+@pytest.fixture(scope="session")
+def _lab_server(tmp_path_factory):
+    """One JupyterLab for every browser test: starting Lab costs ~10 s of a 2-core machine."""
+    lab = start_jupyter_lab(tmp_path_factory.mktemp("jupyter"))
     try:
         yield lab
     finally:
         lab.stop()
+
+
+@pytest.fixture
+def jupyter_lab(_lab_server, request):
+    """The shared JupyterLab, seen from a fresh folder of its own (``root``) for this test.
+
+    Kernels are shut down after the test, so tests share only the server process.
+    """
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in request.node.name)[:80]
+    root = _lab_server.server_root / name
+    root.mkdir(parents=True, exist_ok=True)
+    view = dataclasses.replace(_lab_server, root=root, _shared=True)
+    try:
+        yield view
+    finally:
+        _lab_server.shutdown_kernels()
 
 
 def write_notebook(path: Path, cells: list[str]) -> Path:
@@ -272,7 +301,9 @@ def run_notebook_in_lab(page, lab: JupyterLab, notebook_path: str | Path, timeou
     """
     rel = Path(notebook_path)
     if rel.is_absolute():
-        rel = rel.relative_to(lab.root)
+        rel = rel.relative_to(lab.server_root or lab.root)
+    elif lab.server_root is not None and lab.root != lab.server_root:
+        rel = (lab.root / rel).relative_to(lab.server_root)
     page.goto(lab.url(f"lab/tree/{rel.as_posix()}"), wait_until="domcontentloaded")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
