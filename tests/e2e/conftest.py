@@ -304,7 +304,9 @@ def run_notebook_in_lab(page, lab: JupyterLab, notebook_path: str | Path, timeou
         rel = rel.relative_to(lab.server_root or lab.root)
     elif lab.server_root is not None and lab.root != lab.server_root:
         rel = (lab.root / rel).relative_to(lab.server_root)
-    page.goto(lab.url(f"lab/tree/{rel.as_posix()}"), wait_until="domcontentloaded")
+    # a workspace of its own: the shared server would otherwise reopen earlier tests' notebooks
+    workspace = f"t{secrets.token_hex(4)}"
+    page.goto(lab.url(f"lab/workspaces/{workspace}/tree/{rel.as_posix()}"), wait_until="domcontentloaded")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
     page.click(".jp-Notebook .jp-Cell .jp-InputArea-editor")
