@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -24,7 +25,7 @@ from scipy import sparse
 from ..format import codecs
 from ..format.naming import check_no_collisions, safe_name
 from ..format.rules import obs_column_kind
-from ..format.spec import CATEGORY_LIMITS
+from ..format.spec import CATEGORY_LIMITS, DATASETS_FILE, IDENTITY_FILE, SIDECAR_FILE, points_file
 
 __all__ = [
     "ExportSettings",
@@ -40,6 +41,12 @@ __all__ = [
 
 CREATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _EXPLICIT_VECTOR_KEY = re.compile(r"^(.*)_([123])d$")
+#: Largest finite float32: payloads are float32, larger finite values would become +-inf.
+F32_MAX = float(np.finfo(np.float32).max)
+#: Longest suffix a payload file name gets after ``safe(key)`` (``.outliers.f32.gz``).
+_LONGEST_SUFFIX = len(".outliers.f32.gz")
+#: Characters the staging folder adds to out_dir's name (``.<name>.staging-<pid>-<random>``).
+_STAGING_EXTRA = len("..staging-4194304-abcdefgh")
 
 
 @dataclass(frozen=True)
@@ -206,8 +213,45 @@ def _check_settings(kw: Mapping[str, Any]) -> ExportSettings:
 
 
 # -- embeddings -----------------------------------------------------------------------------------
+def _unmask(value: Any, name: str) -> Any:
+    """The data of a masked array without masked values; refuse one with masked values."""
+    if not isinstance(value, np.ma.MaskedArray):
+        return value
+    n_masked = int(np.ma.count_masked(value))
+    if n_masked:
+        raise ValueError(
+            f"{name} is a masked array with {n_masked} masked value(s); expected plain values: the mask would be "
+            "dropped and the hidden fill values exported. Fill them (e.g. .filled(np.nan) for missing values "
+            "where they are allowed) or drop those cells."
+        )
+    return np.ma.getdata(value)
+
+
+def overflow_count(arr: np.ndarray) -> tuple[int, float]:
+    """Finite values of ``arr`` beyond float32's range: ``(count, largest |value|)``; ``(0, 0.0)`` if none."""
+    if arr.dtype.kind != "f" or arr.dtype.itemsize <= 4 or arr.size == 0:
+        return 0, 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        if -F32_MAX <= arr.min() and arr.max() <= F32_MAX:  # False with NaN: then look closer
+            return 0, 0.0
+        magnitude = np.abs(arr)
+        big = np.isfinite(magnitude) & (magnitude > F32_MAX)
+    n = int(big.sum())
+    return n, (float(magnitude[big].max()) if n else 0.0)
+
+
+def _refuse_overflow(arr: np.ndarray, name: str, what: str = "values") -> None:
+    n, largest = overflow_count(arr)
+    if n:
+        raise ValueError(
+            f"{name} has {n} finite {what} beyond float32's range (largest |value| {largest:.6g}); expected "
+            f"|value| <= {F32_MAX:.6g}: they would overflow to infinity when stored as float32. Rescale them."
+        )
+
+
 def _dense_small(value: Any, name: str) -> np.ndarray:
     """Densify a small per-cell array (embedding, latent space, vector field)."""
+    value = _unmask(value, name)
     if sparse.issparse(value):
         value = value.toarray()
     try:
@@ -222,24 +266,29 @@ def _dense_small(value: Any, name: str) -> np.ndarray:
 def normalise_embedding(arr: np.ndarray) -> tuple[np.ndarray, float]:
     """Center the bounding box on 0 and scale the largest axis range to 2 (aspect kept).
 
+    Computed in float64 with halves (``max/2 - min/2``), so coordinates of any
+    finite magnitude (even a span of +-3e38, beyond float32) are normalised
+    without overflow.
+
     Parameters
     ----------
     arr
-        float32 ``(n, d)``.
+        Finite ``(n, d)`` coordinates (any float or integer dtype).
 
     Returns
     -------
     coords, scale
         The normalised float32 coordinates and the scale factor applied.
     """
+    arr = np.asarray(arr, dtype=np.float64)
     if arr.shape[0] == 0:
         return arr.astype(np.float32), 1.0
     mins, maxs = arr.min(axis=0), arr.max(axis=0)
-    max_range = float((maxs - mins).max())
-    if max_range < 1e-8:
-        max_range = 1.0  # degenerate data: keep it at the origin
-    center = (mins + maxs) / 2
-    scale = 2.0 / max_range
+    half_range = float((maxs / 2 - mins / 2).max())
+    if half_range < 0.5e-8:
+        half_range = 0.5  # degenerate data: keep it at the origin
+    center = mins / 2 + maxs / 2
+    scale = 1.0 / half_range
     return ((arr - center) * scale).astype(np.float32), scale
 
 
@@ -270,11 +319,12 @@ def _check_embeddings(kw: Mapping[str, Any]) -> tuple[dict[int, Embedding], int]
                 f"All embeddings must have the same number of cells: {first} has {n_cells} rows, "
                 f"but {name} has shape {arr.shape}."
             )
-        arr = arr.astype(np.float32, copy=False)
-        if not np.isfinite(arr).all():
+        if arr.shape[0] == 0:
+            raise ValueError(f"{name} has shape {arr.shape}: zero cells; expected at least one cell, i.e. (n_cells >= 1, {dim}).")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             bad = int((~np.isfinite(arr)).any(axis=1).sum())
             raise ValueError(f"{name} contains NaN or Inf in {bad} row(s); expected finite coordinates for every cell.")
-        coords, scale = normalise_embedding(arr)
+        coords, scale = normalise_embedding(arr)  # float64: finite values beyond float32's range are fine
         out[dim] = Embedding(dim, coords, scale)
     assert n_cells is not None
     return out, int(n_cells)
@@ -292,14 +342,33 @@ def _check_latent(value: Any, n_cells: int, messages: list[str]) -> np.ndarray:
         arr = arr.reshape(-1, 1)
     if arr.ndim != 2 or arr.shape[0] != n_cells:
         raise ValueError(f"latent_space has shape {arr.shape}, but embeddings have {n_cells} cells: expected ({n_cells}, n_dims).")
+    _refuse_overflow(arr, "latent_space")
     arr = arr.astype(np.float32, copy=False)
     if not np.isfinite(arr).all():
         _warn(messages, "latent_space contains NaN or Inf; outlier quantiles of the affected categories will be NaN.")
     return arr
 
 
+def _unhashable(series: pd.Series) -> tuple[Any, Any] | None:
+    """First ``(index label, value)`` of a column that cannot be a category (list, dict, array...)."""
+    for label, value in series.items():  # error path only: the column already failed to convert
+        try:
+            hash(value)
+        except TypeError:
+            return label, value
+    return None
+
+
 def _categorical_field(key: str, series: pd.Series, dtype_setting: str) -> ObsField:
-    cat = series if isinstance(series.dtype, pd.CategoricalDtype) else series.astype("category")
+    try:
+        cat = series if isinstance(series.dtype, pd.CategoricalDtype) else series.astype("category")
+    except TypeError as err:
+        bad = _unhashable(series)
+        found = f"{type(bad[1]).__name__} values (e.g. {bad[1]!r:.60} at row {bad[0]!r})" if bad else f"values pandas cannot group ({err})"
+        raise ValueError(
+            f"obs[{key!r}] holds {found}; expected one scalar (string, number or bool) per cell. Convert the column "
+            f"(e.g. obs[{key!r}].astype(str)) or leave it out with obs_keys."
+        ) from None
     categories = [str(c) for c in cat.cat.categories]
     if len(set(categories)) != len(categories):
         dupes = pd.Index(categories)[pd.Index(categories).duplicated()].unique().tolist()
@@ -363,6 +432,8 @@ def _check_obs(obs: Any, obs_keys: Any, n_cells: int, settings: ExportSettings) 
         if isinstance(series, pd.DataFrame):
             raise ValueError(f"obs has several columns named {key!r}; expected unique column names.")
         if obs_column_kind(series) == "continuous":
+            if series.dtype.kind == "f" and series.dtype.itemsize > 4:
+                _refuse_overflow(series.to_numpy(), f"obs[{key!r}]")
             fields.append(ObsField(key=key, kind="continuous", series=series))
         else:
             fields.append(_categorical_field(key, series, settings.obs_categorical_dtype))
@@ -370,11 +441,58 @@ def _check_obs(obs: Any, obs_keys: Any, n_cells: int, settings: ExportSettings) 
 
 
 # -- genes --------------------------------------------------------------------------------------------------
+def check_sparse_structure(matrix: Any, name: str) -> None:
+    """Refuse a sparse matrix whose index arrays point outside its shape (vectorised, nothing copied).
+
+    Parameters
+    ----------
+    matrix
+        A scipy sparse matrix or array.
+    name
+        Argument name for the message.
+    """
+    shape = tuple(int(n) for n in matrix.shape)
+    fmt = matrix.format
+    if fmt in ("csr", "csc"):
+        major, minor = (shape[0], shape[1]) if fmt == "csr" else (shape[1], shape[0])
+        indptr, indices = np.asarray(matrix.indptr), np.asarray(matrix.indices)
+        what = "row" if fmt == "csr" else "column"
+        if indptr.shape != (major + 1,) or indptr[0] != 0 or int(indptr[-1]) > min(indices.size, np.asarray(matrix.data).size):
+            raise ValueError(
+                f"{name} ({fmt.upper()}, shape {shape}) has a malformed indptr (length {indptr.size}, first "
+                f"{indptr[:1].tolist()}, last {indptr[-1:].tolist()}); expected {major + 1} non-decreasing offsets "
+                f"from 0 to nnz={indices.size}."
+            )
+        if major and (np.diff(indptr) < 0).any():
+            raise ValueError(f"{name} ({fmt.upper()}, shape {shape}) has a decreasing indptr; expected non-decreasing {what} offsets.")
+        used = indices[: int(indptr[-1])]
+        if used.size and (int(used.min()) < 0 or int(used.max()) >= minor):
+            other = "column" if fmt == "csr" else "row"
+            bad = int(used.max()) if int(used.max()) >= minor else int(used.min())
+            raise ValueError(
+                f"{name} ({fmt.upper()}, shape {shape}) has {other} index {bad} out of range; expected "
+                f"{other} indices in [0, {minor})."
+            )
+    elif fmt == "coo":
+        for axis, idx in (("row", matrix.row), ("column", matrix.col)):
+            limit = shape[0] if axis == "row" else shape[1]
+            idx = np.asarray(idx)
+            if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= limit):
+                raise ValueError(
+                    f"{name} (COO, shape {shape}) has {axis} index {int(idx.max()) if int(idx.max()) >= limit else int(idx.min())} "
+                    f"out of range; expected {axis} indices in [0, {limit})."
+                )
+
+
 def _expression_matrix(value: Any) -> Any:
     """Return a matrix with ``shape`` and 2-D slicing, never densifying a sparse one."""
+    value = _unmask(value, "gene_expression")
     if sparse.issparse(value):
         if value.dtype.kind not in "biuf":
             raise TypeError(f"gene_expression has dtype {value.dtype}, expected a numeric matrix.")
+        check_sparse_structure(value, "gene_expression")
+        if value.format in ("csr", "csc", "coo"):  # the compiled sweeps read .data directly: check it here
+            _refuse_overflow(np.asarray(value.data), "gene_expression", "values")
         return value
     if isinstance(value, np.ndarray) or not (hasattr(value, "shape") and hasattr(value, "__getitem__")):
         value = np.asarray(value)
@@ -457,7 +575,9 @@ def _check_genes(
 def _check_connectivity(value: Any, n_cells: int) -> sparse.csr_matrix | None:
     if value is None:
         return None
+    value = _unmask(value, "connectivities")
     if sparse.issparse(value):
+        check_sparse_structure(value, "connectivities")
         mat = value
     else:
         try:
@@ -500,6 +620,27 @@ def _vector_array(value: Any, name: str, n_cells: int) -> np.ndarray:
     if arr.shape[0] != n_cells:
         raise ValueError(f"vector_fields[{name!r}] has shape {arr.shape}, but embeddings have {n_cells} cells.")
     return arr
+
+
+def _scaled_vectors(dense: np.ndarray, scale: float, name: str) -> np.ndarray:
+    """Vectors scaled like their embedding (in float64), as float32; refuse NaN, Inf and overflow.
+
+    Decision (issue 11): NaN / Inf vectors are refused, not replaced. A cell
+    without a velocity has no arrow to draw; storing 0 would show "no motion"
+    where the data says "unknown", and NaN would reach the viewer's GPU
+    buffers. The message says how to get zero arrows if that is what is meant.
+    """
+    key = f"vector_fields[{name!r}]"
+    if dense.dtype.kind == "f" and not np.isfinite(dense).all():
+        bad = int((~np.isfinite(dense)).any(axis=1).sum())
+        raise ValueError(
+            f"{key} contains NaN or Inf in {bad} row(s); expected finite displacements for every cell "
+            f"(use np.nan_to_num({key}) if cells without a vector should get no arrow)."
+        )
+    # A new array: the caller's vectors are never scaled in place.
+    scaled = np.multiply(dense, scale, dtype=np.float64)
+    _refuse_overflow(scaled, key, "displacements (after scaling like the embedding)")
+    return scaled.astype(np.float32)
 
 
 def _check_vectors(
@@ -548,9 +689,7 @@ def _check_vectors(
             if dim not in embeddings:
                 _warn(messages, f"vector field {field_id!r} {dim}D skipped: no X_umap_{dim}d embedding was given.")
                 continue
-            # A new array: the caller's vectors are never scaled in place.
-            scaled = np.multiply(dense, embeddings[dim].scale, dtype=np.float32)
-            files.append(VectorFile(field_id, dim, scaled))
+            files.append(VectorFile(field_id, dim, _scaled_vectors(dense, embeddings[dim].scale, name)))
             dims.append(dim)
         if dims:
             field_basis = "umap" if field_id.endswith("_umap") else basis
@@ -600,6 +739,101 @@ def _check_colors(value: Any, obs_fields: list[ObsField]) -> dict[str, list[str]
     return out
 
 
+def check_out_dir(out_dir: Any) -> Path:
+    """Return ``out_dir`` as an absolute path; refuse an empty path, a link, a file or the current folder.
+
+    Symbolic links are refused rather than followed: a replace renames
+    ``out_dir``, which would turn the link into a folder and leave the export it
+    pointed to behind it (decision, issue 11).
+
+    Parameters
+    ----------
+    out_dir
+        ``None`` means ``Path.cwd() / "exports"``.
+    """
+    if out_dir is None:
+        return Path.cwd() / "exports"
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError(f"out_dir is a {_type_name(out_dir)}, expected a path (str or pathlib.Path) or None.")
+    text = os.fspath(out_dir)
+    if isinstance(text, bytes) or not text.strip():
+        raise ValueError(
+            f"out_dir={out_dir!r} is empty: expected a folder path such as 'exports' (an empty path would "
+            "export into the current folder, among your own files)."
+        )
+    path = Path(os.path.abspath(text))
+    cwd = Path(os.path.abspath(os.getcwd()))
+    if not path.name or path == cwd or path in cwd.parents:
+        raise ValueError(
+            f"out_dir={out_dir!r} is the current folder or one of its parents ({str(path)!r}); expected a "
+            "dedicated export folder such as 'exports' (a replace renames out_dir)."
+        )
+    if os.path.islink(path):
+        raise ValueError(
+            f"out_dir={out_dir!r} is a symbolic link (to {os.readlink(path)!r}); expected a real folder or a new "
+            f"path: pass the link's target, e.g. out_dir={str(path.resolve())!r}."
+        )
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(f"out_dir={str(out_dir)!r} exists and is not a folder; expected a folder or a new path.")
+    return path
+
+
+def name_max(path: Path) -> int:
+    """Longest file name (bytes) the file system of ``path`` (or its nearest existing parent) allows."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return int(os.pathconf(probe, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def _check_name_lengths(out: Path, settings: ExportSettings, obs_fields: list, genes: Any, vectors: list) -> None:
+    limit = name_max(out)
+
+    def check(kind: str, key: str, file_name: str) -> None:
+        size = len(file_name.encode("utf-8"))
+        if size > limit:
+            raise ValueError(
+                f"{kind} {key!r:.80} gives the file name {file_name[:60]!r}... of {size} bytes; expected at most "
+                f"{limit} bytes (the file system's name limit): shorten it."
+            )
+
+    check("out_dir name", out.name, out.name + "x" * (_STAGING_EXTRA - 1))
+    for setting in ("obs_manifest_filename", "var_manifest_filename", "connectivity_manifest_filename",
+                    "obs_binary_dirname", "var_binary_dirname", "connectivity_binary_dirname"):
+        check(setting, getattr(settings, setting), getattr(settings, setting))
+    for f in obs_fields:
+        check("obs key", f.key, safe_name(f.key) + ".x" * (_LONGEST_SUFFIX // 2))
+    if genes is not None:
+        longest = max(genes.ids, key=lambda g: len(safe_name(g).encode("utf-8")), default=None)
+        if longest is not None:
+            check("gene id", longest, safe_name(longest) + ".x" * (_LONGEST_SUFFIX // 2))
+    for vec in vectors:
+        check("vector field id", vec.field_id, f"{vec.field_id}_{vec.dim}d.bin.gz")
+
+
+def _check_layout_names(settings: ExportSettings) -> None:
+    """Refuse manifest / folder names that collide with each other or with the export's own files."""
+    reserved = {IDENTITY_FILE: "the identity file", SIDECAR_FILE: "the sidecar", DATASETS_FILE: "the datasets list",
+                "vectors": "the vector fields folder"}
+    for dim in (1, 2, 3):
+        for compression in (None, 1):
+            reserved[points_file(dim, compression)] = f"the {dim}D embedding file"
+    seen: dict[str, str] = {k.casefold(): v for k, v in reserved.items()}
+    for setting in ("obs_manifest_filename", "obs_binary_dirname", "var_manifest_filename", "var_binary_dirname",
+                    "connectivity_manifest_filename", "connectivity_binary_dirname"):
+        value = getattr(settings, setting)
+        folded = value.casefold()
+        if folded in seen:
+            raise ValueError(
+                f"{setting}={value!r} collides with {seen[folded]} (names are compared ignoring case); expected "
+                "a name that no other file or folder of the export uses."
+            )
+        seen[folded] = f"{setting}={value!r}"
+
+
 def validate_inputs(out_dir: Any, kw: Mapping[str, Any]) -> ExportInputs:
     """Check and normalise every ``prepare()`` argument; nothing is written.
 
@@ -615,11 +849,12 @@ def validate_inputs(out_dir: Any, kw: Mapping[str, Any]) -> ExportInputs:
     ExportInputs
     """
     messages: list[str] = []
-    out = Path.cwd() / "exports" if out_dir is None else Path(out_dir)
+    out = check_out_dir(out_dir)
     force = kw["force"]
     if not isinstance(force, (bool, np.bool_)) and not (isinstance(force, (int, np.integer)) and force in (0, 1)):
         raise TypeError(f"force={force!r} is a {_type_name(force)}, expected True or False.")
     settings = _check_settings(kw)
+    _check_layout_names(settings)
     basis = kw["vector_basis"]
     if not isinstance(basis, str) or not basis:
         raise ValueError(f"vector_basis={basis!r} is not supported: expected a non-empty string such as 'umap'.")
@@ -631,9 +866,10 @@ def validate_inputs(out_dir: Any, kw: Mapping[str, Any]) -> ExportInputs:
     )
     connectivity = _check_connectivity(kw["connectivities"], n_cells)
     vector_files, vector_infos = _check_vectors(kw["vector_fields"], embeddings, n_cells, basis, messages)
+    _check_name_lengths(out, settings, obs_fields, genes, vector_files)
     name = _opt_str(kw["dataset_name"], "dataset_name")
     dataset_id = _opt_str(kw["dataset_id"], "dataset_id")
-    folder_name = out.name or out.resolve().name
+    folder_name = out.name
     if dataset_id is None:
         dataset_id = safe_name(name) if name else safe_name(folder_name)
     source = {

@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,9 @@ from .inputs import ExportInputs, ExportSettings, validate_inputs
 from .obs import ObsWriter
 from .points import write_points
 from .progress import ExportResult, ProgressEvent, ProgressReporter
-from .runner import ExportRunner, inspect_existing, settings_fingerprint
+from .locking import ExportLock
+from .runner import ExistingExport, ExportRunner, inspect_existing, settings_fingerprint
+from .swap import recover
 from .vectors import write_vectors
 
 __all__ = ["prepare"]
@@ -229,7 +232,27 @@ def prepare(
         settings.var_manifest_filename,
         settings.connectivity_manifest_filename,
     )
-    existing = inspect_existing(inputs.out_dir, manifest_names)
+    dir_names = (settings.obs_binary_dirname, settings.var_binary_dirname, settings.connectivity_binary_dirname)
+    inputs.out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with ExportLock(inputs.out_dir):
+        for message in recover(inputs.out_dir, manifest_names, dir_names):
+            _warn_recovered(inputs.warnings, f"out_dir {str(inputs.out_dir)!r}: {message}")
+        existing = inspect_existing(inputs.out_dir, manifest_names, dir_names)
+        _check_existing(inputs, existing, bool(force))
+        reporter.total = _total_items(inputs)
+        reporter.advance(1)
+        return _run(inputs, existing, bool(force), (manifest_names, dir_names), workers, reporter, cancel,
+                    sidecar_extra, started)
+
+
+def _warn_recovered(messages: list[str], message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=4)
+    messages.append(message)
+
+
+def _check_existing(inputs: ExportInputs, existing: ExistingExport, force: bool) -> None:
+    """Refuse an out_dir whose content the export must not touch (nothing is written yet)."""
+    settings = inputs.settings
     if existing.mode == "export" and not force:
         diffs = _existing_settings_differences(inputs.out_dir, settings)
         if diffs:
@@ -237,21 +260,28 @@ def prepare(
                 f"out_dir {str(inputs.out_dir)!r} already holds an export made with different settings "
                 f"({'; '.join(diffs)}). Use force=True to replace it, or choose another out_dir."
             )
-    if existing.mode == "other" and force:
+    if existing.mode == "other":
+        # Not an export: nothing in it is ours, and an export must not be mixed into it.
         raise ValueError(
             f"out_dir {str(inputs.out_dir)!r} is not empty and holds no Cellucid export "
-            f"(e.g. {sorted(existing.files)[:3]}); force=True would delete those files. Choose another out_dir."
+            f"(e.g. {sorted(existing.files)[:3]}); expected a new or empty folder or an earlier export"
+            + ("; force=True would delete those files" if force else "")
+            + ". Choose another out_dir."
         )
-    reporter.total = _total_items(inputs)
-    reporter.advance(1)
+
+
+def _run(inputs: ExportInputs, existing: ExistingExport, force: bool, layout: tuple, workers: int,
+         reporter: ProgressReporter, cancel: threading.Event | None, sidecar_extra: Any, started: float) -> ExportResult:
+    """Write the export (the lock of out_dir is held)."""
     with ExportRunner(
         inputs.out_dir,
-        compression=settings.compression,
+        compression=inputs.settings.compression,
         n_workers=workers,
         reporter=reporter,
         cancel=cancel,
         existing=existing,
-        force=bool(force),
+        force=force,
+        layout=layout,
     ) as runner:
         reporter.set_phase("points")
         # Obs fields, then genes, go to the worker threads first; this thread writes

@@ -3,14 +3,16 @@
 Every payload goes through :meth:`ExportRunner.write_array`, which compresses,
 checksums and writes it in a worker thread (zlib and os.write release the
 GIL). The number of queued payloads is bounded so memory stays flat. Nothing
-is written into ``out_dir`` until :meth:`ExportRunner.finalize`:
+is written into ``out_dir`` until :meth:`ExportRunner.finalize`, and the
+sidecar's checksums are always those of the bytes this call produced:
 
 - ``fresh``: ``out_dir`` is absent or empty; the staging folder is renamed into place.
-- ``replace`` (``force=True``): the old export is renamed aside, the new one renamed
-  in, then the old one deleted, so ``out_dir`` is only ever a complete export.
-- ``merge`` (``force=False`` and an export with the same settings exists): payload
-  files that already exist are kept (reported in ``skipped``), missing ones are
-  moved in, and the manifests are rewritten to name exactly this export's files.
+- ``replace`` (``force=True``) and ``merge`` (``force=False``, an export with the
+  same settings exists): the staging folder is swapped in for the old export
+  (:func:`.swap.replace_folder`); files the old export did not write are kept.
+  In ``merge`` mode a payload whose bytes are proven equal to the existing
+  file is hard-linked from it instead of written again (``skipped``); any
+  other payload is written anew, so the folder never mixes two exports.
 """
 
 from __future__ import annotations
@@ -35,8 +37,12 @@ import numpy as np
 
 from ..format import codecs
 from ..format.checksums import CHECKSUM_KEY, payload_checksum
+from ..format.leftovers import staging_prefix
 from ..format.spec import IDENTITY_FILE, SIDECAR_FILE
+from .inputs import check_out_dir
+from .ownership import conflicts, owned_files, scan_files
 from .progress import ExportCancelled, ExportResult, ProgressReporter
+from .swap import replace_folder
 
 __all__ = ["ExportRunner", "settings_fingerprint", "inspect_existing", "ExistingExport"]
 
@@ -54,6 +60,24 @@ def settings_fingerprint(settings: Mapping[str, Any]) -> str:
     """Return a stable hash of the export settings (what makes two exports compatible)."""
     text = json.dumps(dict(settings), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _same_bytes(path: Path, payload: bytes | memoryview, n: int) -> bool:
+    """Whether ``path`` is a regular file holding exactly ``payload``."""
+    try:
+        if os.path.islink(path) or os.path.getsize(path) != n:
+            return False
+        with open(path, "rb") as handle:
+            return handle.read(n + 1) == payload
+    except OSError:
+        return False
+
+
+def _link_or_copy(source: Path, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # file system without hard links
+        shutil.copyfile(source, target)
 
 
 def _write_file(path: str, payload: bytes | memoryview) -> None:
@@ -77,17 +101,25 @@ class ExistingExport:
         ``"other"`` (non-empty, but no export files).
     files
         Relative paths (POSIX) of the files present.
+    owned
+        The files an export wrote (:mod:`.ownership`); the rest are the user's.
     """
 
-    def __init__(self, mode: str, files: set[str]) -> None:
+    def __init__(self, mode: str, files: set[str], owned: set[str] | None = None) -> None:
         self.mode = mode
         self.files = files
+        self.owned = owned if owned is not None else set()
+
+    @property
+    def foreign(self) -> set[str]:
+        """Files no export wrote (kept by a replace)."""
+        return self.files - self.owned
 
 
 _EXPORT_MARKERS = (IDENTITY_FILE, SIDECAR_FILE)
 
 
-def inspect_existing(out_dir: Path, manifest_names: tuple[str, ...]) -> ExistingExport:
+def inspect_existing(out_dir: Path, manifest_names: tuple[str, ...], dir_names: tuple[str, ...] = ()) -> ExistingExport:
     """Look at ``out_dir`` without changing it.
 
     Parameters
@@ -96,22 +128,19 @@ def inspect_existing(out_dir: Path, manifest_names: tuple[str, ...]) -> Existing
         Target folder.
     manifest_names
         Manifest file names of this export (they mark a folder as an export).
+    dir_names
+        Payload folder names of this export (ownership of exports without a sidecar).
     """
+    check_out_dir(out_dir)  # again, under the lock: a link or file may have appeared since validation
     if not out_dir.exists():
         return ExistingExport("fresh", set())
-    if not out_dir.is_dir():
-        raise NotADirectoryError(f"out_dir={str(out_dir)!r} exists and is not a folder; expected a folder or a new path.")
-    files: set[str] = set()
-    for root, _dirs, names in os.walk(out_dir):
-        rel_root = os.path.relpath(root, out_dir)
-        for name in names:
-            rel = name if rel_root == "." else f"{rel_root}/{name}".replace(os.sep, "/")
-            files.add(rel)
+    files = scan_files(out_dir)
     if not files:
         return ExistingExport("fresh", files)
     markers = set(_EXPORT_MARKERS) | set(manifest_names)
-    mode = "export" if files & markers else "other"
-    return ExistingExport(mode, files)
+    if not files & markers:
+        return ExistingExport("other", files)
+    return ExistingExport("export", files, owned_files(out_dir, files, manifest_names, dir_names))
 
 
 class ExportRunner:
@@ -133,6 +162,8 @@ class ExportRunner:
         What ``out_dir`` holds; decides the finalize mode.
     force
         Replace an existing export.
+    layout
+        ``(manifest names, payload folder names)`` of this export (ownership without a sidecar).
     """
 
     def __init__(
@@ -145,6 +176,7 @@ class ExportRunner:
         cancel: threading.Event | None,
         existing: ExistingExport,
         force: bool,
+        layout: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
     ) -> None:
         self.out_dir = out_dir
         self.compression = compression
@@ -158,8 +190,9 @@ class ExportRunner:
             self.mode = "replace"
         else:
             self.mode = "merge"
-        # Payload files kept as they are (merge mode only).
-        self._keep = existing.files if self.mode == "merge" else set()
+        self._layout = layout
+        # Payloads the old export wrote: reused when their bytes are proven equal (merge mode only).
+        self._keep = existing.owned - {SIDECAR_FILE, IDENTITY_FILE} if self.mode == "merge" else set()
         self.files: dict[str, tuple[int, str]] = {}
         self.skipped: list[str] = []
         self._lock = threading.Lock()
@@ -173,7 +206,7 @@ class ExportRunner:
         # Progress callbacks run on the exporting thread only.
         self._owner = threading.get_ident()
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+        self.staging = Path(tempfile.mkdtemp(prefix=f"{staging_prefix(out_dir.name)}{os.getpid()}-", dir=out_dir.parent))
         # Files are created and written by their own threads, apart from compression
         # (the system calls release the GIL; two writers measured faster than one).
         self._write_queue: queue.Queue = queue.Queue(maxsize=_WRITE_QUEUE)
@@ -208,7 +241,10 @@ class ExportRunner:
             rel, payload, on_written = item
             try:
                 if self._error is None:
-                    _write_file(os.path.join(root, rel), payload)
+                    if isinstance(payload, Path):
+                        _link_or_copy(payload, os.path.join(root, rel))
+                    else:
+                        _write_file(os.path.join(root, rel), payload)
             except BaseException as err:  # noqa: BLE001 - handed to the exporting thread
                 self.fail(err)
             finally:
@@ -338,13 +374,6 @@ class ExportRunner:
         on_written
             Called once the payload is on disk (or dropped): ``data`` may then be reused.
         """
-        if rel in self._keep:
-            with self._lock:
-                self.skipped.append(rel)
-            self.reporter.advance(items)
-            if on_written is not None:
-                on_written()
-            return
         raw = memoryview(np.ascontiguousarray(data)).cast("B") if isinstance(data, np.ndarray) else data
         payload = codecs.gzip_bytes(raw, self.compression, rle=rle) if self.compression else raw
         self._store_compressed(rel, payload, items, on_written)
@@ -362,7 +391,7 @@ class ExportRunner:
         # Worker tasks (obs fields) store their payloads themselves: waiting for a
         # queue slot or for chunks from the same pool could deadlock.
         inline = self.inline or threading.get_ident() != self._owner
-        if not self.compression or data.nbytes <= codecs.CHUNK_BYTES or name in self._keep:
+        if not self.compression or data.nbytes <= codecs.CHUNK_BYTES:
             if inline:
                 self.store(name, data, rle, items)
             else:
@@ -382,10 +411,20 @@ class ExportRunner:
     def _store_compressed(
         self, rel: str, payload: bytes | memoryview, items: int, on_written: Callable[[], None] | None = None
     ) -> None:
-        """Checksum a final payload, queue it for the writer threads and count it."""
+        """Checksum a final payload, queue it for the writer threads and count it.
+
+        A payload equal, byte for byte, to the file the old export wrote at ``rel``
+        (merge mode) is hard-linked from it instead.
+        """
         digest = payload_checksum(payload)
-        self._write_queue.put((rel, payload, on_written))
         n = memoryview(payload).nbytes
+        source = self.out_dir / rel
+        if rel in self._keep and _same_bytes(source, payload, n):
+            with self._lock:
+                self.skipped.append(rel)
+            self._write_queue.put((rel, source, on_written))
+        else:
+            self._write_queue.put((rel, payload, on_written))
         with self._lock:
             self.files[rel] = (n, digest)
         self.reporter.advance(items, n)
@@ -405,13 +444,6 @@ class ExportRunner:
         self._futures.clear()
 
     # -- finishing -------------------------------------------------------------------------
-    def _kept_files(self) -> dict[str, tuple[int, str]]:
-        kept = {}
-        for rel in sorted(set(self.skipped)):
-            payload = (self.out_dir / rel).read_bytes()
-            kept[rel] = (len(payload), payload_checksum(payload))
-        return kept
-
     def finalize(self, sidecar: dict[str, Any], started: float, warning_messages: list[str]) -> ExportResult:
         """Write the sidecar, move the export into place and return the result.
 
@@ -429,37 +461,33 @@ class ExportRunner:
         self._stop_writer()
         self.check()
         all_files = dict(self.files)
-        all_files.update(self._kept_files())
         sidecar = dict(sidecar)
         sidecar["files"] = {rel: {"bytes": n, CHECKSUM_KEY: h} for rel, (n, h) in sorted(all_files.items())}
         text = json.dumps(sidecar, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False).encode("utf-8")
         _write_file(os.path.join(self.staging, SIDECAR_FILE), text)
         self.reporter.advance(0, len(text))
         self.check()  # last chance to cancel before anything in out_dir changes
+        kept: list[str] = []
         if self.mode == "fresh":
             if self.out_dir.exists():
                 self.out_dir.rmdir()  # empty (checked before the export)
             os.replace(self.staging, self.out_dir)
-        elif self.mode == "replace":
-            aside = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.old-", dir=self.out_dir.parent))
-            aside.rmdir()
-            os.replace(self.out_dir, aside)
-            try:
-                os.replace(self.staging, self.out_dir)
-            except BaseException:
-                os.replace(aside, self.out_dir)
-                raise
-            shutil.rmtree(aside, ignore_errors=True)
         else:
-            self._merge_into_place()
+            blocked = conflicts(self._existing.foreign, [*all_files, SIDECAR_FILE])
+            if blocked:
+                raise FileExistsError(
+                    f"out_dir {str(self.out_dir)!r} holds {len(blocked)} file(s) no export wrote where this export "
+                    f"writes its own: {blocked[:10]}; move or rename them and export again (nothing was changed)."
+                )
+            kept = replace_folder(self.staging, self.out_dir, *self._layout)
         if self.skipped:
-            for rel in sorted(self.skipped):
-                logger.info("kept existing file %s (force=False)", rel)
+            logger.info("%d payload(s) equal to the existing files were linked, not rewritten", len(self.skipped))
+        if kept:
             message = (
-                f"{len(self.skipped)} file(s) already existed in {str(self.out_dir)!r} and were kept "
-                "(force=False); pass force=True to rewrite them."
+                f"kept {len(kept)} file(s) in {str(self.out_dir)!r} that no export wrote "
+                f"(an export replaces only its own files): {kept[:10]}"
             )
-            warnings.warn(message, UserWarning, stacklevel=3)
+            warnings.warn(message, UserWarning, stacklevel=5)
             warning_messages.append(message)
         n_bytes = sum(n for n, _ in all_files.values()) + len(text)
         self.reporter.finish()
@@ -471,17 +499,6 @@ class ExportRunner:
             warnings=list(warning_messages),
             skipped=sorted(self.skipped),
         )
-
-    def _merge_into_place(self) -> None:
-        # Payloads first, manifests and identity next, sidecar last: a reader that
-        # looks in the middle sees old manifests naming files that still exist.
-        staged = sorted(self.files, key=lambda r: (r.endswith(".json"), r == IDENTITY_FILE))
-        for rel in staged:
-            target = self.out_dir / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.staging / rel, target)
-        os.replace(self.staging / SIDECAR_FILE, self.out_dir / SIDECAR_FILE)
-        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def library_versions() -> dict[str, str]:
