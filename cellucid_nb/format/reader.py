@@ -1,9 +1,11 @@
-"""Read a Cellucid exports folder (``compact_v1``, see docs/FORMAT.md).
+"""Read a Cellucid exports folder (``compact_v1`` or ``compact_v2``, see docs/FORMAT.md).
 
 ``read_export(path)`` opens the JSON files only; every payload (points, obs
 fields, genes, edges, vector fields) is read when asked for. Exports written by
 ``cellucid==0.0.9`` are read too: they have no edge weights file and may lack a
-vector field ``basis``.
+vector field ``basis``. The layout (key-named or index-named ``compact_v1``,
+``compact_v2``) is detected from the manifests; its rules live in
+:mod:`cellucid_nb.format.layouts`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pandas as pd
 
 from cellucid_nb.format import spec
 from cellucid_nb.format.codecs import dequantize
-from cellucid_nb.format.naming import safe_name
+from cellucid_nb.format.layouts import EmbeddingItem, FormatError, detect_layout
 from cellucid_nb.format.payloads import read_payload
 
 __all__ = ["read_export", "ExportReader", "ObsFieldInfo", "load_json", "manifest_names", "DTYPE_BITS", "CODES_EXT"]
@@ -28,7 +30,7 @@ __all__ = ["read_export", "ExportReader", "ObsFieldInfo", "load_json", "manifest
 #: manifest dtype name -> quantization bits (None = float32)
 DTYPE_BITS = {"uint8": 8, "uint16": 16, "float32": None}
 #: categorical codesDtype -> the ``{ext}`` substituted in ``codesPathPattern``
-CODES_EXT = {"uint8": "u8", "uint16": "u16"}
+CODES_EXT = {"uint8": "u8", "uint16": "u16", "uint32": "u32"}
 _NUMPY_DTYPE = {"uint8": "u1", "uint16": "<u2", "uint32": "<u4", "uint64": "<u8", "float32": "<f4", "float64": "<f8"}
 
 
@@ -102,14 +104,6 @@ class ObsFieldInfo:
     outlier_max: float | None
 
 
-def _fill(pattern: str, key: str, ext: str | None = None) -> str:
-    """Substitute ``safe_name(key)`` (never the raw key) and ``{ext}`` in a path pattern."""
-    out = pattern.replace("{key}", safe_name(key))
-    if ext is not None:
-        out = out.replace("{ext}", ext)
-    return out
-
-
 class ExportReader:
     """Lazy access to one export folder; create it with :func:`read_export`.
 
@@ -131,6 +125,12 @@ class ExportReader:
         self.manifest_files = manifest_names(self.sidecar)
         self.obs_manifest: dict | None = self._json(self.manifest_files["obs"])
         self.connectivity_manifest: dict | None = self._json(self.manifest_files["connectivity"])
+        manifests = {"obs": self.obs_manifest}
+        if not ((self.obs_manifest or {}).get("_obsSchemas")):  # no obs patterns: the var manifest decides
+            manifests["var"] = self.var_manifest
+        #: the export's layout (key- or index-named compact_v1, compact_v2); see cellucid_nb.format.layouts
+        self.layout = detect_layout(self.identity, manifests, self.manifest_files)
+        self._obs_index: dict[str, int | None] = {}
         self._obs_fields = self._parse_obs_fields()
 
     # ------------------------------------------------------------------ files
@@ -171,9 +171,19 @@ class ExportReader:
         raise ValueError(f"{self.path / spec.IDENTITY_FILE} has no stats.n_cells and there is no obs manifest")
 
     @cached_property
+    def embeddings(self) -> list[EmbeddingItem]:
+        """Every embedding of the export (``compact_v2`` may hold several per dimension; ids ``"<d>d"`` in v1)."""
+        return self.layout.embeddings(self.identity)
+
+    @cached_property
+    def default_embeddings(self) -> dict[int, str]:
+        """``{dimension: embedding id}`` of the embedding :meth:`points` reads for each dimension."""
+        return self.layout.default_embeddings(self.identity)
+
+    @cached_property
     def _embedding_files(self) -> dict[int, str]:
-        files = (self.identity.get("embeddings") or {}).get("files") or {}
-        out = {int(str(k).rstrip("d")): v for k, v in files.items()}
+        by_id = {e.id: e.file for e in self.embeddings}
+        out = {dim: by_id[eid] for dim, eid in self.default_embeddings.items() if eid in by_id}
         if not out:  # identity without an embeddings block: look for the files themselves
             for dim in spec.EMBEDDING_DIMS:
                 for name in (spec.points_file(dim, None), spec.points_file(dim, 1)):
@@ -185,7 +195,8 @@ class ExportReader:
     def dimensions(self) -> list[int]:
         """Embedding dimensions present, sorted."""
         dims = (self.identity.get("embeddings") or {}).get("available_dimensions")
-        return sorted(int(d) for d in dims) if dims else list(self._embedding_files)
+        return sorted(int(d) for d in dims) if dims and self.layout.format == spec.FORMAT_NAME \
+            else list(self._embedding_files)
 
     @property
     def default_dimension(self) -> int:
@@ -193,14 +204,22 @@ class ExportReader:
         dim = (self.identity.get("embeddings") or {}).get("default_dimension")
         return int(dim) if dim is not None else max(self.dimensions)
 
-    def points(self, dim: int) -> np.ndarray:
-        """Return the normalised embedding of dimension ``dim`` as float32 ``(n_cells, dim)``.
+    def points(self, dim: int, embedding: str | None = None) -> np.ndarray:
+        """Return a normalised embedding of dimension ``dim`` as float32 ``(n_cells, dim)``.
 
         Parameters
         ----------
         dim
             1, 2 or 3.
+        embedding
+            An embedding id of :attr:`embeddings` (default: the dimension's default embedding).
         """
+        if embedding is not None:
+            item = next((e for e in self.embeddings if e.id == embedding), None)
+            if item is None or item.dim != dim:
+                raise KeyError(f"no {dim}D embedding {embedding!r} in {self.path}; available: "
+                               f"{[(e.id, e.dim) for e in self.embeddings]}")
+            return self._payload(item.file, "float32", self.n_cells * dim).reshape(-1, dim)
         if dim not in self._embedding_files:
             raise KeyError(f"no {dim}D embedding in {self.path}; available: {self.dimensions}")
         return self._payload(self._embedding_files[dim], "float32", self.n_cells * dim).reshape(-1, dim)
@@ -215,8 +234,10 @@ class ExportReader:
         fields: dict[str, ObsFieldInfo] = {}
         cont = schemas.get("continuous") or {}
         bits = DTYPE_BITS.get(cont.get("dtype", "float32"))
-        for entry in m.get("_continuousFields") or []:
+        for indexed in m.get("_continuousFields") or []:
+            index, entry = self.layout.split(indexed)
             key = str(entry[0])
+            self._obs_index[key] = index
             lo, hi = (float(entry[1]), float(entry[2])) if len(entry) >= 3 else (None, None)
             if bits is not None and lo is None:
                 raise ValueError(f"{label}: continuous field {key!r} is quantized but has no min/max: {entry!r}")
@@ -224,14 +245,18 @@ class ExportReader:
                                        None, None, None, None, None, None)
         cat = schemas.get("categorical") or {}
         outlier_bits = DTYPE_BITS.get(cat.get("outlierDtype", "float32"))
-        for entry in m.get("_categoricalFields") or []:
+        for indexed in m.get("_categoricalFields") or []:
+            index, entry = self.layout.split(indexed)
             if len(entry) < 4:
-                raise ValueError(f"{label}: categorical field entry {entry!r} has {len(entry)} elements, expected 5 or 7")
+                raise ValueError(f"{label}: categorical field entry {indexed!r} has {len(indexed)} elements, expected "
+                                 + ("6 or 8" if self.layout.indexed else "5 or 7"))
             key = str(entry[0])
+            self._obs_index[key] = index
             omin, omax = (float(entry[5]), float(entry[6])) if len(entry) >= 7 else (None, None)
             fields[key] = ObsFieldInfo(
                 key, "categorical", str(entry[2]), None, None, None, [str(c) for c in entry[1]], int(entry[3]),
-                entry[4] if len(entry) >= 5 else None, outlier_bits, omin, omax,
+                self.layout.centroids_by_dim(entry[4], self.identity) if len(entry) >= 5 else None,
+                outlier_bits, omin, omax,
             )
         return fields
 
@@ -256,9 +281,11 @@ class ExportReader:
 
     def _obs_value_path(self, info: ObsFieldInfo) -> str:
         schemas = self.obs_manifest["_obsSchemas"]
+        index = self._obs_index.get(info.key)
         if info.kind == "continuous":
-            return _fill(schemas["continuous"]["pathPattern"], info.key)
-        return _fill(schemas["categorical"]["codesPathPattern"], info.key, CODES_EXT.get(info.dtype, info.dtype))
+            return self.layout.fill(schemas["continuous"]["pathPattern"], info.key, index)
+        return self.layout.fill(schemas["categorical"]["codesPathPattern"], info.key, index,
+                                CODES_EXT.get(info.dtype, info.dtype))
 
     def obs_raw(self, key: str) -> np.ndarray:
         """Return the stored payload of an obs field, inflated: category codes or (quantized) values.
@@ -283,7 +310,7 @@ class ExportReader:
         if info.kind != "categorical":
             return None
         schema = self.obs_manifest["_obsSchemas"]["categorical"]
-        path = _fill(schema["outlierPathPattern"], key, CODES_EXT.get(info.dtype))
+        path = self.layout.fill(schema["outlierPathPattern"], key, self._obs_index.get(key), CODES_EXT.get(info.dtype))
         return self._payload(path, schema.get("outlierDtype", "float32"), self.n_cells)
 
     def obs_outliers(self, key: str) -> np.ndarray | None:
@@ -349,12 +376,19 @@ class ExportReader:
     @cached_property
     def var_manifest(self) -> dict | None:
         """The parsed ``var_manifest.json`` or ``None`` (loaded on first use: it can be large)."""
-        return self._json(self.manifest_files["var"])
+        manifest = self._json(self.manifest_files["var"])
+        layout = getattr(self, "layout", None)
+        if manifest is not None and layout is not None:
+            found = detect_layout(self.identity, {"obs": self.obs_manifest, "var": manifest}, self.manifest_files)
+            if found != layout:
+                raise FormatError(f"{self.path / self.manifest_files['var']} is {found.name} but the rest of the "
+                                  f"export is {layout.name}")
+        return manifest
 
     @cached_property
     def _gene_index(self) -> dict[str, int]:
         fields = (self.var_manifest or {}).get("fields") or []
-        return {str(f[0]): i for i, f in enumerate(fields)}
+        return {str(self.layout.split(f)[1][0]): i for i, f in enumerate(fields)}
 
     @property
     def genes(self) -> list[str]:
@@ -371,7 +405,7 @@ class ExportReader:
         """
         if gene not in self._gene_index:
             raise KeyError(f"gene {gene!r} is not in {self.path / self.manifest_files['var']}")
-        entry = self.var_manifest["fields"][self._gene_index[gene]]
+        entry = self.layout.split(self.var_manifest["fields"][self._gene_index[gene]])[1]
         bits = DTYPE_BITS.get(self.var_manifest["_varSchema"].get("dtype", "float32"))
         if bits is None:
             return None, None, None
@@ -387,7 +421,9 @@ class ExportReader:
         """
         self.gene_info(gene)
         schema = self.var_manifest["_varSchema"]
-        return self._payload(_fill(schema["pathPattern"], gene), schema.get("dtype", "float32"), self.n_cells)
+        index = self.layout.split(self.var_manifest["fields"][self._gene_index[gene]])[0]
+        path = self.layout.fill(schema["pathPattern"], gene, index)
+        return self._payload(path, schema.get("dtype", "float32"), self.n_cells)
 
     def gene(self, gene: str) -> np.ndarray:
         """Return one gene's expression decoded to float32 (missing marker → NaN).
@@ -422,10 +458,13 @@ class ExportReader:
     # ---------------------------------------------------------- vector fields
     @property
     def vector_fields(self) -> dict:
-        """Vector field entries of the identity (``{id: {label, basis, files, ...}}``), or ``{}``."""
-        return dict(((self.identity.get("vector_fields") or {}).get("fields")) or {})
+        """Vector field entries (``{id: {label, basis, available_dimensions, files: {"<d>d": path}}}``), or ``{}``.
 
-    def vector_field(self, field_id: str, dim: int) -> np.ndarray:
+        ``compact_v2`` entries also hold ``embedding_files`` (``{embedding id: path}``).
+        """
+        return self.layout.vector_fields(self.identity)
+
+    def vector_field(self, field_id: str, dim: int, embedding: str | None = None) -> np.ndarray:
         """Return one vector field in one dimension as float32 ``(n_cells, dim)``.
 
         Parameters
@@ -434,12 +473,20 @@ class ExportReader:
             A key of :attr:`vector_fields`.
         dim
             1, 2 or 3.
+        embedding
+            The embedding id the field is drawn over (``compact_v2``; default: the dimension's default).
         """
         fields = self.vector_fields
         if field_id not in fields:
             raise KeyError(f"vector field {field_id!r} is not in {self.path / spec.IDENTITY_FILE}; "
                            f"available: {sorted(fields)}")
         files = fields[field_id].get("files") or {}
+        if embedding is not None:
+            bound = fields[field_id].get("embedding_files") or {f"{d}d": p for d, p in files.items()}
+            if embedding not in bound:
+                raise KeyError(f"vector field {field_id!r} is not bound to embedding {embedding!r}; "
+                               f"available: {sorted(bound)}")
+            files = {f"{dim}d": bound[embedding]}
         if f"{dim}d" not in files:
             raise KeyError(f"vector field {field_id!r} has no {dim}D file; available: {sorted(files)}")
         return self._payload(files[f"{dim}d"], "float32", self.n_cells * dim).reshape(-1, dim)
