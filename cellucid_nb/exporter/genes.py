@@ -22,7 +22,7 @@ import numpy as np
 from scipy import sparse
 
 from ..format import codecs
-from ..format.naming import safe_name
+from ..format.layouts import LAYOUTS
 from ..format.spec import FORMAT_NAME
 from . import csr_kernels
 from .expression import BlockPlan, ColumnBlock, plan_column_blocks, read_column_block
@@ -181,7 +181,9 @@ class GeneWriter:
         folder = inputs.settings.var_binary_dirname
         self._folder = folder
         runner.mkdir(folder)
-        self._names = [runner.payload_name(f"{folder}/{safe_name(g)}.values.{self._spec.ext}") for g in genes.ids]
+        self._layout = LAYOUTS[inputs.settings.layout]
+        self._names = [runner.payload_name(f"{folder}/{self._layout.stem(g, i)}.values.{self._spec.ext}")
+                       for i, g in enumerate(genes.ids)]
         self._lo = np.zeros(len(genes.ids))
         self._hi = np.zeros(len(genes.ids))
         # Genes materialised densely at once (bounded memory), then stored row by row.
@@ -341,13 +343,14 @@ class GeneWriter:
         spec = self._spec
         schema: dict[str, Any] = {
             "kind": "continuous",
-            "pathPattern": f"{self._folder}/{{key}}.values.{spec.ext}{runner.suffix}",
+            "pathPattern": f"{self._folder}/{self._layout.placeholder}.values.{spec.ext}{runner.suffix}",
             **spec.schema_fields(),
         }
         if self._bits is not None:
             fields = [[g, float(a), float(b)] for g, a, b in zip(genes.ids, self._lo.tolist(), self._hi.tolist())]
         else:
             fields = [[g] for g in genes.ids]
+        fields = [self._layout.entry(i, f) for i, f in enumerate(fields)]
         manifest = {
             "_format": FORMAT_NAME,
             "n_points": self._n_cells,

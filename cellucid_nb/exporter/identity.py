@@ -47,6 +47,18 @@ def build_sidecar(inputs: ExportInputs, extra: Mapping[str, Any] | None = None) 
     return sidecar
 
 
+def _categorical_dtype(inputs: ExportInputs) -> str:
+    """The identity's ``obs_categorical_dtype``: the setting, or in the index layout a concrete dtype.
+
+    The index layout (cellucid 0.9.1-0.9.2) never says "auto": it names the widest codes dtype written.
+    """
+    dtype = inputs.settings.obs_categorical_dtype
+    if dtype != "auto" or inputs.settings.layout == "key":
+        return dtype
+    widths = {f.codes_dtype for f in inputs.obs_fields if f.kind == "categorical"}
+    return "uint16" if "uint16" in widths else "uint8"
+
+
 def build_identity(
     inputs: ExportInputs,
     points: dict[str, str],
@@ -101,7 +113,7 @@ def build_identity(
             "compression": settings.compression,
             "var_quantization": settings.var_quantization,
             "obs_continuous_quantization": settings.obs_continuous_quantization,
-            "obs_categorical_dtype": settings.obs_categorical_dtype,
+            "obs_categorical_dtype": _categorical_dtype(inputs),
         },
     }
     if inputs.source:

@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import sparse
 
 from ..format import codecs
+from ..format.layouts import LAYOUTS
 from ..format.naming import check_no_collisions, safe_name
 from ..format.rules import obs_column_kind
 from ..format.spec import CATEGORY_LIMITS, DATASETS_FILE, IDENTITY_FILE, SIDECAR_FILE, points_file
@@ -65,10 +66,15 @@ class ExportSettings:
     var_binary_dirname: str
     connectivity_manifest_filename: str
     connectivity_binary_dirname: str
+    #: payload file names: "key" (safe(key), the default) or "index" (cellucid 0.9.1-0.9.2's index-named layout)
+    layout: str = "key"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (stored in the sidecar and fingerprinted)."""
-        return dict(self.__dict__)
+        """JSON-safe dict (stored in the sidecar and fingerprinted; ``layout`` only when not "key")."""
+        out = dict(self.__dict__)
+        if out["layout"] == "key":  # key-layout sidecars stay byte-identical to those written before layouts
+            del out["layout"]
+        return out
 
 
 @dataclass
@@ -209,7 +215,15 @@ def _check_settings(kw: Mapping[str, Any]) -> ExportSettings:
         var_binary_dirname=_check_dirname(kw["var_binary_dirname"], "var_binary_dirname"),
         connectivity_manifest_filename=_check_dirname(kw["connectivity_manifest_filename"], "connectivity_manifest_filename"),
         connectivity_binary_dirname=_check_dirname(kw["connectivity_binary_dirname"], "connectivity_binary_dirname"),
+        layout=_check_layout(kw.get("layout", "key")),
     )
+
+
+def _check_layout(value: Any) -> str:
+    if isinstance(value, str) and value in LAYOUTS:
+        return value
+    raise ValueError(f"layout={value!r} is not supported: expected one of {sorted(LAYOUTS)} ('key': files named "
+                     "after keys, as cellucid 0.0.9; 'index': index-named, as cellucid 0.9.1-0.9.2).")
 
 
 # -- embeddings -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..format import codecs
-from ..format.naming import safe_name
+from ..format.layouts import LAYOUTS
 from ..format.spec import CATEGORY_LIMITS, FORMAT_NAME
 from .centroids import category_centroids, latent_outlier_quantiles
 from .inputs import ExportInputs, ObsField
@@ -40,12 +40,13 @@ def _codes_payload(field: ObsField) -> np.ndarray:
     return np.where(field.codes >= 0, field.codes, missing).astype(dtype)
 
 
-def _categorical_entry(runner: ExportRunner, inputs: ExportInputs, field: ObsField, folder: str) -> list:
+def _categorical_entry(runner: ExportRunner, inputs: ExportInputs, field: ObsField, folder: str, index: int) -> list:
     """Worker task: codes, centroids per dimension and latent outliers of one categorical field."""
     settings = inputs.settings
     bits = settings.obs_continuous_quantization
     spec = codecs.QuantSpec(bits)
-    name = safe_name(field.key)
+    layout = LAYOUTS[settings.layout]
+    name = layout.stem(field.key, index)
     codes_ext = "u8" if field.codes_dtype == "uint8" else "u16"
     runner.write_array(f"{folder}/{name}.codes.{codes_ext}", _codes_payload(field), items=0)
     codes = field.codes.astype(np.int64, copy=False)
@@ -68,16 +69,17 @@ def _categorical_entry(runner: ExportRunner, inputs: ExportInputs, field: ObsFie
     entry = [field.key, field.categories, field.codes_dtype, missing, centroids]
     if bits is not None:
         entry += [lo, hi]
-    return entry
+    return layout.entry(index, entry)
 
 
-def _continuous_entry(runner: ExportRunner, inputs: ExportInputs, field: ObsField, folder: str) -> list:
+def _continuous_entry(runner: ExportRunner, inputs: ExportInputs, field: ObsField, folder: str, index: int) -> list:
     """Worker task: the payload of one continuous field."""
     bits = inputs.settings.obs_continuous_quantization
     spec = codecs.QuantSpec(bits)
+    layout = LAYOUTS[inputs.settings.layout]
     payload, lo, hi = _encode_continuous(continuous_values(field), bits)
-    runner.write_array(f"{folder}/{safe_name(field.key)}.values.{spec.ext}", payload)
-    return [field.key] if bits is None else [field.key, lo, hi]
+    runner.write_array(f"{folder}/{layout.stem(field.key, index)}.values.{spec.ext}", payload)
+    return layout.entry(index, [field.key] if bits is None else [field.key, lo, hi])
 
 
 class ObsWriter:
@@ -105,10 +107,11 @@ class ObsWriter:
             (
                 field.kind,
                 runner.spawn(
-                    _continuous_entry if field.kind == "continuous" else _categorical_entry, runner, inputs, field, folder
+                    _continuous_entry if field.kind == "continuous" else _categorical_entry, runner, inputs, field, folder,
+                    index,  # index layout: continuous and categorical fields share one index space, in input order
                 ),
             )
-            for field in inputs.obs_fields
+            for index, field in enumerate(inputs.obs_fields)
         ]
 
     def finish(self) -> dict[str, Any]:
@@ -120,16 +123,17 @@ class ObsWriter:
         categorical = [future.result() for kind, future in self._tasks if kind != "continuous"]
         spec = codecs.QuantSpec(settings.obs_continuous_quantization)
         folder, suffix = settings.obs_binary_dirname, runner.suffix
+        name = LAYOUTS[settings.layout].placeholder
         schemas: dict[str, dict] = {}
         if continuous:
             schemas["continuous"] = {
-                "pathPattern": f"{folder}/{{key}}.values.{spec.ext}{suffix}",
+                "pathPattern": f"{folder}/{name}.values.{spec.ext}{suffix}",
                 **spec.schema_fields(),
             }
         if categorical:
             schemas["categorical"] = {
-                "codesPathPattern": f"{folder}/{{key}}.codes.{{ext}}{suffix}",
-                "outlierPathPattern": f"{folder}/{{key}}.outliers.{spec.ext}{suffix}",
+                "codesPathPattern": f"{folder}/{name}.codes.{{ext}}{suffix}",
+                "outlierPathPattern": f"{folder}/{name}.outliers.{spec.ext}{suffix}",
                 "outlierExt": spec.ext,
                 "outlierDtype": spec.dtype_name,
                 "outlierQuantized": spec.quantized,

@@ -15,7 +15,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ..format.spec import SIDECAR_FILE
+from ..format.layouts import detect_format
+from ..format.spec import FORMAT_NAME, SIDECAR_FILE
 from .gc_pause import frozen_heap_during
 from .genes import start_genes
 from .graph import write_graph
@@ -45,6 +46,15 @@ def _read_json(path: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def _existing_layout(out_dir: Path) -> str:
+    """``"key"``, ``"index"`` or the format name of the export in ``out_dir`` (one without our sidecar)."""
+    try:
+        found = detect_format(out_dir)
+    except (OSError, ValueError) as exc:
+        return f"unreadable ({exc})"
+    return found.naming if found.format == FORMAT_NAME else found.format
 
 
 def _existing_settings_differences(out_dir: Path, settings: ExportSettings) -> list[str]:
@@ -88,6 +98,8 @@ def _existing_settings_differences(out_dir: Path, settings: ExportSettings) -> l
             settings.obs_continuous_quantization,
         )
         compare("obs_categorical_dtype", es.get("obs_categorical_dtype"), settings.obs_categorical_dtype)
+    if obs is not None or var is not None:
+        compare("layout", _existing_layout(out_dir), settings.layout)
     return list(dict.fromkeys(diffs))
 
 
@@ -143,6 +155,7 @@ def prepare(
     category_colors: Mapping[str, Sequence[str]] | None = None,
     vector_basis: str = "umap",
     sidecar_extra: Mapping[str, Any] | None = None,
+    layout: Literal["key", "index"] = "key",
 ) -> ExportResult:
     """Export arrays to a Cellucid exports folder (the ``compact_v1`` format).
 
@@ -213,6 +226,11 @@ def prepare(
         Basis of vector fields whose id does not end in ``_umap``.
     sidecar_extra
         Extra JSON-safe keys for the sidecar.
+    layout
+        ``"key"`` (default): payloads named after their keys (``obs/<key>.values.u8``), as
+        ``cellucid==0.0.9``. ``"index"``: index-named ``compact_v1`` (``obs/0.values.u8``, tuples
+        starting with their index), as cellucid 0.9.1-0.9.2 and cellucid-r write it; same payload
+        bytes and values.
 
     Returns
     -------

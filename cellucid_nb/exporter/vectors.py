@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..format.layouts import LAYOUTS
 from .inputs import ExportInputs
 from .runner import ExportRunner
 
@@ -15,10 +16,14 @@ def write_vectors(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any] 
     if not inputs.vector_files:
         return None
     runner.mkdir("vectors")
+    layout = LAYOUTS[inputs.settings.layout]
+    # index layout: a field's index is its position among the sorted field ids (as cellucid 0.9.2 numbers them)
+    index = {fid: i for i, fid in enumerate(sorted({vec.field_id for vec in inputs.vector_files}))}
     paths: dict[tuple[str, int], str] = {}
     for vec in inputs.vector_files:
         runner.check()
-        paths[(vec.field_id, vec.dim)] = runner.write_array(f"vectors/{vec.field_id}_{vec.dim}d.bin", vec.values.astype("<f4", copy=False))
+        name = f"vectors/{layout.stem(vec.field_id, index[vec.field_id])}_{vec.dim}d.bin"
+        paths[(vec.field_id, vec.dim)] = runner.write_array(name, vec.values.astype("<f4", copy=False))
     fields = {}
     for info in inputs.vector_fields:
         fields[info.field_id] = {

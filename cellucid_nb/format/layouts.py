@@ -133,6 +133,30 @@ class Layout:
         out = pattern.replace(self.placeholder, str(index) if self.indexed else safe_name(key))
         return out if ext is None else out.replace("{ext}", ext)
 
+    def stem(self, key: str, index: int) -> str:
+        """The file-name stem of a field's payloads: ``safe(key)`` or its index (writers).
+
+        Parameters
+        ----------
+        key
+            The field key or gene id.
+        index
+            The field's position (obs fields share one index space, genes another).
+        """
+        return str(index) if self.indexed else safe_name(key)
+
+    def entry(self, index: int, entry: list) -> list:
+        """Return a key-layout field tuple as this layout writes it (index first in index layouts).
+
+        Parameters
+        ----------
+        index
+            The field's payload index.
+        entry
+            The tuple without an index (``[key, ...]``).
+        """
+        return [index, *entry] if self.indexed else entry
+
     def embeddings(self, identity: dict) -> list[EmbeddingItem]:
         """List the embeddings the identity declares, in file order.
 
