@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from .inputs import F32_MAX, overflow_count
+
 __all__ = ["ColumnBlock", "BlockPlan", "plan_column_blocks", "read_column_block", "iter_column_blocks", "column_nnz"]
 
 #: Non-zeros per block of a CSR input (its slice and CSC copy live at the same time).
@@ -106,12 +108,18 @@ def _sparse_block(matrix: Any, cols: np.ndarray) -> sparse.csc_matrix:
     return _as_csc_block(matrix[:, cols])
 
 
-def _to_float32(values: np.ndarray) -> np.ndarray:
+def _to_float32(values: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``values`` as float32; finite values beyond float32's range are refused, never turned into +-inf."""
     if values.dtype == np.float32:
         return values
-    # Beyond float32's range a value becomes +-inf (stored as the missing code), as in the CSR sweeps.
-    with np.errstate(over="ignore"):
-        return values.astype(np.float32)
+    n, largest = overflow_count(values)
+    if n:
+        raise ValueError(
+            f"gene_expression has {n} finite value(s) beyond float32's range in columns {columns[:5].tolist()}... "
+            f"(largest |value| {largest:.6g}); expected |value| <= {F32_MAX:.6g}: genes are stored as float32. "
+            "Rescale the matrix."
+        )
+    return values.astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -179,15 +187,17 @@ def read_column_block(matrix: Any, plan: BlockPlan) -> ColumnBlock:
     cols = plan.columns
     if sparse.issparse(matrix):
         block = _sparse_block(matrix, cols)
-        return ColumnBlock(plan.positions, _to_float32(block.data), block.indices, block.indptr)
+        return ColumnBlock(plan.positions, _to_float32(block.data, cols), block.indices, block.indptr)
     lo, hi = int(cols[0]), int(cols[-1]) + 1
     sub = matrix[:, lo:hi] if hi - lo == cols.shape[0] else matrix[:, cols]
     if sparse.issparse(sub):  # lazy inputs (backed AnnData) may hand back sparse slices
         block = _as_csc_block(sub)
-        return ColumnBlock(plan.positions, _to_float32(block.data), block.indices, block.indptr)
+        return ColumnBlock(plan.positions, _to_float32(block.data, cols), block.indices, block.indptr)
     dense = np.asarray(sub)
     if dense.dtype.kind not in "biuf":
         raise TypeError(f"gene_expression columns have dtype {dense.dtype}, expected numbers.")
+    if dense.dtype.kind == "f" and dense.dtype.itemsize > 4:
+        _to_float32(dense, cols)  # only checks: the cast below is fused with the transpose
     return ColumnBlock(plan.positions, dense=np.ascontiguousarray(dense.T, dtype=np.float32))
 
 

@@ -2,14 +2,23 @@
 
 Shared by the reader (which decodes) and the validator (which only checks), so
 both agree on what a well-formed payload is. Errors always name the file.
+
+Every size is checked before memory is allocated: a plain payload by its file
+size; a gzip payload by what its compressed size can possibly hold (deflate
+expands at most :data:`MAX_DEFLATE_RATIO` times) and then by inflating with
+a bound of the expected length (one byte more is an error), so a gzip bomb
+never inflates beyond what the manifest announces. Symbolic links are refused.
 """
 
 from __future__ import annotations
 
+import os
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from cellucid_nb.format.safe_io import SymlinkError, open_no_follow
 
 __all__ = [
     "is_gzip_path",
@@ -19,11 +28,15 @@ __all__ = [
     "PayloadError",
     "PayloadSizeError",
     "GzipDataError",
+    "SymlinkError",
+    "MAX_DEFLATE_RATIO",
 ]
 
 _CHUNK = 1 << 20
 # Upper bound of inflated bytes held at once while streaming a gzip file.
 _MAX_INFLATE = 8 << 20
+#: Deflate turns one byte into at most 1032 (258-byte matches, 2 bits each); gzip adds 18 bytes a member.
+MAX_DEFLATE_RATIO = 1032
 
 
 class PayloadError(ValueError):
@@ -78,37 +91,63 @@ def read_payload(path: Path, dtype: np.dtype | str, count: int, label: str | Non
     dtype = np.dtype(dtype)
     name = label or str(path)
     expected = int(count) * dtype.itemsize
+    if os.path.islink(path):
+        raise SymlinkError(f"payload file {name} is a symbolic link; exports are read without following links")
     if not path.is_file():
         raise FileNotFoundError(f"payload file {name} does not exist")
-    if is_gzip_path(path):
-        try:
-            data = _gunzip_exact(path.read_bytes())
-        except (zlib.error, EOFError) as exc:
-            raise GzipDataError(f"{name}: invalid gzip data ({exc})") from None
-        got = len(data)
+    fd = open_no_follow(path)
+    with os.fdopen(fd, "rb") as handle:
+        got = os.fstat(handle.fileno()).st_size
+        if is_gzip_path(path):
+            if expected > got * MAX_DEFLATE_RATIO:
+                raise PayloadSizeError(
+                    f"{name}: {got} compressed bytes cannot inflate to the {expected} bytes expected "
+                    f"({count} values of {dtype.name}); the manifests declare more values than the file holds"
+                )
+            try:
+                data = _gunzip_bounded(handle.read(), expected, name)
+            except (zlib.error, EOFError) as exc:
+                raise GzipDataError(f"{name}: invalid gzip data ({exc})") from None
+            if len(data) != expected:
+                raise PayloadSizeError(
+                    f"{name}: inflated payload has {len(data)} bytes, expected {expected} "
+                    f"({count} values of {dtype.name}); the file is truncated or was written with other settings"
+                )
+            return np.frombuffer(data, dtype=dtype)
         if got != expected:
             raise PayloadSizeError(
-                f"{name}: inflated payload has {got} bytes, expected {expected} "
+                f"{name}: payload has {got} bytes, expected {expected} "
                 f"({count} values of {dtype.name}); the file is truncated or was written with other settings"
             )
-        return np.frombuffer(data, dtype=dtype)
-    got = path.stat().st_size
-    if got != expected:
-        raise PayloadSizeError(
-            f"{name}: payload has {got} bytes, expected {expected} "
-            f"({count} values of {dtype.name}); the file is truncated or was written with other settings"
-        )
-    return np.fromfile(path, dtype=dtype, count=count)
+        return np.fromfile(handle, dtype=dtype, count=count)
 
 
-def _gunzip_exact(raw: bytes) -> bytearray:
-    """Inflate every gzip member of ``raw``; raise ``EOFError`` when the stream is cut short."""
+def _gunzip_bounded(raw: bytes, limit: int, name: str) -> bytearray:
+    """Inflate every gzip member of ``raw``, never more than ``limit`` bytes.
+
+    Raises
+    ------
+    PayloadSizeError
+        The data inflates to more than ``limit`` bytes (the message names ``name``).
+    EOFError
+        The stream is cut short.
+    """
     out = bytearray()
     rest = raw
     while True:
         d = zlib.decompressobj(31)
-        out += d.decompress(rest)
+        out += d.decompress(rest, limit + 1 - len(out))
+        if len(out) > limit:
+            raise PayloadSizeError(
+                f"{name}: inflates to more than the {limit} bytes the manifests imply (stopped there); "
+                "the file is not this export's payload or is a decompression bomb"
+            )
         if not d.eof:
+            if d.unconsumed_tail:  # output bound reached exactly with input left: more than limit
+                raise PayloadSizeError(
+                    f"{name}: inflates to more than the {limit} bytes the manifests imply (stopped there); "
+                    "the file is not this export's payload or is a decompression bomb"
+                )
             raise EOFError("gzip stream is truncated")
         rest = d.unused_data
         # Trailing zero padding is tolerated by gzip tools; anything else is another member.
@@ -116,13 +155,16 @@ def _gunzip_exact(raw: bytes) -> bytearray:
             return out
 
 
-def inflated_size(path: Path) -> int:
+def inflated_size(path: Path, limit: int | None = None) -> int:
     """Stream-inflate a gzip file and return its uncompressed size, holding little in memory.
 
     Parameters
     ----------
     path
         A ``.gz`` payload.
+    limit
+        Stop once more than ``limit`` bytes came out and return that count (a
+        gzip bomb is not inflated to the end).
 
     Raises
     ------
@@ -133,8 +175,10 @@ def inflated_size(path: Path) -> int:
     d = zlib.decompressobj(31)
     pending = b""
     try:
-        with open(path, "rb") as fh:
+        with os.fdopen(open_no_follow(path), "rb") as fh:
             while True:
+                if limit is not None and total > limit:
+                    return total
                 if not pending:
                     pending = fh.read(_CHUNK)
                     if not pending:

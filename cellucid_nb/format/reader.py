@@ -10,7 +10,6 @@ vector field ``basis``. The layout (key-named or index-named ``compact_v1``,
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +23,7 @@ from cellucid_nb.format import spec
 from cellucid_nb.format.codecs import dequantize
 from cellucid_nb.format.layouts import EmbeddingItem, FormatError, detect_layout
 from cellucid_nb.format.payloads import read_payload
+from cellucid_nb.format.safe_io import check_no_links, parse_json, read_text_no_follow
 
 __all__ = ["read_export", "ExportReader", "ObsFieldInfo", "load_json", "manifest_names", "DTYPE_BITS", "CODES_EXT"]
 
@@ -46,13 +46,10 @@ def load_json(path: Path, label: str | None = None) -> Any:
     """
     name = label or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text_no_follow(path)  # a symbolic link is refused
     except FileNotFoundError:
         raise FileNotFoundError(f"{name} does not exist") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{name} is not valid JSON: {exc}") from None
+    return parse_json(text, name)  # ValueError naming the file: invalid or nested too deeply
 
 
 #: manifest kind -> default file name (prepare() may be told other names; its sidecar records them)
@@ -142,14 +139,10 @@ class ExportReader:
         relpath
             Path relative to the export folder, as manifests write it.
         """
-        rel = str(relpath).replace("\\", "/")
-        norm = os.path.normpath(rel)
-        if os.path.isabs(rel) or norm == ".." or norm.startswith(".." + os.sep):
-            raise ValueError(f"{relpath!r} points outside the export folder {self.path}")
-        return self.path / norm
+        return check_no_links(self.path, relpath)  # ValueError outside the export, SymlinkError through a link
 
     def _json(self, name: str, required: bool = False) -> Any:
-        path = self.path / name
+        path = self.file_path(name)
         if not path.is_file():
             if required:
                 raise FileNotFoundError(f"{path} does not exist: not a Cellucid export folder")

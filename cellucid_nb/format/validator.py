@@ -33,6 +33,8 @@ from cellucid_nb.format.payloads import (
     read_payload,
 )
 from cellucid_nb.format.reader import CODES_EXT, DTYPE_BITS, manifest_names
+from cellucid_nb.format.safe_io import SymlinkError, check_no_links, find_symlinks, parse_json, read_text_no_follow
+from cellucid_nb.format.leftovers import find_leftovers
 
 __all__ = ["Problem", "RULES", "validate_export", "format_problems"]
 
@@ -81,6 +83,8 @@ RULES: dict[str, str] = {
     "datasets_invalid": "datasets.json has version 1, a known default and complete entries",
     "datasets_duplicate_id": "datasets.json ids are unique",
     "datasets_path_missing": "datasets.json paths name folders holding dataset_identity.json",
+    "symlink": "no file or folder of the export is a symbolic link (readers never follow one)",
+    "leftover_folder": "no staging or renamed-aside folder of an interrupted export lies beside the export",
 }
 
 _POINTS_TOLERANCE = 1e-4
@@ -158,6 +162,8 @@ class _Checker:
         # Manifests that could not be understood: not compared with the identity stats.
         self.broken: set[str] = set()
         self.names: dict[str, str] = manifest_names(None)
+        #: Files the manifests name (relative POSIX), compared with the sidecar's list.
+        self.referenced: set[str] = set()
 
     # --------------------------------------------------------------- helpers
     def problem(self, file: str, rule: str, detail: str) -> Problem:
@@ -169,11 +175,11 @@ class _Checker:
 
     def load(self, name: str) -> dict | None:
         path = self.root / name
-        if not path.is_file():
-            return None
+        if path.is_symlink() or not path.is_file():
+            return None  # a link is reported by the symlink walk, never read
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            data = parse_json(read_text_no_follow(path), name)
+        except (ValueError, OSError) as exc:  # invalid JSON, bad UTF-8, nested too deeply, unreadable
             self.add(name, "invalid_json", f"not valid JSON: {exc}")
             self.broken.add(name)
             return None
@@ -213,7 +219,11 @@ class _Checker:
         if os.path.isabs(relpath) or norm == ".." or norm.startswith(".." + os.sep):
             self.add(name, "path_invalid", f"path {relpath!r} points outside the export")
             return None
-        path = self.root / norm
+        try:
+            path = check_no_links(self.root, relpath)
+        except SymlinkError:
+            return None  # reported once by the symlink walk; never followed
+        self.referenced.add(path.relative_to(self.root).as_posix())
         if not path.is_file():
             self.add(relpath, "file_missing", f"named by {name} but does not exist")
             return None
@@ -225,11 +235,13 @@ class _Checker:
         def run() -> list[Problem]:
             out = []
             try:
-                got = inflated_size(path) if is_gzip_path(path) else path.stat().st_size
+                # Bounded: a gzip bomb stops one chunk past the expected size.
+                got = inflated_size(path, limit=n_bytes) if is_gzip_path(path) else path.stat().st_size
             except GzipDataError as exc:
                 return [self.problem(relpath, "gzip_invalid", str(exc))]
             if got != n_bytes:
-                out.append(self.problem(relpath, "payload_size", f"{what}: {got} bytes, expected {n_bytes}"))
+                more = "more than " if is_gzip_path(path) and got > n_bytes else ""
+                out.append(self.problem(relpath, "payload_size", f"{what}: {more}{got} bytes, expected {n_bytes}"))
             if is_gzip_path(path):
                 header = gzip_header_problem(path)
                 if header:
@@ -323,6 +335,7 @@ class _Checker:
 
     # ---------------------------------------------------------------- checks
     def run(self) -> list[Problem]:
+        self.check_links_and_leftovers()
         identity = self.check_identity()
         side = self.load(spec.SIDECAR_FILE)
         # Manifest names differ from the defaults only if prepare() was told so (the sidecar says).
@@ -347,14 +360,27 @@ class _Checker:
                 continue
             try:
                 section()
-            except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
+            except (TypeError, KeyError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
                 # Garbage where structure was expected: report, never crash.
                 self.add(name, "manifest_malformed", f"{type(exc).__name__}: {exc}")
                 self.broken.add(name)
         with ThreadPoolExecutor(self.workers) as pool:
-            for found in pool.map(lambda task: task(), self.tasks):
+            for found in pool.map(self._run_task, self.tasks):
                 self.problems.extend(found)
         return self._collapse_gzip_headers(self.problems)
+
+    def _run_task(self, task: Callable[[], list[Problem]]) -> list[Problem]:
+        try:
+            return task()
+        except (OSError, ValueError) as exc:  # a damaged file is a finding, never a traceback
+            return [self.problem(".", "file_missing", f"a named file cannot be read: {type(exc).__name__}: {exc}")]
+
+    def check_links_and_leftovers(self) -> None:
+        """Report every symbolic link in the export and the leftovers of an interrupted export beside it."""
+        for rel in find_symlinks(self.root):
+            self.add(rel, "symlink", f"is a symbolic link (to {os.readlink(self.root / rel)!r}); readers refuse it")
+        for text in find_leftovers(self.root).describe():
+            self.add(".", "leftover_folder", f"{text}; the next export to this folder repairs it")
 
     @staticmethod
     def _collapse_gzip_headers(problems: list[Problem]) -> list[Problem]:
@@ -687,7 +713,9 @@ class _Checker:
             if n_repeated:
                 self.add(rel, "edges_duplicate", f"{n_repeated} edges are repeated")
         if n is not None:
-            degree = np.bincount(src, minlength=n) + np.bincount(dst, minlength=n)
+            # Bounded by the largest index present (< n), never by a declared n_cells.
+            size = int(max(src.max(), dst.max())) + 1 if src.size else 0
+            degree = np.bincount(src, minlength=size) + np.bincount(dst, minlength=size)
             true_max = int(degree.max()) if degree.size else 0
             if m.get("max_neighbors") != true_max:
                 self.add(self.names["connectivity"], "max_neighbors_mismatch",
@@ -792,8 +820,19 @@ class _Checker:
         files = (side or {}).get("files")
         if not isinstance(files, dict):
             return
+        unlisted = sorted(self.referenced - set(files))
+        if unlisted:
+            self.add(spec.SIDECAR_FILE, "sidecar_mismatch",
+                     f"does not list {len(unlisted)} file(s) the manifests name, e.g. {unlisted[:5]}: "
+                     "they were not written by the export the sidecar describes")
         for rel, info in files.items():
-            path = self.root / rel
+            try:
+                path = check_no_links(self.root, rel)
+            except SymlinkError:
+                continue  # reported by the symlink walk
+            except ValueError as exc:
+                self.add(spec.SIDECAR_FILE, "sidecar_mismatch", f"lists {exc}")
+                continue
             want = info.get("bytes") if isinstance(info, dict) else None
             if not path.is_file():
                 self.add(spec.SIDECAR_FILE, "sidecar_mismatch", f"lists {rel!r}, which does not exist")
@@ -875,7 +914,8 @@ def validate_export(path: str | os.PathLike[str], *, workers: int | None = None,
     """
     root = Path(path)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder")
+        hint = "".join(f"; {text}" for text in find_leftovers(root).describe())
+        raise FileNotFoundError(f"{root} is not a folder{hint}")
     problems: list[Problem] = []
     has_identity = (root / spec.IDENTITY_FILE).is_file()
     if (root / spec.DATASETS_FILE).is_file():

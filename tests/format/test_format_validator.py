@@ -280,6 +280,16 @@ def d_datasets_path_missing(p):
         {"id": "handmade", "path": "ds/", "name": "x"}, {"id": "gone", "path": "gone/", "name": "y"}]}))
 
 
+def d_symlink(p):
+    outside = p.parent / "outside.bin"
+    (p / "obs" / "score.values.u8").rename(outside)
+    (p / "obs" / "score.values.u8").symlink_to(outside)
+
+
+def d_leftover_folder(p):
+    (p.parent / f".{p.name}.staging-999999999-abcdefgh").mkdir()
+
+
 # rule -> (good-export options, damage); every rule of RULES must appear here
 DAMAGES = {
     name[2:]: (fn, {}) for name, fn in list(globals().items()) if name.startswith("d_") and callable(fn)
