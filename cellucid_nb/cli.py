@@ -69,6 +69,8 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graph", default=None, help="obsp key of the kNN graph, or 'none' (default: connectivities)")
     p.add_argument("--source", default=None, help="expression source: X, raw or layers/<name> (default: X)")
     p.add_argument("--name", default=None, help="dataset name shown by viewers")
+    p.add_argument("--layout", choices=("key", "index"), default="key",
+                   help="payload file names: key (default, as cellucid 0.0.9) or index (as cellucid 0.9.1-0.9.2)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +124,7 @@ def _plan_from_args(adata: Any, args: argparse.Namespace) -> Any:
         "var_quantization": args.quantization,
         "obs_continuous_quantization": args.obs_quantization,
         "compression": args.compression,
+        "layout": args.layout,
     }
     if args.embedding:
         embeddings: dict[int, str] = {}
@@ -231,11 +234,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _format_name(directory: Path) -> str:
+    """The layout ``detect_format`` finds, or why there is none."""
+    from cellucid_nb.format.layouts import FormatError, detect_format
+
+    try:
+        return detect_format(directory).name
+    except FileNotFoundError:
+        return "none (no dataset_identity.json; an exports root is validated through datasets.json)"
+    except FormatError as exc:
+        return f"unknown ({exc})"
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from cellucid_nb.format.validator import format_problems, validate_export
 
     if not args.directory.is_dir():
         raise CliError(f"{args.directory}: not a folder (expected an exports folder)")
+    sys.stdout.write(f"{args.directory}: format {_format_name(args.directory)}\n")
     problems = validate_export(args.directory)
     if problems:
         sys.stdout.write(format_problems(problems) + "\n")

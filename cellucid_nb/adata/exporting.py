@@ -188,6 +188,7 @@ def prepare_kwargs(adata: Any, plan: ExportPlan, gene_matrix: Any = None, gene_v
         "source_url": plan.source_url,
         "source_citation": plan.source_citation,
         "vector_basis": plan.vector_basis,
+        "layout": plan.layout,
         "category_colors": category_colors_for(adata, plan),
     }
     if plan.expression_source is not None:

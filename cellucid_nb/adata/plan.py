@@ -24,6 +24,7 @@ __all__ = ["ExportPlan", "PlanError", "PLAN_VERSION"]
 PLAN_VERSION = 1
 _SOURCE = re.compile(r"^(X|raw|layers/.+)$")
 _CATEGORICAL_DTYPES = ("auto", "uint8", "uint16")
+_LAYOUTS = ("key", "index")
 #: More categories than this cannot be stored in uint16 codes.
 _MAX_CATEGORIES = 65534
 
@@ -86,6 +87,9 @@ class ExportPlan:
         Centroid settings of the exporter.
     vector_basis
         Basis named for vector fields whose id does not end in ``_umap``.
+    layout
+        Payload file names: ``"key"`` (default, as cellucid 0.0.9) or ``"index"``
+        (index-named ``compact_v1``, as cellucid 0.9.1-0.9.2 and cellucid-r).
     dataset_name, dataset_description, dataset_id, source_name, source_url, source_citation
         Metadata written to ``dataset_identity.json``.
     """
@@ -111,6 +115,7 @@ class ExportPlan:
     source_name: str | None = None
     source_url: str | None = None
     source_citation: str | None = None
+    layout: str = "key"
 
     # ------------------------------------------------------------------ validation
 
@@ -189,6 +194,8 @@ class ExportPlan:
         if isinstance(m, bool) or not isinstance(m, int) or m < 1:
             raise PlanError(f"centroid_min_points={m!r}: expected an integer >= 1")
         _check_str("vector_basis", self.vector_basis)
+        if self.layout not in _LAYOUTS:
+            raise PlanError(f"layout={self.layout!r}: expected one of {_LAYOUTS}")
         for name in ("dataset_name", "dataset_description", "dataset_id", "source_name", "source_url",
                      "source_citation"):
             _check_opt_str(name, getattr(self, name))
@@ -305,6 +312,8 @@ class ExportPlan:
                 value = list(value)
             elif isinstance(value, dict):
                 value = dict(value)
+            elif f.name == "layout" and value == "key":
+                continue  # the default layout is left out: plans from before layouts keep their JSON
             out[f.name] = value
         return out
 
@@ -471,6 +480,8 @@ class ExportPlan:
             ))
         if self.vector_basis != "umap":
             args.append(("vector_basis", repr(self.vector_basis)))
+        if self.layout != "key":
+            args.append(("layout", repr(self.layout)))
         if record_plan:
             args.append(("sidecar_extra", "{'plan': " + repr(self.to_dict()) + "}"))
         body = ",\n".join(f"    {name}={value}" for name, value in args)

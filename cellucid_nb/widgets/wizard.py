@@ -83,6 +83,15 @@ def _read_only(name: str) -> Callable[[Any, Any], Any]:
     return lambda data, widget: getattr(widget, name)
 
 
+_LAYOUT_CHOICES = [
+    {"value": "key", "label": "Key-named (default)",
+     "note": "Files named after fields and genes. Read by cellucid_nb and by the Cellucid app of cellucid 0.0.9."},
+    {"value": "index", "label": "Index-named",
+     "note": "Files numbered 0..N-1, as cellucid 0.9.1-0.9.2 and cellucid-r write them. Read by cellucid_nb and "
+             "by the Cellucid app releases that read those exports."},
+]
+
+
 def _plan_class() -> Any:
     from cellucid_nb.adata.plan import ExportPlan
 
@@ -139,6 +148,8 @@ class ExportWizard(anywidget.AnyWidget):
     out_dir = traitlets.Unicode("").tag(sync=True)
     overwrite = traitlets.Bool(False).tag(sync=True)
     gene_report = traitlets.Dict().tag(sync=True)
+    #: the advanced "file layout" choice (plan.layout; a plan dict without "layout" means "key"): value, label, note
+    layout_choices = traitlets.List(_LAYOUT_CHOICES).tag(sync=True)
 
     def __init__(self, adata: Any, out_dir: str | Path | None = None, plan: Any = None, **plan_changes: Any) -> None:
         from cellucid_nb.adata.inspection import inspect
