@@ -59,6 +59,27 @@ DEFAULT_WINDOW = 2
 STALE_SECONDS = 120.0
 
 SendFn = Callable[[dict, list], None]
+#: Front-end events kept in ``ViewerBackend.events`` (oldest dropped first).
+MAX_EVENTS = 1000
+
+
+class _BadMessage(ValueError):
+    """A malformed message from the front-end (answered with ``viewer:error``)."""
+
+    def __init__(self, message: str, rid: Any = None) -> None:
+        super().__init__(message)
+        self.rid = rid
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _request_id(rid: Any) -> str | int:
+    """A request id as sent: a string or an integer (anything else is malformed)."""
+    if isinstance(rid, str) or _is_int(rid):
+        return rid if isinstance(rid, str) else int(rid)
+    raise _BadMessage(f"request id {rid!r:.80} is a {type(rid).__name__}, expected a string or an integer")
 
 
 def _open_reader(reader_or_path: Any) -> Any:
@@ -345,6 +366,11 @@ class ViewerBackend:
     def handle(self, content: dict, buffers: list | None = None) -> bool:
         """Handle one custom message; return True if it was a ``viewer:`` message.
 
+        Never raises: a malformed message (wrong types, a selection buffer that is
+        not whole uint32 values, indices beyond the cell count...) gets a
+        ``viewer:error`` reply and is otherwise ignored; the kernel never sees an
+        exception from the front-end's messages.
+
         Parameters
         ----------
         content
@@ -356,29 +382,59 @@ class ViewerBackend:
         if not isinstance(kind, str) or not kind.startswith(MESSAGE_PREFIX):
             return False
         kind = kind[len(MESSAGE_PREFIX):]
-        self._drop_stale()
-        if kind == "request":
-            self._on_request(content)
-        elif kind == "ack":
-            self._on_ack(content)
-        elif kind == "select":
-            self._on_select(buffers or [])
-        elif kind == "event":
-            name, payload = str(content.get("name")), dict(content.get("payload") or {})
-            self.events.append((name, payload))
-            for cb in list(self._event_callbacks):
-                cb(name, payload)
-        else:
-            logger.debug("ignoring viewer message of type %r", kind)
+        try:
+            self._drop_stale()
+            if kind == "request":
+                self._on_request(content)
+            elif kind == "ack":
+                self._on_ack(content)
+            elif kind == "select":
+                self._on_select(content, buffers or [])
+            elif kind == "event":
+                self._on_event(content)
+            else:
+                logger.debug("ignoring viewer message of type %r", kind)
+        except _BadMessage as exc:
+            logger.warning("malformed viewer message %r: %s", kind, exc)
+            self._error(exc.rid, f"malformed viewer:{kind} message: {exc}")
+        except Exception as exc:  # noqa: BLE001 - the comm handler must never raise
+            logger.exception("viewer message %r failed", kind)
+            self._error(None, f"viewer:{kind} failed: {type(exc).__name__}: {exc}")
         return True
 
+    def _error(self, rid: Any, message: str) -> None:
+        self._send({"type": MESSAGE_PREFIX + "error", "id": rid, "message": message}, [])
+
+    def _on_event(self, content: dict) -> None:
+        name, payload = content.get("name"), content.get("payload")
+        if not isinstance(name, str):
+            raise _BadMessage(f"event name {name!r:.80} is a {type(name).__name__}, expected a string")
+        if payload is None:
+            payload = {}
+        if not isinstance(payload, dict):
+            raise _BadMessage(f"event {name!r:.80} payload is a {type(payload).__name__}, expected an object")
+        self.events.append((name, payload))
+        del self.events[:-MAX_EVENTS]  # bounded: a front-end cannot grow it without end
+        for cb in list(self._event_callbacks):
+            try:
+                cb(name, payload)
+            except Exception:  # a user's callback must not break the comm handler
+                logger.exception("on_event callback failed")
+
     def _on_request(self, content: dict) -> None:
-        rid = content.get("id")
+        rid = _request_id(content.get("id"))
+        kind, args = content.get("kind"), content.get("args")
+        if not isinstance(kind, str):
+            raise _BadMessage(f"request kind {kind!r:.80} is a {type(kind).__name__}, expected a string", rid)
+        if args is not None and not isinstance(args, dict):
+            raise _BadMessage(f"request args are a {type(args).__name__}, expected an object", rid)
+        if rid in self._transfers:
+            raise _BadMessage(f"request id {rid!r} is already being answered; expected a new id", rid)
         try:
-            header, blob = build_response(self.reader, str(content.get("kind")), content.get("args") or {})
+            header, blob = build_response(self.reader, kind, args or {})
         except Exception as exc:  # any failure must reach the browser as a visible error
-            logger.warning("viewer request %r failed: %s", content.get("kind"), exc)
-            self._send({"type": MESSAGE_PREFIX + "error", "id": rid, "message": f"{type(exc).__name__}: {exc}"}, [])
+            logger.warning("viewer request %r failed: %s", kind, exc)
+            self._error(rid, f"{type(exc).__name__}: {exc}")
             return
         n_chunks = -(-len(blob) // self.chunk_bytes)
         transfer = _Transfer(rid, header, memoryview(blob), self.chunk_bytes, n_chunks)
@@ -414,10 +470,14 @@ class ViewerBackend:
         t.next_seq += 1
 
     def _on_ack(self, content: dict) -> None:
-        t = self._transfers.get(content.get("id"))
+        rid = _request_id(content.get("id"))
+        t = self._transfers.get(rid)
         if t is None:
-            return
-        t.acked.add(content.get("seq"))
+            return  # a late ack of a finished or dropped transfer
+        seq = content.get("seq")
+        if not _is_int(seq) or not 0 <= seq < t.next_seq:
+            raise _BadMessage(f"ack seq {seq!r:.40} is not a chunk sent so far (0 to {t.next_seq - 1})", rid)
+        t.acked.add(int(seq))
         t.last_activity = time.monotonic()
         if len(t.acked) >= t.n_chunks:
             del self._transfers[t.id]
@@ -425,11 +485,25 @@ class ViewerBackend:
         while t.next_seq < t.n_chunks and t.next_seq - len(t.acked) < self.window:
             self._send_next(t)
 
-    def _on_select(self, buffers: list) -> None:
+    def _on_select(self, content: dict, buffers: list) -> None:
+        n_cells = int(self.reader.n_cells)
         if buffers:
-            idx = np.frombuffer(bytes(buffers[0]), dtype="<u4").astype(np.int64)
+            try:
+                raw = memoryview(buffers[0]).cast("B")
+            except TypeError:
+                raise _BadMessage(f"selection buffer is a {type(buffers[0]).__name__}, expected bytes") from None
+            if raw.nbytes % 4:
+                raise _BadMessage(f"selection buffer has {raw.nbytes} bytes, expected a multiple of 4 (uint32 indices)")
+            idx = np.frombuffer(raw, dtype="<u4").astype(np.int64)
         else:
             idx = np.zeros(0, dtype=np.int64)
+        n = content.get("n", idx.size)
+        if not _is_int(n) or n != idx.size:
+            raise _BadMessage(f"selection says n={n!r:.40} but its buffer holds {idx.size} indices")
+        if idx.size and int(idx.max()) >= n_cells:
+            raise _BadMessage(
+                f"selection index {int(idx.max())} is out of range; expected indices below n_cells={n_cells}"
+            )
         self._selected = np.unique(idx)
         for cb in list(self._select_callbacks):
             try:
