@@ -108,16 +108,32 @@ def _sparse_block(matrix: Any, cols: np.ndarray) -> sparse.csc_matrix:
     return _as_csc_block(matrix[:, cols])
 
 
-def _to_float32(values: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """``values`` as float32; finite values beyond float32's range are refused, never turned into +-inf."""
+def _to_float32(values: np.ndarray, columns: np.ndarray, indptr: np.ndarray | None = None) -> np.ndarray:
+    """``values`` as float32; finite values beyond float32's range are refused, never turned into +-inf.
+
+    Parameters
+    ----------
+    values
+        The stored values of a CSC block (with its ``indptr``) or a dense ``(n_cells, n_columns)`` block.
+    columns
+        Matrix column of each block column (named in the error).
+    indptr
+        Column offsets of a sparse block; ``None`` for a dense one.
+    """
     if values.dtype == np.float32:
         return values
     n, largest = overflow_count(values)
     if n:
+        with np.errstate(invalid="ignore"):
+            big = np.isfinite(values) & (np.abs(values) > F32_MAX)
+        if indptr is None:
+            where = np.flatnonzero(big.any(axis=0))
+        else:
+            where = np.unique(np.searchsorted(indptr, np.flatnonzero(big), side="right") - 1)
         raise ValueError(
-            f"gene_expression has {n} finite value(s) beyond float32's range in columns {columns[:5].tolist()}... "
-            f"(largest |value| {largest:.6g}); expected |value| <= {F32_MAX:.6g}: genes are stored as float32. "
-            "Rescale the matrix."
+            f"gene_expression has {n} finite value(s) beyond float32's range in columns "
+            f"{columns[where[:5]].tolist()}{'...' if where.size > 5 else ''} (largest |value| {largest:.6g}); "
+            f"expected |value| <= {F32_MAX:.6g}: genes are stored as float32. Rescale the matrix."
         )
     return values.astype(np.float32)
 
@@ -187,12 +203,12 @@ def read_column_block(matrix: Any, plan: BlockPlan) -> ColumnBlock:
     cols = plan.columns
     if sparse.issparse(matrix):
         block = _sparse_block(matrix, cols)
-        return ColumnBlock(plan.positions, _to_float32(block.data, cols), block.indices, block.indptr)
+        return ColumnBlock(plan.positions, _to_float32(block.data, cols, block.indptr), block.indices, block.indptr)
     lo, hi = int(cols[0]), int(cols[-1]) + 1
     sub = matrix[:, lo:hi] if hi - lo == cols.shape[0] else matrix[:, cols]
     if sparse.issparse(sub):  # lazy inputs (backed AnnData) may hand back sparse slices
         block = _as_csc_block(sub)
-        return ColumnBlock(plan.positions, _to_float32(block.data, cols), block.indices, block.indptr)
+        return ColumnBlock(plan.positions, _to_float32(block.data, cols, block.indptr), block.indices, block.indptr)
     dense = np.asarray(sub)
     if dense.dtype.kind not in "biuf":
         raise TypeError(f"gene_expression columns have dtype {dense.dtype}, expected numbers.")

@@ -779,12 +779,12 @@ def check_out_dir(out_dir: Any) -> Path:
     cwd = Path(os.path.abspath(os.getcwd()))
     if not path.name or path == cwd or path in cwd.parents:
         raise ValueError(
-            f"out_dir={out_dir!r} is the current folder or one of its parents ({str(path)!r}); expected a "
+            f"out_dir={str(out_dir)!r} is the current folder or one of its parents ({str(path)!r}); expected a "
             "dedicated export folder such as 'exports' (a replace renames out_dir)."
         )
     if os.path.islink(path):
         raise ValueError(
-            f"out_dir={out_dir!r} is a symbolic link (to {os.readlink(path)!r}); expected a real folder or a new "
+            f"out_dir={str(out_dir)!r} is a symbolic link (to {os.readlink(path)!r}); expected a real folder or a new "
             f"path: pass the link's target, e.g. out_dir={str(path.resolve())!r}."
         )
     if os.path.exists(path) and not os.path.isdir(path):

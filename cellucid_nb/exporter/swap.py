@@ -126,14 +126,14 @@ def _move_foreign(src_root: Path, dst_root: Path, rel_dir: str, files: set[str],
                 _rename(Path(entry.path), target)  # one rename for a whole folder of the user's
                 kept.extend(sorted(f for f in files if f.startswith(prefix)) or [rel + "/"])
             elif os.path.isdir(target) and not os.path.islink(target) or not os.path.lexists(target):
-                target.mkdir(exist_ok=True)
-                _move_foreign(src_root, dst_root, rel, files, owned, kept, left)
+                _move_foreign(src_root, dst_root, rel, files, owned, kept, left)  # folders made on demand
             else:
                 left.extend(f for f in files if f.startswith(prefix) and f not in owned)
         elif rel not in owned:
             if os.path.lexists(target):
                 left.append(rel)
             else:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 _rename(Path(entry.path), target)
                 kept.append(rel)
 
