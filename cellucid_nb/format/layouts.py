@@ -34,6 +34,7 @@ from cellucid_nb.format.naming import safe_name
 
 __all__ = [
     "FormatError",
+    "UnreadableJSONError",
     "Layout",
     "EmbeddingItem",
     "KEY_LAYOUT",
@@ -42,6 +43,7 @@ __all__ = [
     "LAYOUTS",
     "detect_layout",
     "detect_format",
+    "newer_format_signals",
     "V2_FORMAT_NAME",
     "V2_IDENTITY_VERSION",
     "V2_VAR_MANIFEST_KEYS",
@@ -59,6 +61,10 @@ V2_VAR_MANIFEST_KEYS = frozenset(
 
 class FormatError(ValueError):
     """The folder is not in a format we know, or mixes two (the message names the file)."""
+
+
+class UnreadableJSONError(FormatError):
+    """``dataset_identity.json`` is not valid JSON, so no format can be told."""
 
 
 @dataclass(frozen=True)
@@ -312,7 +318,7 @@ def detect_layout(identity: Any, manifests: dict[str, Any], names: dict[str, str
         raise FormatError(f"{ident} holds a {type(identity).__name__}, expected a JSON object")
     version = identity.get("version")
     by_version = {spec.IDENTITY_VERSION: spec.FORMAT_NAME, V2_IDENTITY_VERSION: V2_FORMAT_NAME}
-    if version not in by_version or isinstance(version, bool):
+    if isinstance(version, bool) or not isinstance(version, int) or version not in by_version:
         raise FormatError(f"{ident}: version {version!r} is not a Cellucid exports version we know; expected "
                           f"{spec.IDENTITY_VERSION} (compact_v1) or {V2_IDENTITY_VERSION} (compact_v2)")
     fmt = by_version[version]
@@ -364,13 +370,42 @@ def detect_layout(identity: Any, manifests: dict[str, Any], names: dict[str, str
     return layout
 
 
-def _load(path: Path) -> Any:
+def newer_format_signals(path: str | os.PathLike[str]) -> list[str]:
+    """What in the folder belongs to the index layout or ``compact_v2`` (empty: only key-layout traits).
+
+    The validator uses it to tell a damaged key-layout export (checked rule by rule) from a folder
+    that mixes formats (one ``format_unknown`` problem).
+
+    Parameters
+    ----------
+    path
+        An export folder.
+    """
+    from cellucid_nb.format.reader import manifest_names
+
+    root = Path(path)
+    identity = _load(root / spec.IDENTITY_FILE)
+    names = manifest_names(None)
+    obs, var = _load(root / names["obs"]), _load(root / names["var"])
+    found = [f"{names[label]} pattern {pattern!r}" for label, pattern in _patterns(obs, var) if "{index}" in pattern]
+    found += [f"{names[kind]} _format {m['_format']!r}" for kind, m in (("obs", obs), ("var", var))
+              if isinstance(m, dict) and m.get("_format") == V2_FORMAT_NAME]
+    if isinstance(identity, dict) and isinstance(identity.get("embeddings"), dict) \
+            and "items" in identity["embeddings"]:
+        found.append(f"{spec.IDENTITY_FILE} embeddings.items")
+    return found
+
+
+def _load(path: Path, required: bool = False) -> Any:
+    """Parsed JSON of ``path``; ``None`` when absent, or unreadable and not ``required`` (readers report it)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise FormatError(f"{path.name} is not readable JSON: {exc}") from None
+        if required:
+            raise UnreadableJSONError(f"{path.name}: not readable JSON: {exc}") from None
+        return None
 
 
 def detect_format(path: str | os.PathLike[str]) -> Layout:
@@ -391,7 +426,7 @@ def detect_format(path: str | os.PathLike[str]) -> Layout:
     from cellucid_nb.format.reader import manifest_names
 
     root = Path(path)
-    identity = _load(root / spec.IDENTITY_FILE)
+    identity = _load(root / spec.IDENTITY_FILE, required=True)
     if identity is None:
         raise FileNotFoundError(f"{root / spec.IDENTITY_FILE} does not exist: not a Cellucid export folder")
     sidecar = _load(root / spec.SIDECAR_FILE)

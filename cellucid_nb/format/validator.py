@@ -165,9 +165,24 @@ class _Checker:
         #: Files the manifests name (relative POSIX), compared with the sidecar's list.
         self.referenced: set[str] = set()
 
+    #: rule ids this checker reports; the path-pattern placeholder of a field; whether min == max is a
+    #: valid (constant) range. Subclasses for the other layouts (format/validate_layouts.py) change them.
+    rules: dict[str, str] = RULES
+    placeholder = "{key}"
+    constant_range_ok = False
+
+    def fill(self, pattern: str, key: Any, ext: str | None = None) -> str:
+        """The file a path pattern names for one field (key layout: ``safe(key)``)."""
+        out = pattern.replace("{key}", safe_name(key))
+        return out if ext is None else out.replace("{ext}", ext)
+
+    def vector_file(self, field_id: str, dim: int, gz: bool) -> str:
+        """The file name the layout gives a vector field's ``dim``-D payload."""
+        return f"vectors/{field_id}_{dim}d.bin" + (".gz" if gz else "")
+
     # --------------------------------------------------------------- helpers
     def problem(self, file: str, rule: str, detail: str) -> Problem:
-        assert rule in RULES, rule
+        assert rule in self.rules, rule
         return Problem(self.prefix + file if file != "." or not self.prefix else self.prefix.rstrip("/"), rule, detail)
 
     def add(self, file: str, rule: str, detail: str) -> None:
@@ -278,7 +293,7 @@ class _Checker:
                 continue
             seen.add(key)
             safe = safe_name(key).casefold()
-            if safe in folded:
+            if safe in folded and self.placeholder == "{key}":  # index-named files never collide
                 self.add(name, "name_collision",
                          f"{what} keys {folded[safe]!r} and {key!r} both become file name {safe_name(key)!r} "
                          "(ignoring case)")
@@ -289,7 +304,7 @@ class _Checker:
         if not (_is_num(lo) and _is_num(hi) and np.isfinite(lo) and np.isfinite(hi)):
             self.add(name, "range_invalid", f"{what}: min/max {lo!r}, {hi!r} are not finite numbers")
             return False
-        if not lo < hi:
+        if not (lo < hi or (self.constant_range_ok and lo == hi)):
             self.add(name, "range_invalid", f"{what}: min {lo!r} is not below max {hi!r} (strict readers need min < max)")
             return False
         return True
@@ -322,8 +337,8 @@ class _Checker:
             return "bad"
         pattern = schema[pattern_key]
         suffix = f".{ext}" + (".gz" if compression else "")
-        if not isinstance(pattern, str) or "{key}" not in pattern:
-            self.add(name, "schema_invalid", f"{what} {pattern_key} {pattern!r} has no {{key}}")
+        if not isinstance(pattern, str) or self.placeholder not in pattern:
+            self.add(name, "schema_invalid", f"{what} {pattern_key} {pattern!r} has no {self.placeholder}")
             return "bad"
         if not pattern.endswith(suffix):
             if is_gzip_path(pattern) != bool(compression):
@@ -514,7 +529,7 @@ class _Checker:
                 continue
             if bits:
                 self.check_range(name, entry[1], entry[2], f"continuous field {key!r}")
-            rel = schema["pathPattern"].replace("{key}", safe_name(key))
+            rel = self.fill(schema["pathPattern"], key)
             path = self.resolve(name, rel)
             if path is not None and self.n_cells is not None:
                 size = self.n_cells * np.dtype(_NP[dtype]).itemsize
@@ -537,8 +552,8 @@ class _Checker:
         codes_pattern, out_pattern = schema["codesPathPattern"], schema["outlierPathPattern"]
         for what, pattern, suffix in (("codesPathPattern", codes_pattern, ".{ext}"),
                                       ("outlierPathPattern", out_pattern, f".{oext}")):
-            if not isinstance(pattern, str) or "{key}" not in pattern:
-                self.add(name, "schema_invalid", f"categorical {what} {pattern!r} has no {{key}}")
+            if not isinstance(pattern, str) or self.placeholder not in pattern:
+                self.add(name, "schema_invalid", f"categorical {what} {pattern!r} has no {self.placeholder}")
                 return
             if is_gzip_path(pattern) != bool(compression):
                 self.check_suffix(name, pattern, compression, f"categorical {what}")
@@ -575,7 +590,7 @@ class _Checker:
         self.check_centroids(name, key, categories, centroids)
         if obits:
             self.check_range(name, entry[5], entry[6], f"outliers of {key!r}")
-        rel = codes_pattern.replace("{key}", safe_name(key)).replace("{ext}", CODES_EXT[codes_dtype])
+        rel = self.fill(codes_pattern, key, CODES_EXT[codes_dtype])
         path = self.resolve(name, rel)
         if path is not None and self.n_cells is not None:
             codes = self.read(rel, path, codes_dtype, self.n_cells, f"{self.n_cells} cells x {codes_dtype}")
@@ -586,7 +601,7 @@ class _Checker:
                     self.add(rel, "code_out_of_range",
                              f"{int(bad.sum())} codes are >= the {len(categories)} categories and not the missing "
                              f"marker {missing} (first: {int(codes[first])} at cell {first})")
-        rel = out_pattern.replace("{key}", safe_name(key)).replace("{ext}", CODES_EXT[codes_dtype])
+        rel = self.fill(out_pattern, key, CODES_EXT[codes_dtype])
         path = self.resolve(name, rel)
         if path is not None and self.n_cells is not None:
             values = self.read(rel, path, odtype, self.n_cells, f"{self.n_cells} cells x {odtype}")
@@ -644,7 +659,7 @@ class _Checker:
                 continue
             if bits:
                 self.check_range(name, entry[1], entry[2], f"gene {gene!r}")
-            rel = schema["pathPattern"].replace("{key}", safe_name(gene))
+            rel = self.fill(schema["pathPattern"], gene)
             path = self.resolve(name, rel)
             if path is not None and size is not None:
                 self.payload_task(rel, path, size, f"{self.n_cells} cells x {schema['dtype']}")
@@ -759,7 +774,7 @@ class _Checker:
                 continue
             for dim in dims:
                 rel = files[f"{dim}d"]
-                expected = f"vectors/{fid}_{dim}d.bin" + (".gz" if is_gzip_path(rel) else "")
+                expected = self.vector_file(fid, dim, is_gzip_path(rel))
                 if rel != expected:
                     self.add(name, "path_invalid", f"vector field {fid!r} {dim}D file {rel!r}, expected {expected!r}")
                 self.check_suffix(name, rel, compression, f"vector field {fid!r} {dim}D file")
@@ -892,6 +907,13 @@ def _check_datasets(root: Path, problems: list[Problem]) -> list[str]:
     return folders
 
 
+def _make_checker(root: Path, **options: Any) -> _Checker:
+    """The checker of the layout the folder holds (key-named compact_v1: :class:`_Checker` itself)."""
+    from cellucid_nb.format.validate_layouts import checker_for  # index-named compact_v1, compact_v2
+
+    return checker_for(root, **options)
+
+
 def validate_export(path: str | os.PathLike[str], *, workers: int | None = None,
                     checksums: bool = False) -> list[Problem]:
     """Check an export folder (or an exports root with ``datasets.json``) against docs/FORMAT.md.
@@ -921,9 +943,9 @@ def validate_export(path: str | os.PathLike[str], *, workers: int | None = None,
     if (root / spec.DATASETS_FILE).is_file():
         for folder in _check_datasets(root, problems):
             if Path(folder) != Path("."):
-                problems.extend(_Checker(root / folder, prefix=f"{Path(folder).as_posix()}/", workers=workers,
+                problems.extend(_make_checker(root / folder, prefix=f"{Path(folder).as_posix()}/", workers=workers,
                                          checksums=checksums).run())
         if not has_identity:
             return problems
-    problems.extend(_Checker(root, workers=workers, checksums=checksums).run())
+    problems.extend(_make_checker(root, workers=workers, checksums=checksums).run())
     return problems
