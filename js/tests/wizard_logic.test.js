@@ -78,7 +78,7 @@ test("a plan from Python replaces the draft unless a newer edit waits", () => {
 test("gene search ranks exact, then prefix, then substring matches", () => {
   const ids = ["CD3E", "CD3", "ACD3X", "CD34", "MS4A1", "cd3d"];
   const idx = createGeneIndex(ids);
-  assert.deepEqual(searchGenes(idx, "cd3"), ["CD3", "CD34", "cd3d", "CD3E", "ACD3X"]); // same length: alphabetical
+  assert.deepEqual(searchGenes(idx, "cd3"), ["CD3", "CD3E", "CD34", "cd3d", "ACD3X"]); // prefixes keep the list order (shared search)
   assert.deepEqual(searchGenes(idx, "ms4"), ["MS4A1"]);
   assert.deepEqual(searchGenes(idx, "  "), []);
   assert.equal(searchGenes(idx, "c", 2).length, 2);
@@ -103,9 +103,9 @@ test("preview messages decode into typed arrays and are size-checked", () => {
   assert.equal(p.positions[2], 1);
   assert.equal(p.codes[2], 65535);
   assert.throws(() => decodePreview({ n: 4, kind: "none" }, [pos.buffer]), /coordinates/);
-  assert.deepEqual(categoryColors({ categories: ["a", "b"], colors: ["#111111", "#222222"] }), ["#111111", "#222222"]);
+  assert.deepEqual(categoryColors({ categories: ["a", "b"], colors: ["#111111", "#222222"] }), ["rgba(17, 17, 17, 1)", "rgba(34, 34, 34, 1)"]);
   assert.equal(categoryColors({ categories: ["a", "b"], colors: null }).length, 2);
-  assert.equal(continuousColor(255), "#b0b0b0");
+  assert.equal(continuousColor(255), "#aaaaaa");
   assert.equal(continuousColor(0), "rgb(68,1,84)");
   assert.equal(continuousColor(254), "rgb(253,231,37)");
 });

@@ -1,17 +1,19 @@
 // Mouse and wheel handling of the plot: pan / orbit / zoom, lasso and box selection,
 // hover (coalesced to one pick per animation frame). The viewer passes callbacks in ctx.
+import { browserFrames } from "./frame.js";
 import { pointsInBox, pointsInPolygon } from "./picking.js";
 
 /**
  * Wire the pointer on the stage.
  * @param {object} ui  layout from buildLayout (stage, canvas, lassoPath)
- * @param {{camera, viewport: () => [number, number], requestDraw: () => void, hasData: () => boolean,
+ * @param {{camera: any, viewport: () => [number, number], requestDraw: () => void, hasData: () => boolean,
  *          tool: () => string, dim: () => number, screenPositions: () => Float32Array,
  *          visibilityTest: () => ((i: number) => boolean) | undefined, select: (idx: Uint32Array) => void,
- *          hover: (x: number, y: number) => void, hideTooltip: () => void, isDestroyed: () => boolean}} ctx
- * @param {(target, type, fn, opts?) => void} listen  adds a listener that the viewer removes on destroy
+ *          hover: (x: number, y: number) => void, hideTooltip: () => void, isDestroyed: () => boolean, setTool?: (tool: string) => void}} ctx
+ * @param {(target: EventTarget, type: string, fn: (ev: any) => void, opts?: any) => void} listen  adds a listener that the viewer removes on destroy
+ * @param {import("./frame.js").FrameScheduler} [frames]  hover is picked once per frame
  */
-export function attachPointer(ui, ctx, listen) {
+export function attachPointer(ui, ctx, listen, frames = browserFrames) {
   let drag = null;
   let hoverPending = null;
 
@@ -29,7 +31,7 @@ export function attachPointer(ui, ctx, listen) {
     if (!ctx.hasData()) return;
     const first = hoverPending === null;
     hoverPending = [x, y];
-    if (first) requestAnimationFrame(() => {
+    if (first) frames.request(() => {
       const p = hoverPending;
       hoverPending = null;
       if (p && !ctx.isDestroyed()) ctx.hover(p[0], p[1]);

@@ -1,55 +1,61 @@
 // mountViewer(el, transport, options) -> controller: the viewer, independent of where
-// its data come from (comm in a notebook, HTTP in a browser tab). The wizard embeds it.
+// its data come from (comm in a notebook, HTTP in a browser tab, static files). The
+// wizard, the standalone page and the static site embed it. This module only composes
+// the units: data_cache (loading and caches), color_state (colours, legend, hide and
+// isolate), selection (hover, lasso/box, highlight), overlays (edges and vectors),
+// frame (canvas size and draw loop), toolbar, labels and startup (the start sequence).
 //
-// controller = { setColorField(field), setDimension(d), highlight(indices), resetView(),
-//                onSelect(cb), resize(), destroy(),
-//                setPointSize(px), setShowEdges(bool), setShowVectors(bool), snapshot() -> dataURL,
-//                ready: Promise, stats, state }
+// controller = { ready: Promise, stats, state, meta,
+//                setColorField(field), setDimension(d), highlight(indices), select(indices),
+//                resetView(), onSelect(cb) -> off, resize(), setHeight(px), destroy(),
+//                setPointSize(px), setShowEdges(bool), setShowVectors(bool), setColormap(name),
+//                snapshot() -> dataURL, drawSync(), benchmarkRedraw(), positionsOf(i), renderStats }
 // field strings: "obs:<key>", "gene:<id>" or "" (the export's first categorical field).
-import { buildCategoricalLut, buildContinuousPalette, categoryColors, parseColor, rgbaCss } from "./colormaps.js";
-import { arrowSegments, categoryCounts, continuousForDisplay, continuousValue, stripFrom1D } from "./decode.js";
+import { DEFAULT_COLORMAP } from "../common/colors.js";
 import { createCamera } from "./camera.js";
-import { createRenderer } from "./renderer.js";
-import { nearestPoint, projectPoints } from "./picking.js";
+import { createColorState } from "./color_state.js";
+import { createDataCache, createLatest } from "./data_cache.js";
+import { autoPointSize, defaultField } from "./fields.js";
+import { browserFrames, createDrawLoop, cssColorToUnit, syncCanvasSize } from "./frame.js";
 import { attachPointer } from "./interaction.js";
-import { attachGeneSearch } from "./gene_search.js";
 import { createLabelLayer } from "./labels.js";
-import { buildLayout, formatNumber, h, markActive, renderCategoricalLegend, renderColorbar, segmented } from "./ui.js";
-
-const HOVER_RADIUS = 8;
+import { createOverlays } from "./overlays.js";
+import { createRenderer } from "./renderer.js";
+import { createSelection } from "./selection.js";
+import { startViewer } from "./startup.js";
+import { fillToolbar, markActive, wireToolbar } from "./toolbar.js";
+import { buildLayout } from "./ui.js";
 
 function now() {
   return typeof performance !== "undefined" ? performance.now() : Date.now();
 }
 
-function parseCssColor(text) {
-  const m = /rgba?\(\s*([\d.]+)[,\s]+([\d.]+)[,\s]+([\d.]+)/.exec(text || "");
-  if (m) return [Number(m[1]) / 255, Number(m[2]) / 255, Number(m[3]) / 255];
-  const c = parseColor(text);
-  return c ? [c[0] / 255, c[1] / 255, c[2] / 255] : [1, 1, 1];
-}
-
-function autoPointSize(n) {
-  if (n > 500000) return 1.5;
-  if (n > 100000) return 2;
-  if (n > 20000) return 3;
-  if (n > 2000) return 4;
-  return 6;
-}
+/**
+ * @typedef {object} ViewerOptions
+ * @property {number} [dimension]   1, 2 or 3 (default: the export's default)
+ * @property {string} [colorField]  "obs:<key>", "gene:<id>" or "" (default field)
+ * @property {number} [pointSize]   CSS pixels; 0 picks one from the number of cells
+ * @property {boolean} [showEdges]
+ * @property {boolean} [showVectors]
+ * @property {number} [height]      plot height in CSS pixels
+ * @property {string} [colormap]    continuous colour map name (common/colors.js)
+ * @property {(state: {dimension: number, colorField: string, pointSize: number, showEdges: boolean, showVectors: boolean}) => void} [onStateChange]
+ * @property {(err: Error) => void} [onError]
+ * @property {(canvas: HTMLCanvasElement) => import("./renderer.js").Renderer} [createRenderer]  renderer factory (tests pass a fake)
+ * @property {import("./frame.js").FrameScheduler} [frames]  animation frames (tests pass a manual scheduler)
+ */
 
 /**
  * Mount the viewer in `el`.
  * @param {HTMLElement} el
- * @param {object} transport  from createCommTransport / createHttpTransport
- * @param {{dimension?: number, colorField?: string, pointSize?: number, showEdges?: boolean,
- *          showVectors?: boolean, height?: number, colormap?: string,
- *          onStateChange?: (state) => void, onError?: (err) => void}} [options]
+ * @param {import("./transport.js").Transport} transport  from createCommTransport / createHttpTransport, or any object with the same interface
+ * @param {ViewerOptions} [options]
  */
 export function mountViewer(el, transport, options = {}) {
   const t0 = now();
   const ui = buildLayout(el);
   if (options.height) ui.root.style.setProperty("--cnb-height", `${options.height}px`);
-  const selectListeners = new Set();
+  /** @type {(() => void)[]} */
   const disposers = [];
   const stats = { t_mount: t0, timings: {}, frames: 0, lastFrameMs: null };
   const state = {
@@ -59,32 +65,24 @@ export function mountViewer(el, transport, options = {}) {
     pointSize: options.pointSize || 0,
     showEdges: !!options.showEdges,
     showVectors: !!options.showVectors,
+    /** @type {string|null} */
     vectorField: null,
-    colormap: options.colormap || "viridis",
     tool: "pan",
-    hidden: new Set(),
-    flags: null, // Uint8Array of highlighted cells, or null
-    selection: new Uint32Array(0),
   };
-  const cache = { points: new Map(), fields: new Map(), edges: null, vectors: new Map() };
-  let current = null; // prepared field being drawn
-  let positions = null, comps = 2;
+  /** @type {{positions: Float32Array, comps: number, raw: Float32Array, dim: number}|null} */
+  let points = null;
   let destroyed = false;
-  let raf = 0;
   let firstFrameDone = false;
-  let projection = { key: "", screen: null };
+  /** @type {any} */
   let renderer = null;
+  const getRenderer = () => renderer;
   const camera = createCamera(2);
+  const fieldLatest = createLatest(), dimLatest = createLatest();
 
-  function emitState() {
-    if (options.onStateChange) {
-      options.onStateChange({
-        dimension: state.dim, colorField: state.colorField, pointSize: state.pointSize,
-        showEdges: state.showEdges, showVectors: state.showVectors,
-      });
-    }
+  function setStatus(text) {
+    ui.status.textContent = text;
+    ui.status.classList.toggle("cnb-visible", !!text);
   }
-
   function showError(err) {
     const msg = err && err.message ? err.message : String(err);
     ui.error.textContent = msg;
@@ -97,54 +95,58 @@ export function mountViewer(el, transport, options = {}) {
     ui.error.textContent = "";
     ui.error.classList.remove("cnb-visible");
   }
-  function setStatus(text) {
-    ui.status.textContent = text;
-    ui.status.classList.toggle("cnb-visible", !!text);
+  /** Report failures of an action in the viewer (and to the host) instead of throwing. */
+  function run(promise) {
+    return Promise.resolve(promise).then(clearError, showError);
+  }
+  function emitState() {
+    if (options.onStateChange) {
+      options.onStateChange({
+        dimension: state.dim, colorField: state.colorField, pointSize: state.pointSize,
+        showEdges: state.showEdges, showVectors: state.showVectors,
+      });
+    }
   }
 
   try {
-    renderer = createRenderer(ui.canvas);
+    renderer = (options.createRenderer || createRenderer)(ui.canvas);
   } catch (err) {
     showError(err);
   }
 
-  // ------------------------------------------------------------------ sizing & drawing
-  function viewport() {
-    const w = Math.max(1, ui.canvas.clientWidth), hgt = Math.max(1, ui.canvas.clientHeight);
-    return [w, hgt];
-  }
-  function syncCanvasSize() {
-    const dpr = globalThis.devicePixelRatio || 1;
-    const [w, hgt] = viewport();
-    const W = Math.round(w * dpr), H = Math.round(hgt * dpr);
-    if (ui.canvas.width !== W || ui.canvas.height !== H) {
-      ui.canvas.width = W;
-      ui.canvas.height = H;
-    }
-    return dpr;
-  }
-  function background() {
-    return parseCssColor(getComputedStyle(ui.stage).backgroundColor);
-  }
+  // ------------------------------------------------------------------ drawing
+  const viewport = () => /** @type {[number, number]} */ ([Math.max(1, ui.canvas.clientWidth), Math.max(1, ui.canvas.clientHeight)]);
+  const loop = createDrawLoop(drawNow, options.frames || browserFrames);
+  const requestDraw = () => loop.request();
+  const data = createDataCache(transport, stats);
+  const colors = createColorState(ui, getRenderer, requestDraw, options.colormap || DEFAULT_COLORMAP);
+  const labels = createLabelLayer(ui.labels);
+  const selection = createSelection({
+    ui, camera, viewport, colors: () => colors, getRenderer, setStatus, requestDraw,
+    points: () => points,
+    nCells: () => (state.meta ? state.meta.n_cells : 0),
+    sendSelection: (idx) => transport.sendSelection(idx),
+  });
+  const overlays = createOverlays({ data, getRenderer, setStatus, meta: () => state.meta, state: () => state });
 
   function drawNow() {
-    raf = 0;
-    if (destroyed || !renderer || !positions) return;
+    if (destroyed || !renderer || !points) return;
     const start = now();
-    const dpr = syncCanvasSize();
-    const [w, hgt] = viewport();
-    const mvp = camera.matrix(w, hgt);
+    const { w, h, dpr } = syncCanvasSize(ui.canvas);
+    const mvp = camera.matrix(w, h);
     renderer.draw(mvp, {
       pointSize: state.pointSize || autoPointSize(state.meta.n_cells),
       pixelRatio: dpr,
-      background: background(),
+      background: cssColorToUnit(getComputedStyle(ui.stage).backgroundColor),
       depth: state.dim === 3,
       showEdges: state.showEdges,
       showArrows: state.showVectors,
       highlight: true,
       edgeColor: [0.5, 0.5, 0.5, 0.22],
     });
-    updateLabels(mvp, w, hgt);
+    const f = colors.field;
+    const centroids = f && f.kind === "categorical" && f.centroids ? f.centroids[String(state.dim)] || [] : null;
+    labels.update(centroids, state.dim, colors.isShown, (c) => (f && f.counts ? f.counts[f.categoryIndex.get(c)] || 0 : 0), mvp, w, h);
     stats.frames += 1;
     if (!firstFrameDone) {
       renderer.finish(); // wait for the GPU so the timing is the real first frame
@@ -154,339 +156,118 @@ export function mountViewer(el, transport, options = {}) {
     }
     stats.lastFrameMs = now() - start;
   }
-  function requestDraw() {
-    if (!raf && !destroyed) raf = requestAnimationFrame(drawNow);
-  }
   /** Draw synchronously and wait for the GPU; returns the frame time in ms (benchmarks). */
   function drawSync() {
-    if (raf) { cancelAnimationFrame(raf); raf = 0; }
     const start = now();
-    drawNow();
+    loop.flush();
     if (renderer) renderer.finish();
     return now() - start;
   }
 
-  // ------------------------------------------------------------------ labels
-  const labels = createLabelLayer(ui.labels);
-  function updateLabels(mvp, w, hgt) {
-    const f = current;
-    const list = f && f.kind === "categorical" && f.centroids ? f.centroids[String(state.dim)] || [] : null;
-    labels.update(list, state.dim, (category) => {
-      const idx = f.categoryIndex.get(category);
-      return idx !== undefined && !state.hidden.has(idx);
-    }, mvp, w, hgt);
-  }
-
-  // ------------------------------------------------------------------ data loading
-  async function loadPoints(dim) {
-    if (cache.points.has(dim)) return cache.points.get(dim);
+  // ------------------------------------------------------------------ field and dimension
+  async function setColorField(field, { emit = true } = {}) {
+    field = field || defaultField(state.meta);
+    const isLatest = fieldLatest.next();
+    if (!field) { state.colorField = ""; colors.setField(null); requestDraw(); return; }
     const ts = now();
-    const { arrays } = await transport.request("points", { dim });
-    let pts = arrays.points;
-    let c = dim;
-    if (dim === 1) { pts = stripFrom1D(pts); c = 2; }
-    const entry = { positions: pts, comps: c, raw: arrays.points };
-    cache.points.set(dim, entry);
-    stats.timings[`points_${dim}d`] = now() - ts;
-    return entry;
-  }
-
-  function fieldMeta(key) {
-    return state.meta.obs.find((f) => f.key === key);
-  }
-
-  async function loadField(field) {
-    if (cache.fields.has(field)) return cache.fields.get(field);
-    const ts = now();
-    let prepared;
-    if (field.startsWith("obs:")) {
-      const key = field.slice(4);
-      const fm = fieldMeta(key);
-      if (!fm) throw new Error(`obs field '${key}' is not in this export; fields: ${state.meta.obs.map((f) => f.key).join(", ")}`);
-      const { header, arrays } = await transport.request("obs", { key });
-      if (fm.kind === "categorical") {
-        const n = fm.categories.length;
-        const colors = categoryColors(n, fm.colors);
-        prepared = {
-          kind: "categorical", field, label: key, codes: arrays.values, categories: fm.categories, colors,
-          counts: categoryCounts(arrays.values, n), missingCode: fm.missing_code ?? (arrays.values instanceof Uint8Array ? 255 : 65535),
-          centroids: fm.centroids || {}, categoryIndex: new Map(fm.categories.map((c, i) => [String(c), i])),
-        };
-      } else {
-        prepared = { kind: "continuous", field, label: key, ...continuousForDisplay(arrays.values, { bits: header.bits, min: header.min, max: header.max }) };
-      }
-    } else if (field.startsWith("gene:")) {
-      const gene = field.slice(5);
-      const { header, arrays } = await transport.request("gene", { gene });
-      prepared = { kind: "continuous", field, label: gene, ...continuousForDisplay(arrays.values, { bits: header.bits, min: header.min, max: header.max }) };
-    } else {
-      throw new Error(`colour field must look like 'obs:<key>' or 'gene:<id>', got '${field}'`);
-    }
-    if (prepared.kind === "continuous") {
-      let nMissing = 0;
-      const codes = prepared.codes, miss = prepared.missing;
-      for (let i = 0; i < codes.length; i++) if (codes[i] === miss) nMissing++;
-      prepared.nMissing = nMissing;
-    }
-    cache.fields.set(field, prepared);
-    stats.timings[`field:${field}`] = now() - ts;
-    return prepared;
-  }
-
-  function applyColoring() {
-    if (!renderer) return;
-    const f = current;
-    if (!f) {
-      renderer.setValues(null);
-      renderer.setColoring({ kind: "uniform" });
-      ui.legend.replaceChildren();
-      return;
-    }
-    if (f.kind === "categorical") {
-      const hidden = new Set([...state.hidden].filter((i) => i >= 0));
-      const lut = buildCategoricalLut(f.colors, f.missingCode, hidden, state.hidden.has(-1));
-      // uint8 codes: 256-colour palette (fast path); uint16 codes: texture
-      renderer.setColoring(f.missingCode === 255 ? { kind: "palette", colors: lut.data, scale: 1, missing: 255 } : { kind: "texture", lut });
-      renderCategoricalLegend(ui.legend, f.label, { ...f, hidden: state.hidden }, {
-        toggle: (i) => { state.hidden.has(i) ? state.hidden.delete(i) : state.hidden.add(i); applyColoring(); requestDraw(); },
-        isolate: (i) => {
-          const all = [...f.categories.keys(), -1];
-          const onlyThis = state.hidden.size === all.length - 1 && !state.hidden.has(i);
-          state.hidden = onlyThis ? new Set() : new Set(all.filter((j) => j !== i));
-          applyColoring(); requestDraw();
-        },
-        showAll: () => { state.hidden = new Set(); applyColoring(); requestDraw(); },
-      });
-    } else {
-      // 8-bit values index the palette directly; 16-bit ones are scaled to its 255 steps
-      renderer.setColoring({ kind: "palette", colors: buildContinuousPalette(state.colormap), scale: 254 / f.qmax, missing: f.missing });
-      renderColorbar(ui.legend, f.label, f, state.colormap);
-    }
-  }
-
-  async function setColorField(field) {
-    field = field || defaultField();
-    const ts = now();
-    if (!field) { current = null; applyColoring(); requestDraw(); return; }
     setStatus(`loading ${field.replace(/^(obs|gene):/, "")}…`);
-    const f = await loadField(field);
-    if (destroyed) return;
+    let f;
+    try {
+      f = await data.field(state.meta, field);
+    } catch (err) {
+      if (isLatest()) throw err;
+      return; // a newer choice replaced this one: its failure no longer matters
+    }
+    if (destroyed || !isLatest()) return;
     state.colorField = field;
-    if (!current || current.field !== f.field) state.hidden = new Set();
-    current = f;
     const tu = now();
-    renderer && renderer.setValues(f.codes);
-    applyColoring();
+    colors.setField(f);
     stats.timings.last_color_upload = now() - tu;
     stats.timings.last_color_switch = now() - ts;
     ui.field.value = field.startsWith("obs:") ? field : "";
     ui.gene.value = field.startsWith("gene:") ? field.slice(5) : "";
     setStatus("");
-    emitState();
+    if (emit) emitState();
     requestDraw();
   }
 
-  function defaultField() {
-    const m = state.meta;
-    if (!m) return "";
-    const cat = m.obs.find((f) => f.kind === "categorical");
-    const any = cat || m.obs[0];
-    if (any) return `obs:${any.key}`;
-    return m.genes.length ? `gene:${m.genes[0]}` : "";
-  }
-
-  async function setDimension(dim) {
+  async function setDimension(dim, { emit = true } = {}) {
     dim = Number(dim) || state.meta.default_dimension;
     if (!state.meta.dimensions.includes(dim)) {
       throw new Error(`dimension ${dim} is not in this export, which has ${state.meta.dimensions.join(", ")}D`);
     }
+    const isLatest = dimLatest.next();
     setStatus(`loading ${dim}D embedding…`);
-    const p = await loadPoints(dim);
-    if (destroyed) return;
+    const p = await data.points(dim);
+    if (destroyed || !isLatest()) return;
     const modeChanged = (dim === 3) !== (state.dim === 3) || !state.dim;
     state.dim = dim;
-    positions = p.positions;
-    comps = p.comps;
-    renderer && renderer.setPositions(positions, comps);
+    points = { ...p, dim };
+    if (renderer) renderer.setPositions(p.positions, p.comps);
     camera.setMode(dim === 3 ? 3 : 2);
     if (modeChanged) camera.reset();
     markActive(ui.dims, dim);
-    projection.key = "";
-    if (state.showVectors) await refreshVectors();
+    selection.invalidate();
+    if (state.showVectors) await overlays.refreshVectors();
     setStatus("");
-    emitState();
+    if (emit) emitState();
     requestDraw();
   }
 
-  async function refreshEdges() {
-    if (!state.showEdges || !state.meta.has_edges || !renderer) { renderer && renderer.setEdges(null); return; }
-    if (!cache.edges) {
-      setStatus("loading kNN edges…");
-      const { arrays } = await transport.request("edges", {});
-      cache.edges = arrays.pairs;
-      setStatus("");
-    }
-    renderer.setEdges(cache.edges);
-  }
-
-  async function refreshVectors() {
-    const field = state.vectorField;
-    const spec = field && state.meta.vectors[field];
-    if (!state.showVectors || !spec || !renderer || !spec.dims.includes(state.dim) || state.dim === 1) {
-      renderer && renderer.setArrows(null);
-      return;
-    }
-    const k = `${field}|${state.dim}`;
-    if (!cache.vectors.has(k)) {
-      setStatus("loading vectors…");
-      const { arrays } = await transport.request("vectors", { field, dim: state.dim });
-      cache.vectors.set(k, arrays.vectors);
-      setStatus("");
-    }
-    const vec = cache.vectors.get(k);
-    const raw = cache.points.get(state.dim).raw;
-    // scale arrows so a typical one is ~3% of the view
-    let sum = 0, cnt = 0;
-    const n = vec.length / state.dim, step = Math.max(1, Math.floor(n / 5000));
-    for (let i = 0; i < n; i += step) {
-      let s = 0;
-      for (let c = 0; c < state.dim; c++) s += vec[i * state.dim + c] ** 2;
-      if (Number.isFinite(s)) { sum += Math.sqrt(s); cnt++; }
-    }
-    const scale = cnt && sum > 0 ? 0.06 / (sum / cnt) : 1;
-    renderer.setArrows(arrowSegments(raw, vec, state.dim, scale));
-  }
-
-  // ------------------------------------------------------------------ selection & highlight
-  function setFlags(indices) {
-    if (!indices || indices.length === 0) {
-      state.flags = null;
-      renderer && renderer.setHighlight(null);
-    } else {
-      const flags = new Uint8Array(state.meta.n_cells);
-      for (let i = 0; i < indices.length; i++) if (indices[i] < flags.length) flags[indices[i]] = 1;
-      state.flags = flags;
-      renderer && renderer.setHighlight(flags);
-    }
-    requestDraw();
-  }
-  function select(indices) {
-    state.selection = indices;
-    setFlags(indices);
-    ui.clear.classList.toggle("cnb-visible", indices.length > 0);
-    setStatus(indices.length ? `${indices.length.toLocaleString()} cells selected` : "");
-    transport.sendSelection(indices);
-    for (const cb of selectListeners) cb(indices);
-  }
-
-  function visibilityTest() {
-    const f = current;
-    if (!f || f.kind !== "categorical" || state.hidden.size === 0) return undefined;
-    const visible = new Uint8Array(f.missingCode + 1).fill(1);
-    for (const i of state.hidden) visible[i >= 0 ? i : f.missingCode] = 0;
-    const codes = f.codes;
-    return (i) => visible[codes[i]] === 1;
-  }
-
-  function screenPositions() {
-    const [w, hgt] = viewport();
-    const key = `${camera.version}|${w}|${hgt}|${state.dim}`;
-    if (projection.key !== key) {
-      projection.screen = projectPoints(positions, comps, camera.matrix(w, hgt), w, hgt, projection.screen);
-      projection.key = key;
-    }
-    return projection.screen;
-  }
-
-  // ------------------------------------------------------------------ interaction
-  function hover(x, y) {
-    const i = nearestPoint(screenPositions(), x, y, HOVER_RADIUS, visibilityTest());
-    if (i < 0) { hideTooltip(); return; }
-    let value = "";
-    const f = current;
-    if (f && f.kind === "categorical") {
-      const c = f.codes[i];
-      value = c < f.categories.length ? f.categories[c] : "missing";
-    } else if (f) {
-      const v = continuousValue(f, i);
-      value = Number.isNaN(v) ? "missing" : formatNumber(v);
-    }
-    ui.tooltip.textContent = "";
-    ui.tooltip.append(h("b", { text: `cell ${i}` }), f ? h("div", { text: `${f.label}: ${value}` }) : "");
-    ui.tooltip.style.transform = `translate(${x + 12}px, ${y + 12}px)`;
-    ui.tooltip.classList.add("cnb-visible");
-  }
-  function hideTooltip() {
-    ui.tooltip.classList.remove("cnb-visible");
-  }
-  function onKey(ev) {
-    if (ev.target && ev.target.tagName === "INPUT") return;
-    if (ev.key === "Escape") select(new Uint32Array(0));
-    else if (ev.key === "r") controller.resetView();
-    else if (ev.key === "l") setTool("lasso");
-    else if (ev.key === "b") setTool("box");
-    else if (ev.key === "p") setTool("pan");
-  }
   function setTool(tool) {
     state.tool = tool;
     markActive(ui.tools, tool);
     ui.stage.dataset.tool = tool;
   }
 
+  // ------------------------------------------------------------------ wiring
   function listen(target, type, fn, opts) {
     target.addEventListener(type, fn, opts);
     disposers.push(() => target.removeEventListener(type, fn, opts));
   }
   attachPointer(ui, {
-    camera, viewport, requestDraw, screenPositions, visibilityTest, select, hover, hideTooltip,
-    hasData: () => !!positions, tool: () => state.tool, dim: () => state.dim, isDestroyed: () => destroyed,
-  }, listen);
-  listen(ui.root, "keydown", onKey);
+    camera, viewport, requestDraw, setTool,
+    screenPositions: selection.screenPositions, visibilityTest: colors.visibilityTest,
+    select: selection.select, hover: selection.hover, hideTooltip: selection.hideTooltip,
+    hasData: () => !!points, tool: () => state.tool, dim: () => state.dim, isDestroyed: () => destroyed,
+  }, listen, options.frames || browserFrames);
 
-  // toolbar
-  segmented(ui.tools, [
-    { value: "pan", label: "✥", title: "Pan / orbit (p)" },
-    { value: "lasso", label: "lasso", title: "Lasso selection (l, or shift-drag)" },
-    { value: "box", label: "box", title: "Box selection (b)" },
-  ], setTool);
-  setTool("pan");
-  listen(ui.reset, "click", () => controller.resetView());
-  listen(ui.clear, "click", () => select(new Uint32Array(0)));
-  listen(ui.field, "change", () => { if (ui.field.value) run(setColorField(ui.field.value)); });
-  listen(ui.snapshot, "click", () => {
-    const a = document.createElement("a");
-    a.href = controller.snapshot();
-    a.download = `${(state.meta && state.meta.name) || "cellucid"}.png`;
-    a.click();
+  const boxes = wireToolbar(ui, listen, {
+    setColorField: (f) => run(setColorField(f)),
+    setDimension: (d) => run(setDimension(d)),
+    setTool,
+    resetView: () => controller.resetView(),
+    clearSelection: () => selection.select(new Uint32Array(0)),
+    snapshot() {
+      const a = document.createElement("a");
+      a.href = controller.snapshot();
+      a.download = `${(state.meta && state.meta.name) || "cellucid"}.png`;
+      a.click();
+    },
+    setShowEdges: (on) => controller.setShowEdges(on),
+    setShowVectors: (on) => controller.setShowVectors(on),
+    setVectorField(v) { state.vectorField = v; run(overlays.refreshVectors().then(requestDraw)); },
+    setPointSize: (px) => controller.setPointSize(px),
+    setColormap: (name) => controller.setColormap(name),
+    genes: () => (state.meta ? state.meta.genes : []),
   });
-  const edgesBox = ui.edges.querySelector("input"), vectorsBox = ui.vectors.querySelector("input");
-  listen(edgesBox, "change", () => controller.setShowEdges(edgesBox.checked));
-  listen(vectorsBox, "change", () => controller.setShowVectors(vectorsBox.checked));
-  listen(ui.vectorField, "change", () => { state.vectorField = ui.vectorField.value; run(refreshVectors().then(requestDraw)); });
-  listen(ui.size, "input", () => controller.setPointSize(Number(ui.size.value)));
-  listen(ui.cmap, "change", () => { state.colormap = ui.cmap.value; applyColoring(); requestDraw(); });
-  ui.cmap.value = state.colormap;
+  setTool("pan");
+  ui.cmap.value = colors.colormap;
 
-  // gene search over all exported genes
-  attachGeneSearch(ui, () => (state.meta ? state.meta.genes : []), (gene) => run(setColorField(`gene:${gene}`)), listen);
-
-  // python / host commands
+  // host commands (Python over the comm)
   const offCommand = transport.onCommand((command, args, buffers) => {
     if (command === "highlight") {
       const b = buffers[0];
       const idx = b ? new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) : new Uint32Array(0);
-      run(ready.then(() => setFlags(idx)));
+      run(ready.then(() => selection.setFlags(idx)));
     } else if (command === "reset_view") controller.resetView();
     else if (command === "set_color_field") run(ready.then(() => setColorField(args.field || "")));
     else if (command === "set_dimension") run(ready.then(() => setDimension(args.dim)));
   });
 
   // resize with the container
-  let ro = null;
-  if (typeof ResizeObserver !== "undefined") {
-    ro = new ResizeObserver(() => { projection.key = ""; requestDraw(); });
-    ro.observe(ui.stage);
-  }
+  const ro = typeof ResizeObserver !== "undefined" ? new ResizeObserver(() => controller.resize()) : null;
+  if (ro) ro.observe(ui.stage);
   // JupyterLab switches themes by changing <body> attributes and stylesheets; the canvas
   // clear colour comes from CSS, so redraw when the theme changes.
   let themeObserver = null;
@@ -495,85 +276,50 @@ export function mountViewer(el, transport, options = {}) {
     themeObserver.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
   }
 
-  function run(promise) {
-    return Promise.resolve(promise).then(clearError, showError);
-  }
-
   // ------------------------------------------------------------------ start
-  async function start() {
-    setStatus("loading…");
-    const tm = now();
-    const { header: meta } = await transport.request("meta", {});
-    stats.timings.meta = now() - tm;
-    if (destroyed) return;
-    state.meta = meta;
-    const dim = meta.dimensions.includes(Number(options.dimension)) ? Number(options.dimension) : meta.default_dimension;
-    let field = options.colorField || "";
-    const valid = (f) => (f.startsWith("obs:") && meta.obs.some((o) => `obs:${o.key}` === f)) || (f.startsWith("gene:") && meta.genes.includes(f.slice(5)));
-    if (field && !valid(field)) { showError(new Error(`colour field '${field}' is not in this export`)); field = ""; }
-    field = field || defaultField();
-    // toolbar contents that depend on the export
-    ui.field.replaceChildren(
-      h("option", { value: "", text: "— obs field —" }),
-      ...["categorical", "continuous"].map((kind) => {
-        const fs = meta.obs.filter((f) => f.kind === kind);
-        return fs.length ? h("optgroup", { label: kind }, fs.map((f) => h("option", { value: `obs:${f.key}`, text: f.key }))) : null;
-      }).filter(Boolean),
-    );
-    ui.gene.disabled = meta.genes.length === 0;
-    ui.gene.placeholder = meta.genes.length ? `gene (${meta.genes.length.toLocaleString()})…` : "no genes exported";
-    segmented(ui.dims, meta.dimensions.map((d) => ({ value: d, label: `${d}D`, title: `${d}D embedding` })), (d) => run(setDimension(d)));
-    ui.edges.classList.toggle("cnb-absent", !meta.has_edges);
-    const vids = Object.keys(meta.vectors || {});
-    ui.vectors.classList.toggle("cnb-absent", vids.length === 0);
-    ui.vectorField.classList.toggle("cnb-absent", vids.length < 2);
-    ui.vectorField.replaceChildren(...vids.map((v) => h("option", { value: v, text: meta.vectors[v].label })));
-    state.vectorField = vids[0] || null;
-    edgesBox.checked = state.showEdges;
-    vectorsBox.checked = state.showVectors;
-    ui.size.value = String(state.pointSize || autoPointSize(meta.n_cells));
-    // Points and colours travel in parallel; meanwhile the GPU compiles the shaders for
-    // these data formats, and the points go to the GPU as soon as they arrive.
-    const fieldPromise = field ? loadField(field) : null;
-    if (fieldPromise) fieldPromise.catch(() => {}); // reported by setColorField below
-    const pointsPromise = loadPoints(dim);
-    if (renderer) {
-      const fm = field.startsWith("obs:") ? fieldMeta(field.slice(4)) : null;
-      const wide = fm && fm.kind === "categorical" && fm.missing_code === 65535;
-      const t = now();
-      renderer.warmUp(dim === 3 ? 3 : 2, wide, dim === 3);
-      stats.timings.warm_up = now() - t;
-    }
-    await pointsPromise;
-    if (destroyed) return;
-    await setDimension(dim);
-    await setColorField(field);
-    if (state.showEdges) await refreshEdges();
-    stats.timings.data_ready = now() - t0;
-    requestDraw();
-  }
-  const ready = start();
+  const ready = startViewer({
+    transport, options, stats, state, data, getRenderer, setStatus, showError, emitState, requestDraw,
+    isDestroyed: () => destroyed,
+    setMeta(meta) {
+      state.meta = meta;
+      state.vectorField = fillToolbar(ui, meta, (d) => run(setDimension(d)));
+      boxes.edgesBox.checked = state.showEdges;
+      boxes.vectorsBox.checked = state.showVectors;
+      ui.size.value = String(state.pointSize || autoPointSize(meta.n_cells));
+    },
+    setDimension, setColorField,
+    refreshEdges: overlays.refreshEdges,
+  });
   ready.catch(showError);
+
+  Object.defineProperties(state, {
+    hidden: { get: () => colors.hidden, enumerable: true },
+    colormap: { get: () => colors.colormap, enumerable: true },
+    flags: { get: () => selection.flags, enumerable: true },
+    selection: { get: () => selection.selection, enumerable: true },
+  });
 
   const controller = {
     ready,
     stats,
-    state,
+    /** @type {typeof state & {hidden: Set<number>, colormap: string, flags: Uint8Array|null, selection: Uint32Array}} */
+    state: /** @type {any} */ (state),
     get meta() { return state.meta; },
     setColorField: (field) => run(ready.then(() => setColorField(field))),
     setDimension: (d) => run(ready.then(() => setDimension(d))),
-    highlight: (indices) => run(ready.then(() => setFlags(indices ? Uint32Array.from(indices) : null))),
-    select: (indices) => run(ready.then(() => select(Uint32Array.from(indices || [])))),
-    resetView() { camera.reset(); projection.key = ""; requestDraw(); },
-    onSelect(cb) { selectListeners.add(cb); return () => selectListeners.delete(cb); },
-    resize() { projection.key = ""; requestDraw(); },
+    highlight: (indices) => run(ready.then(() => selection.setFlags(indices ? Uint32Array.from(indices) : null))),
+    select: (indices) => run(ready.then(() => selection.select(Uint32Array.from(indices || [])))),
+    resetView() { camera.reset(); selection.invalidate(); requestDraw(); },
+    onSelect: (cb) => selection.onSelect(cb),
+    resize() { selection.invalidate(); requestDraw(); },
     setPointSize(px) { state.pointSize = Number(px) || 0; ui.size.value = String(state.pointSize || autoPointSize(state.meta ? state.meta.n_cells : 0)); emitState(); requestDraw(); },
-    setShowEdges(on) { state.showEdges = !!on; edgesBox.checked = state.showEdges; emitState(); return run(ready.then(refreshEdges).then(requestDraw)); },
-    setShowVectors(on) { state.showVectors = !!on; vectorsBox.checked = state.showVectors; emitState(); return run(ready.then(refreshVectors).then(requestDraw)); },
-    setHeight(px) { if (px) ui.root.style.setProperty("--cnb-height", `${px}px`); requestDraw(); },
+    setShowEdges(on) { state.showEdges = !!on; boxes.edgesBox.checked = state.showEdges; emitState(); return run(ready.then(overlays.refreshEdges).then(requestDraw)); },
+    setShowVectors(on) { state.showVectors = !!on; boxes.vectorsBox.checked = state.showVectors; emitState(); return run(ready.then(overlays.refreshVectors).then(requestDraw)); },
+    setColormap(name) { colors.setColormap(name); ui.cmap.value = colors.colormap; },
+    setHeight(px) { if (px) ui.root.style.setProperty("--cnb-height", `${px}px`); controller.resize(); },
     /** PNG of the current view as a data URL (drawn synchronously so the buffer is valid). */
     snapshot() { drawSync(); return ui.canvas.toDataURL("image/png"); },
-    /** Benchmark helpers: move the camera a little and time a synchronous redraw. */
+    /** Benchmark helper: move the camera a little and time a synchronous redraw. */
     benchmarkRedraw() {
       const [w, hgt] = viewport();
       if (state.dim === 3) camera.orbit(5, 2); else camera.pan(3, 2, w, hgt);
@@ -582,26 +328,25 @@ export function mountViewer(el, transport, options = {}) {
     drawSync,
     camera,
     /** Drawn position of cell i (after the 1D strip layout). */
-    positionsOf(i) { return positions ? Array.from(positions.subarray(i * comps, (i + 1) * comps)) : null; },
+    positionsOf(i) { return points ? Array.from(points.positions.subarray(i * points.comps, (i + 1) * points.comps)) : null; },
     get renderStats() { return renderer ? renderer.stats() : null; },
     destroy() {
       if (destroyed) return;
       destroyed = true;
-      if (raf) cancelAnimationFrame(raf);
+      loop.stop();
       offCommand();
       for (const d of disposers) d();
+      disposers.length = 0;
       if (ro) ro.disconnect();
       if (themeObserver) themeObserver.disconnect();
-      selectListeners.clear();
-      renderer && renderer.destroy();
+      selection.clearListeners();
+      if (renderer) renderer.destroy();
       renderer = null;
       ui.root.remove();
       if (globalThis.__cellucidViewers) globalThis.__cellucidViewers.delete(controller);
     },
   };
-  el.__cellucidViewer = controller;
+  /** @type {any} */ (el).__cellucidViewer = controller;
   (globalThis.__cellucidViewers ||= new Set()).add(controller);
   return controller;
 }
-
-export { rgbaCss };

@@ -1,6 +1,6 @@
 // DOM parts of the viewer: toolbar, legend, colour bar, tooltip, labels, status line.
-// Pure DOM building; the behaviour is wired in mount.js.
-import { colormapGradient, rgbaCss, COLORMAPS } from "./colormaps.js";
+// Pure DOM building; the behaviour is wired in toolbar.js and mount.js.
+import { colormapGradient, rgbaCss } from "../common/colors.js";
 
 export function h(tag, attrs = {}, children = []) {
   const el = document.createElement(tag);
@@ -17,6 +17,7 @@ export function h(tag, attrs = {}, children = []) {
 
 /** Build the static layout; returns named elements. */
 export function buildLayout(root) {
+  /** @type {any} */
   const ui = {};
   ui.field = h("select", { class: "cnb-field", title: "Colour by obs field", "aria-label": "colour field" });
   ui.gene = h("input", { class: "cnb-gene", type: "search", placeholder: "gene…", title: "Colour by gene", "aria-label": "gene search", autocomplete: "off", spellcheck: "false" });
@@ -28,7 +29,7 @@ export function buildLayout(root) {
   ui.vectors = h("label", { class: "cnb-check cnb-vectors", title: "Show vector field" }, [h("input", { type: "checkbox" }), " vectors"]);
   ui.vectorField = h("select", { class: "cnb-vector-field", title: "Vector field" });
   ui.size = h("input", { class: "cnb-size", type: "range", min: "0.5", max: "12", step: "0.5", title: "Point size" });
-  ui.cmap = h("select", { class: "cnb-cmap", title: "Colour map" }, Object.keys(COLORMAPS).map((n) => h("option", { value: n, text: n })));
+  ui.cmap = h("select", { class: "cnb-cmap", title: "Colour map" });
   ui.snapshot = h("button", { class: "cnb-btn cnb-snapshot", title: "Save a PNG snapshot", text: "PNG" });
   ui.clear = h("button", { class: "cnb-btn cnb-clear", title: "Clear selection (Esc)", text: "clear" });
   ui.toolbar = h("div", { class: "cnb-toolbar" }, [
@@ -77,10 +78,10 @@ export function renderCategoricalLegend(legend, title, f, handlers) {
       h("div", {
         class: "cnb-legend-row" + (f.hidden.has(i) ? " cnb-hidden" : ""),
         "data-index": i,
-        title: "click: hide/show · double-click: isolate",
+        title: `${f.categories[i]} (${f.counts[i].toLocaleString()} cells)`,
       }, [
         h("span", { class: "cnb-swatch", style: `background:${rgbaCss(f.colors[i])}` }),
-        h("span", { class: "cnb-legend-name", text: f.categories[i] }),
+        h("span", { class: "cnb-legend-name", text: String(f.categories[i]) }),
         h("span", { class: "cnb-legend-count", text: f.counts[i].toLocaleString() }),
       ]),
     );
@@ -94,18 +95,18 @@ export function renderCategoricalLegend(legend, title, f, handlers) {
   }
   const list = h("div", { class: "cnb-legend-list" }, rows);
   list.addEventListener("click", (ev) => {
-    const row = ev.target.closest(".cnb-legend-row");
-    if (!row) return;
+    const row = /** @type {HTMLElement} */ (ev.target).closest(".cnb-legend-row");
+    if (!(row instanceof HTMLElement)) return;
     const i = Number(row.dataset.index);
     if (ev.altKey || ev.metaKey) handlers.isolate(i);
     else handlers.toggle(i);
   });
   list.addEventListener("dblclick", (ev) => {
-    const row = ev.target.closest(".cnb-legend-row");
-    if (row) handlers.isolate(Number(row.dataset.index));
+    const row = /** @type {HTMLElement} */ (ev.target).closest(".cnb-legend-row");
+    if (row instanceof HTMLElement) handlers.isolate(Number(row.dataset.index));
   });
   const showAll = h("button", { class: "cnb-btn cnb-show-all", text: "show all", onclick: handlers.showAll });
-  legend.replaceChildren(h("div", { class: "cnb-legend-title", text: title }), showAll, list);
+  legend.replaceChildren(h("div", { class: "cnb-legend-title", text: title, title: `${title} · click an entry: hide/show · double-click or alt-click: isolate` }), showAll, list);
 }
 
 function fmt(v) {

@@ -1,12 +1,8 @@
 // The small preview scatter: canvas 2D (not WebGL, so it never competes with
 // the viewer for a GL context), at most ~20k subsampled cells sent as binary.
+// Colours come from common/colors.js, the viewer's own tables.
 
-export const CATEGORY_PALETTE = [
-  "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-  "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-  "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
-];
-const MISSING_COLOR = "#b0b0b0";
+import { categoryColorsCss, continuousCss, MISSING_CSS } from "../common/colors.js";
 
 function asArrayBuffer(buf) {
   if (buf instanceof ArrayBuffer) return buf;
@@ -27,23 +23,15 @@ export function decodePreview(msg, buffers) {
   return { ...msg, positions, codes };
 }
 
-/** Viridis-like ramp from 0..254 to a CSS colour (missing 255 → grey). */
+/** CSS colour of a quantized continuous code (0..254 along viridis, 255 missing): the viewer's table. */
 export function continuousColor(code) {
-  if (code === 255) return MISSING_COLOR;
-  const t = code / 254;
-  const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
-  const x = t * (stops.length - 1);
-  const i = Math.min(stops.length - 2, Math.floor(x));
-  const f = x - i;
-  const c = stops[i].map((v, k) => Math.round(v + (stops[i + 1][k] - v) * f));
-  return `rgb(${c[0]},${c[1]},${c[2]})`;
+  return continuousCss(code);
 }
 
-/** CSS colour per category: the export's own colours when given, else the palette. */
+/** CSS colour per category: the export's own colours when given, else scanpy's palette (as in the viewer). */
 export function categoryColors(preview) {
   const n = (preview.categories || []).length;
-  if (Array.isArray(preview.colors) && preview.colors.length === n) return preview.colors;
-  return Array.from({ length: n }, (_, i) => CATEGORY_PALETTE[i % CATEGORY_PALETTE.length]);
+  return categoryColorsCss(n, Array.isArray(preview.colors) ? preview.colors : null);
 }
 
 /**
@@ -80,7 +68,7 @@ export function drawPreview(canvas, preview, { pointSize = 0, background = null 
   const cats = preview.kind === "categorical" ? categoryColors(preview) : null;
   const fallback = getComputedStyle(canvas).color || "#1f77b4";
   for (const [code, list] of groups) {
-    if (preview.kind === "categorical") ctx.fillStyle = code === 65535 ? MISSING_COLOR : cats[code] || MISSING_COLOR;
+    if (preview.kind === "categorical") ctx.fillStyle = code === 65535 ? MISSING_CSS : cats[code] || MISSING_CSS;
     else if (preview.kind === "continuous") ctx.fillStyle = continuousColor(code);
     else ctx.fillStyle = fallback;
     ctx.beginPath();

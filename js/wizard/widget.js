@@ -9,7 +9,8 @@ import { exportView } from "./export_view.js";
 import { formatCount } from "./format.js";
 import { createPlanDraft } from "./plan_draft.js";
 import { previewView } from "./preview_view.js";
-import { embeddingsSection, genesSection, graphSection, latentSection, obsSection, outputSection, storageSection } from "./sections.js";
+import { genesSection } from "./genes_section.js";
+import { embeddingsSection, graphSection, latentSection, obsSection, outputSection, storageSection } from "./sections.js";
 
 /** One line of what inspect() found. */
 export function summaryLine(s) {
