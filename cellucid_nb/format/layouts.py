@@ -23,7 +23,6 @@ folder in an unknown format or a mix of two.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 from cellucid_nb.format import spec
 from cellucid_nb.format.naming import safe_name
+from cellucid_nb.format.safe_io import parse_json
 
 __all__ = [
     "FormatError",
@@ -399,7 +399,7 @@ def newer_format_signals(path: str | os.PathLike[str]) -> list[str]:
 def _load(path: Path, required: bool = False) -> Any:
     """Parsed JSON of ``path``; ``None`` when absent, or unreadable and not ``required`` (readers report it)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return parse_json(path.read_text(encoding="utf-8"), path.name)  # bounded nesting (issue 11)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:

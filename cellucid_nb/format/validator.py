@@ -255,8 +255,11 @@ class _Checker:
             except GzipDataError as exc:
                 return [self.problem(relpath, "gzip_invalid", str(exc))]
             if got != n_bytes:
-                more = "more than " if is_gzip_path(path) and got > n_bytes else ""
-                out.append(self.problem(relpath, "payload_size", f"{what}: {more}{got} bytes, expected {n_bytes}"))
+                if is_gzip_path(path) and got > n_bytes:
+                    detail = f"{what}: inflates to more than the expected {n_bytes} bytes (stopped after {got})"
+                else:
+                    detail = f"{what}: {got} bytes, expected {n_bytes}"
+                out.append(self.problem(relpath, "payload_size", detail))
             if is_gzip_path(path):
                 header = gzip_header_problem(path)
                 if header:
