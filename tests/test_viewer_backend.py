@@ -214,3 +214,89 @@ def test_close_drops_transfers_and_callbacks(reader):
     assert backend.pending_transfers == 1
     backend.close()
     assert backend.pending_transfers == 0 and backend._select_callbacks == []
+
+
+# -- malformed messages from the front-end: an error reply each, never an exception ----------------
+MALFORMED = {
+    "id_list": ({"type": "viewer:request", "id": [1, 2], "kind": "meta"}, [], None, "request id [1, 2] is a list, expected a string or an integer"),
+    "id_dict": ({"type": "viewer:request", "id": {"a": 1}, "kind": "meta"}, [], None, "request id {'a': 1} is a dict"),
+    "id_float": ({"type": "viewer:request", "id": 1.5, "kind": "meta"}, [], None, "request id 1.5 is a float"),
+    "id_bool": ({"type": "viewer:request", "id": True, "kind": "meta"}, [], None, "request id True is a bool"),
+    "kind_number": ({"type": "viewer:request", "id": 4, "kind": 7}, [], 4, "request kind 7 is a int, expected a string"),
+    "args_list": ({"type": "viewer:request", "id": 5, "kind": "points", "args": [2]}, [], 5, "request args are a list, expected an object"),
+    "dim_text": ({"type": "viewer:request", "id": 6, "kind": "points", "args": {"dim": "two"}}, [], 6, "ValueError"),
+    "ack_id_list": ({"type": "viewer:ack", "id": [], "seq": 0}, [], None, "request id [] is a list"),
+    "select_not_multiple_of_4": ({"type": "viewer:select", "n": 1}, [b"\x01\x00\x00"], None, "selection buffer has 3 bytes, expected a multiple of 4"),
+    "select_beyond_n_cells": ({"type": "viewer:select", "n": 2}, [np.array([1, 10**6], "<u4").tobytes()], None, "selection index 1000000 is out of range; expected indices below n_cells="),
+    "select_count_mismatch": ({"type": "viewer:select", "n": 5}, [np.array([1, 2], "<u4").tobytes()], None, "selection says n=5 but its buffer holds 2 indices"),
+    "select_n_text": ({"type": "viewer:select", "n": "2"}, [np.array([1, 2], "<u4").tobytes()], None, "selection says n='2'"),
+    "select_buffer_not_bytes": ({"type": "viewer:select", "n": 1}, [12345], None, "selection buffer is a int, expected bytes"),
+    "event_payload_string": ({"type": "viewer:event", "name": "first_frame", "payload": "fast"}, [], None, "event 'first_frame' payload is a str, expected an object"),
+    "event_payload_number": ({"type": "viewer:event", "name": "first_frame", "payload": 12}, [], None, "payload is a int, expected an object"),
+    "event_name_list": ({"type": "viewer:event", "name": ["x"], "payload": {}}, [], None, "event name ['x'] is a list, expected a string"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_message_gets_an_error_reply_and_changes_nothing(case, reader):
+    content, buffers, rid, expected = MALFORMED[case]
+    rec = Recorder()
+    backend = ViewerBackend(reader, rec)
+    backend.handle({"type": "viewer:select", "n": 2}, [np.array([3, 1], "<u4").tobytes()])
+    assert backend.handle(content, buffers) is True  # no exception reaches the kernel
+    errors = rec.of_type("viewer:error")
+    assert len(errors) == 1 and errors[0][0]["id"] == rid, rec.sent
+    assert expected in errors[0][0]["message"], errors[0][0]["message"]
+    json.dumps(errors[0][0])  # the reply itself is JSON-safe
+    np.testing.assert_array_equal(backend.selected, [1, 3])  # the previous selection stands
+    assert backend.events == [] and backend.pending_transfers == 0
+
+
+def test_selection_at_the_last_cell_is_accepted(reader):
+    backend = ViewerBackend(reader, Recorder())
+    last = reader.n_cells - 1
+    backend.handle({"type": "viewer:select", "n": 1}, [np.array([last], "<u4").tobytes()])
+    np.testing.assert_array_equal(backend.selected, [last])
+
+
+def test_bad_ack_seq_is_an_error_and_the_transfer_goes_on(reader):
+    rec = Recorder()
+    backend = ViewerBackend(reader, rec, chunk_bytes=64, window=1)
+    request(backend, 8, "points", dim=2)
+    assert backend.pending_transfers == 1
+    for seq in (99, "0", None, -1):
+        backend.handle({"type": "viewer:ack", "id": 8, "seq": seq}, [])
+    assert len(rec.of_type("viewer:error")) == 4 and backend.pending_transfers == 1
+    backend.handle({"type": "viewer:ack", "id": 8, "seq": 0}, [])
+    assert [c["seq"] for c, _ in rec.of_type("viewer:response")] == [0, 1]
+
+
+def test_duplicate_request_id_while_answering_is_refused(reader):
+    rec = Recorder()
+    backend = ViewerBackend(reader, rec, chunk_bytes=64, window=1)
+    request(backend, "p", "points", dim=2)
+    request(backend, "p", "points", dim=2)
+    (error, _), = rec.of_type("viewer:error")
+    assert error["id"] == "p" and "already being answered" in error["message"]
+
+
+def test_failing_event_callback_does_not_reach_the_kernel(reader):
+    backend = ViewerBackend(reader, Recorder())
+    backend.on_event(lambda name, payload: 1 / 0)
+    assert backend.handle({"type": "viewer:event", "name": "x", "payload": {"a": 1}}, []) is True
+    assert backend.events == [("x", {"a": 1})]
+
+
+def test_event_log_is_bounded(reader):
+    from cellucid_nb.viewer_protocol import MAX_EVENTS
+
+    backend = ViewerBackend(reader, Recorder())
+    for i in range(MAX_EVENTS + 5):
+        backend.handle({"type": "viewer:event", "name": "tick", "payload": {"i": i}}, [])
+    assert len(backend.events) == MAX_EVENTS and backend.events[-1] == ("tick", {"i": MAX_EVENTS + 4})
+
+
+def test_event_without_payload_is_an_empty_one(reader):
+    backend = ViewerBackend(reader, Recorder())
+    backend.handle({"type": "viewer:event", "name": "ready"}, [])
+    assert backend.events == [("ready", {})]
