@@ -224,59 +224,71 @@ def _expression_tables(rng: np.random.Generator, n_genes: int) -> tuple[np.ndarr
     return thresholds, log_means.astype(np.float32)
 
 
-def _expression_csr(
-    rng: np.random.Generator, cluster: np.ndarray, depth_level: np.ndarray, n_genes: int
-) -> tuple[sparse.csr_matrix, np.ndarray]:
-    """Log-normalised CSR float32 (~8 % dense), filled row block by row block.
+def expression_blocks(rng: np.random.Generator, cluster: np.ndarray, depth_level: np.ndarray, n_genes: int):
+    """Row blocks of the log-normalised expression (~8 % dense), in row order.
 
     Counts of detected entries are ``1 + floor(lognormal)`` around a per
     (cluster, gene) mean scaled by the cell's depth; each row is then normalised
     to 1e4 counts and log1p-transformed, as ``sc.pp.normalize_total`` +
-    ``sc.pp.log1p`` do. Returns the matrix and each cell's raw total count.
+    ``sc.pp.log1p`` do. The random draws are the same whoever consumes the blocks
+    (:func:`_expression_csr` here, the streaming writers of ``benchmarks.atlas_data``).
+
+    Yields
+    ------
+    start, stop, local_row, col, values, block_totals
+        Rows ``start:stop``; one entry per stored value (row-major, columns sorted
+        within a row): its row within the block, its column and its float32 value;
+        each row's raw total count.
     """
-    n_cells = cluster.size
     thresholds, log_means = _expression_tables(rng, n_genes)
     table_row = cluster.astype(np.int64) * len(_DEPTH_LEVELS) + depth_level
-
-    # Exact expected nnz (P(u < t) = t / 65536) plus a wide margin: allocate once.
-    expected_per_row = thresholds.sum(axis=1, dtype=np.float64) / 65536.0
-    expected = float(np.bincount(table_row, minlength=len(thresholds)) @ expected_per_row)
-    capacity = int(expected + 10.0 * np.sqrt(expected) + 1024)
-    indices = np.empty(capacity, dtype=np.int32)
-    data = np.empty(capacity, dtype=np.float32)
-    indptr = np.zeros(n_cells + 1, dtype=np.int64)
-
     log_depth = np.log(_DEPTH_LEVELS).astype(np.float32)
-    total_counts = np.zeros(n_cells, dtype=np.float32)
-
     rows_per_block = max(1, _BLOCK_ENTRIES // n_genes)
-    filled = 0
-    for start in range(0, n_cells, rows_per_block):
-        stop = min(start + rows_per_block, n_cells)
+    for start in range(0, cluster.size, rows_per_block):
+        stop = min(start + rows_per_block, cluster.size)
         draws = rng.integers(0, 65536, size=(stop - start, n_genes), dtype=np.uint16)
         hits = np.flatnonzero(draws < thresholds[table_row[start:stop]])
         del draws
         local_row, col = np.divmod(hits, n_genes)
         del hits
-        count = col.size
-        if filled + count > capacity:  # practically impossible (10 sigma); stay correct anyway
-            capacity = max(2 * capacity, filled + count)
-            indices = np.resize(indices, capacity)
-            data = np.resize(data, capacity)
         row = local_row + start
-        indices[filled : filled + count] = col
         counts = np.floor(
             np.exp(
                 log_means[cluster[row], col]
                 + log_depth[depth_level[row]]
-                + 0.7 * rng.standard_normal(count, dtype=np.float32)
+                + 0.7 * rng.standard_normal(col.size, dtype=np.float32)
             )
         )
         counts += 1.0
         block_totals = np.bincount(local_row, weights=counts, minlength=stop - start)
-        total_counts[start:stop] = block_totals
         counts *= (1e4 / np.maximum(block_totals, 1.0)).astype(np.float32)[local_row]
-        data[filled : filled + count] = np.log1p(counts)
+        yield start, stop, local_row, col, np.log1p(counts).astype(np.float32, copy=False), block_totals
+
+
+def _expression_csr(
+    rng: np.random.Generator, cluster: np.ndarray, depth_level: np.ndarray, n_genes: int
+) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """Log-normalised CSR float32 (~8 % dense) from :func:`expression_blocks`, in arrays grown as needed.
+
+    Returns the matrix and each cell's raw total count.
+    """
+    n_cells = cluster.size
+    # About 8 % dense plus a margin: allocate once (grown in the unlikely case it is not enough).
+    capacity = int(n_cells * n_genes * TARGET_DENSITY * 1.02 + 1024)
+    indices = np.empty(capacity, dtype=np.int32)
+    data = np.empty(capacity, dtype=np.float32)
+    indptr = np.zeros(n_cells + 1, dtype=np.int64)
+    total_counts = np.zeros(n_cells, dtype=np.float32)
+    filled = 0
+    for start, stop, local_row, col, values, block_totals in expression_blocks(rng, cluster, depth_level, n_genes):
+        count = col.size
+        if filled + count > capacity:
+            capacity = max(2 * capacity, filled + count)
+            indices = np.resize(indices, capacity)
+            data = np.resize(data, capacity)
+        indices[filled : filled + count] = col
+        data[filled : filled + count] = values
+        total_counts[start:stop] = block_totals
         indptr[start + 1 : stop + 1] = filled + np.cumsum(np.bincount(local_row, minlength=stop - start))
         filled += count
 

@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_export.add_argument("out_dir", type=Path, help="output folder")
     p_export.add_argument("--force", action="store_true", help="replace an existing export at out_dir")
     p_export.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p_export.add_argument("--memory-limit", default=None, metavar="SIZE",
+                          help="memory budget such as 2GB or 1.5GiB (default: half the machine's memory); larger "
+                               "data go through spill files beside out_dir")
+    p_export.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                          help="Dask scheduler address (tcp://host:8786): workers read the rows; needs "
+                               "cellucid_nb[dask] and the file and out_dir on a file system every worker sees")
 
     p_est = sub.add_parser("estimate", help="print the expected size of an export, writing nothing")
     _add_plan_options(p_est)
@@ -221,11 +227,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
             bar.set_postfix_str(format_bytes(event.bytes_written))
             bar.refresh()
 
+    client = None
     try:
-        result = export(adata, plan, args.out_dir, progress=progress, force=args.force)
+        if args.memory_limit is not None:
+            from cellucid_nb.adata.budget import parse_memory_limit
+
+            parse_memory_limit(args.memory_limit, "--memory-limit")
+        if args.scheduler is not None:
+            try:
+                from distributed import Client
+            except ImportError as err:
+                raise CliError('--scheduler needs Dask: pip install "cellucid_nb[dask]"') from err
+            client = Client(args.scheduler)
+        result = export(adata, plan, args.out_dir, progress=progress, force=args.force,
+                        memory_limit=args.memory_limit, client=client)
+    except (MemoryError, OSError) as err:  # budget too small, not enough disk: said before writing
+        raise CliError(str(err)) from err
     finally:
         if bar is not None:
             bar.close()
+        if client is not None:
+            client.close()
     sys.stdout.write(
         f"wrote {result.path}: {format_bytes(result.n_bytes)} in {result.n_files} files, {result.seconds:.1f} s\n"
     )

@@ -23,6 +23,9 @@ from cellucid_nb.format.spec import SIDECAR_FILE
 from cellucid_nb.adata.gene_choice import gene_ids
 from cellucid_nb.adata.inspection import expression_matrix, expression_var
 from cellucid_nb.adata.plan import ExportPlan
+from cellucid_nb.adata.budget import parse_memory_limit
+from cellucid_nb.adata.spill import SpillDir
+from cellucid_nb.adata.streaming import choose_export_path, streamed_genes
 
 __all__ = ["export", "prepare_kwargs", "load_genes", "category_colors_for"]
 
@@ -220,6 +223,9 @@ def export(
     force: bool | None = None,
     created_at: str | None = None,
     n_workers: int | None = None,
+    memory_limit: int | str | None = None,
+    client: Any = None,
+    spill_dir: str | Path | None = None,
 ) -> ExportResult:
     """Export an AnnData (in memory or backed) as described by ``plan``.
 
@@ -245,6 +251,17 @@ def export(
         Fixed timestamp for reproducible bytes.
     n_workers
         Exporter threads.
+    memory_limit
+        Memory budget: bytes or a size such as ``"2GB"``; default ``plan.memory_limit``,
+        else half the machine's memory. A backed or lazy matrix whose chosen genes fit
+        is loaded whole (fastest); a larger one is exported in two passes through
+        spill files on disk (see :mod:`cellucid_nb.adata.streaming`), with the same bytes.
+    client
+        A ``dask.distributed.Client``: the row pass runs as tasks on its workers,
+        which open the h5ad/zarr file themselves (see :mod:`cellucid_nb.adata.distributed`).
+    spill_dir
+        Where spill files go (default: beside ``out_dir``; with ``client``, a folder
+        every worker sees at the same path). Removed when the export ends, however it ends.
 
     Returns
     -------
@@ -265,10 +282,13 @@ def export(
             progress(event)
 
     gene_matrix = gene_var = None
+    spill = None
     if plan.expression_source is not None:
         matrix = expression_matrix(adata, plan.expression_source)
-        if not _is_in_memory(matrix):
-            columns = _gene_columns(adata, plan)
+        columns = _gene_columns(adata, plan)
+        limit = parse_memory_limit(memory_limit if memory_limit is not None else plan.memory_limit)
+        choice = choose_export_path(adata, plan, matrix, columns, limit, target, n_workers, spill_dir, client)
+        if choice.path != "memory" or not _is_in_memory(matrix):
             state["offset"] = int(matrix.shape[0])
 
             def on_rows(done: int, total: int) -> None:
@@ -281,7 +301,15 @@ def export(
                 emit(ProgressEvent("load", done, total, 0, elapsed, eta))
 
             emit(ProgressEvent("load", 0, state["offset"], 0, 0.0, None))
-            gene_matrix = load_genes(matrix, columns, on_rows=on_rows, cancel=cancel)
+            if choice.path == "memory":
+                gene_matrix = load_genes(matrix, columns, on_rows=on_rows, cancel=cancel)
+            else:
+                spill = SpillDir(Path(spill_dir) if spill_dir is not None else target.absolute().parent)
+                try:
+                    gene_matrix = streamed_genes(choice, matrix, columns, spill, client, on_rows, cancel)
+                except BaseException:
+                    spill.close()
+                    raise
             var = expression_var(adata, plan.expression_source)
             gene_var = var.iloc[columns]
 
@@ -293,13 +321,21 @@ def export(
         ))
 
     kw = prepare_kwargs(adata, plan, gene_matrix, gene_var)
-    return prepare(
-        out_dir=target,
-        force=_default_force(target) if force is None else force,
-        created_at=created_at,
-        progress=relay if progress is not None else None,
-        cancel=cancel,
-        n_workers=n_workers,
-        sidecar_extra={"plan": plan.to_dict()},
-        **kw,
-    )
+    try:
+        return prepare(
+            out_dir=target,
+            force=_default_force(target) if force is None else force,
+            created_at=created_at,
+            progress=relay if progress is not None else None,
+            cancel=cancel,
+            n_workers=n_workers,
+            # The budget is a machine setting: left out so that every path writes the same bytes.
+            sidecar_extra={"plan": plan.replace(memory_limit=None).to_dict()},
+            **kw,
+        )
+    finally:
+        if spill is not None:
+            close = getattr(gene_matrix, "close", None)
+            if close is not None:
+                close()
+            spill.close()

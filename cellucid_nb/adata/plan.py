@@ -87,6 +87,9 @@ class ExportPlan:
         Centroid settings of the exporter.
     vector_basis
         Basis named for vector fields whose id does not end in ``_umap``.
+    memory_limit
+        Memory budget of :func:`~cellucid_nb.adata.exporting.export` (bytes or a size such as
+        ``"2GB"``); ``None`` means half the machine's memory. Never changes the output.
     layout
         Payload file names: ``"key"`` (default, as cellucid 0.0.9) or ``"index"``
         (index-named ``compact_v1``, as cellucid 0.9.1-0.9.2 and cellucid-r).
@@ -116,6 +119,7 @@ class ExportPlan:
     source_url: str | None = None
     source_citation: str | None = None
     layout: str = "key"
+    memory_limit: int | str | None = None
 
     # ------------------------------------------------------------------ validation
 
@@ -196,6 +200,13 @@ class ExportPlan:
         _check_str("vector_basis", self.vector_basis)
         if self.layout not in _LAYOUTS:
             raise PlanError(f"layout={self.layout!r}: expected one of {_LAYOUTS}")
+        if self.memory_limit is not None:
+            from cellucid_nb.adata.budget import parse_memory_limit
+
+            try:
+                parse_memory_limit(self.memory_limit)
+            except ValueError as err:
+                raise PlanError(str(err)) from None
         for name in ("dataset_name", "dataset_description", "dataset_id", "source_name", "source_url",
                      "source_citation"):
             _check_opt_str(name, getattr(self, name))
@@ -314,6 +325,8 @@ class ExportPlan:
                 value = dict(value)
             elif f.name == "layout" and value == "key":
                 continue  # the default layout is left out: plans from before layouts keep their JSON
+            elif f.name == "memory_limit" and value is None:
+                continue  # a machine setting, not the data's: left out unless set
             out[f.name] = value
         return out
 

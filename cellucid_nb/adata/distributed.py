@@ -1,0 +1,155 @@
+"""The row pass as Dask tasks (``export(..., client=...)``; needs ``pip install "cellucid_nb[dask]"``).
+
+Each task takes one range of rows: it opens the h5ad file or zarr store itself, by
+path (nothing but the path, the element name and the chosen columns travels from
+the client), reads its rows and writes its own spill file ``rows_<start>.bin`` in
+the spill folder, which every worker must see at the same path (a shared file
+system). A task that runs again (its worker died, Dask retried it) rewrites its
+file from scratch, so retries change nothing. A Dask-array source (``read_elem_lazy``,
+``read_lazy``) is spilled block by block by the array's own tasks, which open the
+file themselves too.
+
+The client gathers only each file's record index (a few integers per gene), then
+the exporter reads the spill back by column blocks in this process and writes the
+export into the staging folder and moves it into place as usual, so the bytes are
+those of the single-process export.
+
+Progress comes from finished tasks (rows done); a cancel cancels the futures, and
+the caller deletes the spill folder.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from cellucid_nb.adata.sources import RowSource, opened_element, read_row_chunk
+from cellucid_nb.adata.spill import SpillDir, SpilledMatrix, SpillRecord, write_records
+from cellucid_nb.exporter.progress import ExportCancelled
+
+__all__ = ["spill_with_client", "TASK_RETRIES"]
+
+#: Extra attempts Dask gives a task that failed (a worker that dies is not counted by Dask).
+TASK_RETRIES = 2
+#: Seconds between two checks of the cancel event while tasks run.
+_POLL = 0.2
+
+
+def _spill_file_task(kind: str, path: str, element: str, start: int, stop: int, columns: np.ndarray,
+                     target: str, n_rows: int) -> list[SpillRecord]:
+    """On a worker: open the file by path, spill rows ``start:stop``."""
+    with opened_element(kind, path, element) as matrix:
+        chunk = read_row_chunk(matrix, start, stop, columns)
+    return write_records(target, [(start, chunk)], n_rows)
+
+
+def _spill_block_task(block: Any, start: int, columns: np.ndarray, target: str, n_rows: int) -> list[SpillRecord]:
+    """On a worker: spill one computed block of a Dask array (rows ``start:...``)."""
+    chunk = read_row_chunk(block, 0, block.shape[0], columns)
+    return write_records(target, [(start, chunk)], n_rows)
+
+
+def _probe(kind: str, path: str, element: str, spill: str) -> str | None:
+    """On each worker: ``None`` if it can open the source and write the spill folder, else why not."""
+    try:
+        with opened_element(kind, path, element) as matrix:
+            _ = matrix.shape
+    except Exception as err:  # noqa: BLE001 - reported to the client
+        return f"cannot open {element!r} of {path!r}: {type(err).__name__}: {err}"
+    if not os.path.isdir(spill) or not os.access(spill, os.W_OK):
+        return f"cannot write the spill folder {spill!r}"
+    return None
+
+
+def _check_workers(client: Any, source: RowSource, spill: SpillDir) -> None:
+    if source.kind == "dask":
+        problems = client.run(lambda folder: None if os.path.isdir(folder) and os.access(folder, os.W_OK)
+                              else f"cannot write the spill folder {folder!r}", str(spill.path))
+    else:
+        if source.path is None:
+            raise ValueError("the expression matrix is backed but its file is unknown; Dask workers open the file by "
+                             "path: open the AnnData with read_h5ad(path, backed='r') or a lazy reader.")
+        problems = client.run(_probe, source.kind, source.path, source.element, str(spill.path))
+    bad = {worker: why for worker, why in problems.items() if why}
+    if bad:
+        listed = "; ".join(f"{w}: {why}" for w, why in list(bad.items())[:3])
+        raise ValueError(
+            f"{len(bad)} of {len(problems)} Dask worker(s) cannot take part ({listed}). Workers open the data file "
+            "and write spill files themselves: put both on a file system every worker mounts at the same path "
+            "(spill_dir= for the spill files); nothing was written."
+        )
+
+
+def _submit(client: Any, source: RowSource, columns: np.ndarray, spill: SpillDir, chunk_rows: int) -> dict[Any, int]:
+    """Futures of the spill tasks -> rows each covers."""
+    n = source.n_rows
+    futures: dict[Any, int] = {}
+    if source.kind == "dask":
+        import dask
+
+        blocks = source.matrix.to_delayed().ravel()
+        starts = np.concatenate([[0], np.cumsum(source.matrix.chunks[0])[:-1]]).astype(np.int64)
+        tasks = [dask.delayed(_spill_block_task)(block, int(start), columns, str(spill.file(f"rows_{start:012d}.bin")), n)
+                 for block, start in zip(blocks, starts)]
+        for future, rows in zip(client.compute(tasks, retries=TASK_RETRIES), source.matrix.chunks[0]):
+            futures[future] = int(rows)
+        return futures
+    for start, stop in source.row_chunks(chunk_rows):
+        target = str(spill.file(f"rows_{start:012d}.bin"))
+        future = client.submit(_spill_file_task, source.kind, source.path, source.element, start, stop, columns,
+                               target, n, pure=False, retries=TASK_RETRIES)
+        futures[future] = stop - start
+    return futures
+
+
+def spill_with_client(
+    client: Any,
+    source: RowSource,
+    columns: np.ndarray,
+    spill: SpillDir,
+    chunk_rows: int,
+    *,
+    on_rows: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> SpilledMatrix:
+    """Row pass on the cluster of ``client``: one spill file per task in ``spill``.
+
+    Raises
+    ------
+    ValueError
+        A worker cannot open the source or write the spill folder (checked before any task runs).
+    ExportCancelled
+        ``cancel`` was set; the futures are cancelled.
+    """
+    from distributed import wait
+
+    _check_workers(client, source, spill)
+    futures = _submit(client, source, columns, spill, chunk_rows)
+    pending = set(futures)
+    records: list[SpillRecord] = []
+    done_rows = 0
+    try:
+        while pending:
+            if cancel is not None and cancel.is_set():
+                raise ExportCancelled("export cancelled while the Dask workers read rows; nothing was written")
+            try:
+                finished = wait(list(pending), timeout=_POLL, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                continue
+            for future in finished:
+                pending.discard(future)
+                records.extend(future.result())  # re-raises a task's error here
+                done_rows += futures[future]
+                if on_rows is not None:
+                    on_rows(done_rows, source.n_rows)
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    finally:
+        for future in futures:
+            future.release()
+    return SpilledMatrix(records, (source.n_rows, int(columns.shape[0])))
