@@ -358,15 +358,16 @@ def detect_layout(identity: Any, manifests: dict[str, Any], names: dict[str, str
     else:  # no field patterns at all: the tuples (if any) or the vector file names decide
         naming = "key"
     layout = {"key": KEY_LAYOUT, "index": INDEX_LAYOUT}[naming] if fmt == spec.FORMAT_NAME else V2_LAYOUT
-    for label, entry in _tuples(obs, var):
-        if not isinstance(entry, list) or not entry:
-            continue  # malformed tuples are the validator's to report
-        if layout.indexed and not (_is_index(entry[0]) and len(entry) > 1 and isinstance(entry[1], str)):
-            raise FormatError(f"{names[label]}: path patterns hold {{index}} but field tuple {entry[:2]!r}... does "
-                              "not start with an integer index and a key ([index, key, ...])")
-        if not layout.indexed and _is_index(entry[0]):
-            raise FormatError(f"{names[label]}: path patterns hold {{key}} but field tuple {entry[:2]!r}... starts "
-                              "with an integer index (index-named tuples need {index} patterns)")
+    # Tuples of the other shape throughout a manifest mean a mix; a few odd ones are the validator's to report.
+    for label in ("obs", "var"):
+        entries = [e for lbl, e in _tuples(obs, var) if lbl == label and isinstance(e, list) and e]
+        indexed = [_is_index(e[0]) and len(e) > 1 and isinstance(e[1], str) for e in entries]
+        if entries and layout.indexed and not any(indexed):
+            raise FormatError(f"{names[label]}: path patterns hold {{index}} but no field tuple starts with an "
+                              f"integer index and a key ([index, key, ...]), e.g. {entries[0][:2]!r}")
+        if entries and not layout.indexed and all(indexed):
+            raise FormatError(f"{names[label]}: path patterns hold {{key}} but every field tuple starts with an "
+                              f"integer index, e.g. {entries[0][:2]!r} (index-named tuples need {{index}} patterns)")
     return layout
 
 

@@ -103,7 +103,7 @@ class _IndexChecker(_Checker):
 
     def __init__(self, root: Path, **options: Any) -> None:
         super().__init__(root, **options)
-        self.index: dict[tuple[str, str], int] = {}  # (manifest kind, key) -> payload index
+        self.index: dict[tuple[str, str], Any] = {}  # (manifest kind, key) -> payload index as written
         self._var_pattern: str | None = None
         self._vector_index: dict[str, int] = {}  # field id -> index (position among the sorted ids)
 
@@ -147,8 +147,8 @@ class _IndexChecker(_Checker):
     def check_placeholders(self, name: str, pattern: Any, allowed: set[str], what: str) -> None:
         if not isinstance(pattern, str):
             return  # reported by the schema checks
-        found = set(_PLACEHOLDER.findall(pattern))
-        if found != allowed:
+        found = _PLACEHOLDER.findall(pattern)
+        if sorted(found) != sorted(allowed):  # each exactly once
             self.add(name, "placeholder_invalid",
                      f"{what} {pattern!r} holds placeholders {sorted(found)}, expected exactly {sorted(allowed)}")
 
@@ -156,11 +156,15 @@ class _IndexChecker(_Checker):
         """Return the tuples without their index (appended to ``indices``); report tuples without one."""
         out = []
         for entry in entries:
-            if not (isinstance(entry, list) and len(entry) > 1 and _is_int(entry[0])):
-                self.add(name, "index_invalid", f"field tuple {str(entry)[:80]} does not start with an integer index")
+            if not (isinstance(entry, list) and len(entry) > 1 and isinstance(entry[1], str)):
+                self.add(name, "index_invalid", f"field tuple {str(entry)[:80]} is not [index, key, ...]")
                 continue
-            indices.append(int(entry[0]))
-            self.index[(kind, str(entry[1]))] = int(entry[0])
+            if _is_int(entry[0]):
+                indices.append(int(entry[0]))
+            else:
+                self.add(name, "index_invalid", f"field tuple {str(entry)[:80]} starts with {entry[0]!r}, "
+                                                "expected an integer index")
+            self.index[(kind, entry[1])] = entry[0]
             out.append(entry[1:])
         return out
 
@@ -258,8 +262,8 @@ class _V2Checker(_IndexChecker):
             return view
         self.check_embeddings(emb, items)
         files = {f"{d}d": (items.get(eid) or {}).get("file") for d, eid in self.defaults.items()}
-        view["embeddings"] = {"available_dimensions": sorted(self.defaults),
-                              "default_dimension": emb.get("default_dimension"), "files": files}
+        view["embeddings"] = {"available_dimensions": sorted(self.defaults),  # default_dimension: checked above
+                              "default_dimension": max(self.defaults, default=None), "files": files}
         self.vector_block = ident.get("vector_fields")
         view.pop("vector_fields", None)  # checked by check_vectors below, bound to embedding ids
         return view
@@ -345,7 +349,8 @@ class _V2Checker(_IndexChecker):
         if missing:
             self.add(name, "manifest_missing_key", f"missing keys {missing}")
         view = super().view_var(name, {k: v for k, v in m.items() if k in V2_VAR_MANIFEST_KEYS})
-        self.check_gene_name_sets(name, m.get("gene_name_sets"), [e[0] for e in view.get("fields") or []])
+        if "gene_name_sets" in m:  # a missing key is reported above
+            self.check_gene_name_sets(name, m["gene_name_sets"], [e[0] for e in view.get("fields") or []])
         view.pop("gene_name_sets", None)
         view["var_gene_id_column"] = "index"
         if view.get("_format") == V2_FORMAT_NAME:
@@ -353,8 +358,6 @@ class _V2Checker(_IndexChecker):
         return view
 
     def check_gene_name_sets(self, name: str, sets: Any, genes: list[Any]) -> None:
-        if sets is None:
-            return  # reported as a missing key
         bad = []
         if not isinstance(sets, list) or not sets:
             bad.append(f"gene_name_sets is {str(sets)[:60]}, expected a non-empty list")
