@@ -3,32 +3,13 @@
 // device pixel ratio, cleanup on destroy.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { installDom, installObservers, manualFrames, setSize, settle } from "./helpers/dom.js";
-import { fakeRenderer, fakeTransport, smallExport } from "./helpers/fakes.js";
+import { installDom, installObservers, setSize, settle } from "./helpers/dom.js";
+import { mounted } from "./helpers/viewer.js";
 
 installDom();
 const observers = installObservers();
-const { mountViewer } = await import("../viewer/mount.js");
 const { projectPoints } = await import("../viewer/picking.js");
 const { stripFrom1D } = await import("../viewer/decode.js");
-
-/** Mount on a sized host; returns everything a test needs. */
-async function mounted(options = {}, transportOptions = {}) {
-  const host = document.createElement("div");
-  document.body.append(host);
-  const transport = fakeTransport(smallExport(), transportOptions);
-  const renderer = fakeRenderer();
-  const frames = manualFrames();
-  const states = [];
-  const v = mountViewer(host, transport, {
-    createRenderer: () => renderer, frames, onStateChange: (s) => states.push({ ...s }), ...options,
-  });
-  const canvas = host.querySelector(".cnb-canvas");
-  setSize(canvas, 300, 200);
-  setSize(host.querySelector(".cnb-stage"), 300, 200);
-  if (!transportOptions.hold) await v.ready;
-  return { host, transport, renderer, frames, states, v, canvas };
-}
 
 test("start-up colours by the field asked for and reports it once (show(color_field=...))", async () => {
   for (const field of ["obs:score", "gene:CD3E"]) {

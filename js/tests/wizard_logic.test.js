@@ -7,27 +7,7 @@ import { createGeneIndex, decodeGeneIds, parseGeneList, searchGenes } from "../w
 import { categoryColors, continuousColor, decodePreview } from "../wizard/preview.js";
 import { formatBytes, formatSeconds, partsByGroup } from "../wizard/format.js";
 import { progressText } from "../wizard/export_view.js";
-
-function fakeModel(state) {
-  const listeners = new Map();
-  const model = {
-    state: { ...state },
-    saves: 0,
-    sets: [],
-    get: (k) => model.state[k],
-    set(k, v) {
-      model.state[k] = v;
-      model.sets.push([k, JSON.parse(JSON.stringify(v))]);
-      for (const cb of listeners.get(`change:${k}`) || []) cb();
-    },
-    save_changes() { model.saves += 1; },
-    on(ev, cb) { if (!listeners.has(ev)) listeners.set(ev, new Set()); listeners.get(ev).add(cb); },
-    off(ev, cb) { listeners.get(ev)?.delete(cb); },
-    remote(k, v) { model.state[k] = v; for (const cb of listeners.get(`change:${k}`) || []) cb(); },
-    listenerCount: () => [...listeners.values()].reduce((n, s) => n + s.size, 0),
-  };
-  return model;
-}
+import { fakeModel } from "./helpers/fakes.js";
 
 function manualTimers() {
   const pending = new Map();

@@ -2,10 +2,26 @@
 import { mountViewer } from "./mount.js";
 import { createCommTransport } from "./transport.js";
 
-function render({ model, el }) {
-  const transport = createCommTransport(model, { timeoutMs: model.get("timeout_ms") || undefined });
-  let applying = false; // do not echo trait changes that came from the front-end itself
-  const controller = mountViewer(el, transport, {
+/** Trait name -> controller setter, for changes made in Python. */
+const SETTERS = {
+  dimension: (c, v) => c.setDimension(v),
+  color_field: (c, v) => c.setColorField(v),
+  point_size: (c, v) => c.setPointSize(v),
+  show_edges: (c, v) => c.setShowEdges(v),
+  show_vectors: (c, v) => c.setShowVectors(v),
+  height: (c, v) => c.setHeight(v),
+};
+
+/**
+ * @param {{model: any, el: HTMLElement}} ctx  anywidget's render arguments
+ * @param {{mount?: typeof mountViewer, createTransport?: typeof createCommTransport}} [deps]  (tests)
+ */
+export function render({ model, el }, deps = {}) {
+  const transport = (deps.createTransport || createCommTransport)(model, { timeoutMs: model.get("timeout_ms") || undefined });
+  // Traits the front-end itself is writing: their change events are echoes, not requests
+  // from Python (acting on them could re-apply an older value).
+  const writing = new Set();
+  const controller = (deps.mount || mountViewer)(el, transport, {
     dimension: model.get("dimension"),
     colorField: model.get("color_field"),
     pointSize: model.get("point_size"),
@@ -13,9 +29,13 @@ function render({ model, el }) {
     showVectors: model.get("show_vectors"),
     height: model.get("height"),
     onStateChange(s) {
-      if (applying) return;
       let changed = false;
-      const set = (k, v) => { if (model.get(k) !== v) { model.set(k, v); changed = true; } };
+      const set = (k, v) => {
+        if (model.get(k) === v) return;
+        writing.add(k);
+        try { model.set(k, v); } finally { writing.delete(k); }
+        changed = true;
+      };
       set("dimension", s.dimension);
       set("color_field", s.colorField);
       set("show_edges", s.showEdges);
@@ -23,18 +43,10 @@ function render({ model, el }) {
       if (changed) model.save_changes();
     },
   });
-  const handlers = {
-    "change:dimension": () => controller.setDimension(model.get("dimension")),
-    "change:color_field": () => controller.setColorField(model.get("color_field")),
-    "change:point_size": () => controller.setPointSize(model.get("point_size")),
-    "change:show_edges": () => controller.setShowEdges(model.get("show_edges")),
-    "change:show_vectors": () => controller.setShowVectors(model.get("show_vectors")),
-    "change:height": () => controller.setHeight(model.get("height")),
-  };
-  for (const [ev, fn] of Object.entries(handlers)) {
-    const wrapped = () => { applying = true; try { fn(); } finally { applying = false; } };
-    handlers[ev] = wrapped;
-    model.on(ev, wrapped);
+  const handlers = {};
+  for (const [trait, apply] of Object.entries(SETTERS)) {
+    handlers[`change:${trait}`] = () => { if (!writing.has(trait)) apply(controller, model.get(trait)); };
+    model.on(`change:${trait}`, handlers[`change:${trait}`]);
   }
   return () => {
     for (const [ev, fn] of Object.entries(handlers)) model.off(ev, fn);

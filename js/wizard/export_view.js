@@ -102,6 +102,8 @@ export function exportView(model, hooks) {
         viewer?.destroy();
         viewerPath = res.path;
         viewer = hooks.mountViewer(viewerHost);
+        // the result and the viewer sit below every section: bring them on screen
+        if (typeof result.scrollIntoView === "function") result.scrollIntoView({ behavior: "smooth", block: "start" });
       }
     } else {
       result.hidden = true;

@@ -95,3 +95,36 @@ export function fakeRenderer() {
   };
   return r;
 }
+
+/**
+ * A fake anywidget model: traits in `state`, change events, custom messages both ways.
+ * `sent` records what the front-end sent; `deliver` plays a message from Python.
+ */
+export function fakeModel(state = {}) {
+  const listeners = new Map();
+  const emit = (ev, ...args) => { for (const cb of [...(listeners.get(ev) || [])]) cb(...args); };
+  const model = {
+    state: { ...state },
+    saves: 0,
+    /** @type {[string, any][]} */
+    sets: [],
+    /** @type {{content: any, buffers: any[]}[]} */
+    sent: [],
+    get: (k) => model.state[k],
+    set(k, v) {
+      model.state[k] = v;
+      model.sets.push([k, JSON.parse(JSON.stringify(v ?? null))]);
+      emit(`change:${k}`);
+    },
+    save_changes() { model.saves += 1; },
+    send(content, _callbacks, buffers) { model.sent.push({ content, buffers: buffers || [] }); },
+    on(ev, cb) { if (!listeners.has(ev)) listeners.set(ev, new Set()); listeners.get(ev).add(cb); },
+    off(ev, cb) { listeners.get(ev)?.delete(cb); },
+    /** A trait change made in Python. */
+    remote(k, v) { model.state[k] = v; emit(`change:${k}`); },
+    /** A custom message from Python. */
+    deliver(content, buffers = []) { emit("msg:custom", content, buffers); },
+    listenerCount: () => [...listeners.values()].reduce((n, s) => n + s.size, 0),
+  };
+  return model;
+}
