@@ -374,7 +374,7 @@ class ExportRunner:
         on_written
             Called once the payload is on disk (or dropped): ``data`` may then be reused.
         """
-        raw = memoryview(np.ascontiguousarray(data)).cast("B") if isinstance(data, np.ndarray) else data
+        raw = np.ascontiguousarray(data).data.cast("B") if isinstance(data, np.ndarray) else data
         payload = codecs.gzip_bytes(raw, self.compression, rle=rle) if self.compression else raw
         self._store_compressed(rel, payload, items, on_written)
 
@@ -397,7 +397,7 @@ class ExportRunner:
             else:
                 self.submit(self.store, name, data, rle, items)
             return name
-        raw = memoryview(np.ascontiguousarray(data)).cast("B")
+        raw = np.ascontiguousarray(data).data.cast("B")
         strategy = codecs.dense_strategy(raw, self.compression) if not rle else None
         # Inline: the workers are busy with genes, this thread deflates alone.
         map_fn = None if inline else self._pool.map
@@ -418,11 +418,10 @@ class ExportRunner:
         """
         digest = payload_checksum(payload)
         n = memoryview(payload).nbytes
-        source = self.out_dir / rel
-        if rel in self._keep and _same_bytes(source, payload, n):
+        if rel in self._keep and _same_bytes(self.out_dir / rel, payload, n):
             with self._lock:
                 self.skipped.append(rel)
-            self._write_queue.put((rel, source, on_written))
+            self._write_queue.put((rel, self.out_dir / rel, on_written))
         else:
             self._write_queue.put((rel, payload, on_written))
         with self._lock:
