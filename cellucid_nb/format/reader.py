@@ -128,6 +128,7 @@ class ExportReader:
         #: the export's layout (key- or index-named compact_v1, compact_v2); see cellucid_nb.format.layouts
         self.layout = detect_layout(self.identity, manifests, self.manifest_files)
         self._obs_index: dict[str, int | None] = {}
+        self._centroids: dict[str, dict] = {}  # as the manifest keys them: by dimension (v1) or embedding id (v2)
         self._obs_fields = self._parse_obs_fields()
 
     # ------------------------------------------------------------------ files
@@ -245,6 +246,7 @@ class ExportReader:
                                  + ("6 or 8" if self.layout.indexed else "5 or 7"))
             key = str(entry[0])
             self._obs_index[key] = index
+            self._centroids[key] = entry[4] if len(entry) >= 5 and isinstance(entry[4], dict) else {}
             omin, omax = (float(entry[5]), float(entry[6])) if len(entry) >= 7 else (None, None)
             fields[key] = ObsFieldInfo(
                 key, "categorical", str(entry[2]), None, None, None, [str(c) for c in entry[1]], int(entry[3]),
@@ -271,6 +273,24 @@ class ExportReader:
         except KeyError:
             raise KeyError(f"obs field {key!r} is not in {self.path / self.manifest_files['obs']}; "
                            f"available: {self.obs_keys[:20]}") from None
+
+    def centroids(self, key: str, embedding: str) -> list[dict]:
+        """Return a categorical field's centroids on one embedding (``[{category, position, n_points}]``).
+
+        Parameters
+        ----------
+        key
+            A categorical obs key.
+        embedding
+            An embedding id of :attr:`embeddings` (``"2d"`` in ``compact_v1``).
+        """
+        info = self.obs_field_info(key)
+        item = next((e for e in self.embeddings if e.id == embedding), None)
+        if info.kind != "categorical" or item is None:
+            raise KeyError(f"no centroids of {key!r} on embedding {embedding!r}: expected a categorical field and "
+                           f"one of {[e.id for e in self.embeddings]}")
+        raw = self._centroids.get(key, {})
+        return list(raw.get(embedding if self.layout.format != spec.FORMAT_NAME else str(item.dim), []))
 
     def _obs_value_path(self, info: ObsFieldInfo) -> str:
         schemas = self.obs_manifest["_obsSchemas"]

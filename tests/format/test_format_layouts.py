@@ -284,3 +284,41 @@ def test_cli_validate_prints_the_format(capsys: pytest.CaptureFixture[str]) -> N
     assert f"{V094[0]}: format compact_v2\n" in capsys.readouterr().out
     assert main(["validate", str(V092[0])]) == 0
     assert "format compact_v1 (index-named)" in capsys.readouterr().out
+
+
+def _centroids(coords: np.ndarray, codes: np.ndarray, categories: list[str], q: float = 0.95,
+               min_points: int = 10) -> list[dict]:
+    """FORMAT.md's centroid rule, computed here: mean; drop cells beyond the q-quantile distance; mean again."""
+    out = []
+    for code, label in enumerate(categories):
+        pts = coords[codes == code]
+        if len(pts) < min_points:
+            continue
+        centre, used = pts.mean(0), len(pts)
+        if len(pts) > min_points:
+            dist = np.linalg.norm(pts - centre, axis=1)
+            keep = dist <= np.quantile(dist, q)
+            if keep.sum() >= min_points:
+                centre, used = pts[keep].mean(0), int(keep.sum())
+        out.append({"category": label, "position": centre, "n_points": used})
+    return out
+
+
+@pytest.mark.parametrize("folder", [V092[1], V094[0]], ids=lambda p: p.parent.name)
+def test_centroids_per_embedding_follow_the_rule(folder: Path) -> None:
+    arrays, facts = given(folder)
+    reader = read_export(folder)
+    v2 = folder.parent.name == "cellucid_0_9_4"
+    embedded = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("embedding/")}
+    for name, values in embedded.items():
+        eid = name if v2 else f"{values.shape[1]}d"
+        expected = _centroids(normalised(values)[0], arrays["obs_codes/louvain"], facts["categories"]["louvain"])
+        got = reader.centroids("louvain", eid)
+        assert [c["category"] for c in got] == [c["category"] for c in expected]
+        assert [c["n_points"] for c in got] == [c["n_points"] for c in expected]
+        np.testing.assert_allclose([c["position"] for c in got], [c["position"] for c in expected], atol=1e-9)
+    dim = reader.default_dimension
+    assert reader.obs_field_info("louvain").centroids[str(dim)] == \
+        reader.centroids("louvain", reader.default_embeddings[dim])
+    with pytest.raises(KeyError, match="no centroids of 'n_genes'"):
+        reader.centroids("n_genes", reader.default_embeddings[dim])
