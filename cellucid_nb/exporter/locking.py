@@ -62,7 +62,13 @@ class ExportLock:
         if fcntl is None:  # pragma: no cover - Windows
             return self._acquire_exclusive()
         for _attempt in range(20):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise PermissionError(
+                    f"cannot create the lock file {str(self.path)!r} beside out_dir ({exc.strerror}); expected a "
+                    "writable parent folder."
+                ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -16,16 +15,17 @@ import numpy as np
 import pandas as pd
 
 from ..format.layouts import detect_format
+from ..format.safe_io import parse_json, read_text_no_follow
 from ..format.spec import FORMAT_NAME, SIDECAR_FILE
 from .gc_pause import frozen_heap_during
 from .genes import start_genes
 from .graph import write_graph
 from .identity import build_identity, build_sidecar, write_identity
 from .inputs import ExportInputs, ExportSettings, validate_inputs
+from .locking import ExportLock
 from .obs import ObsWriter
 from .points import write_points
 from .progress import ExportResult, ProgressEvent, ProgressReporter
-from .locking import ExportLock
 from .runner import ExistingExport, ExportRunner, inspect_existing, settings_fingerprint
 from .swap import recover
 from .vectors import write_vectors
@@ -43,9 +43,10 @@ def _check_workers(n_workers: Any) -> int:
 
 def _read_json(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = parse_json(read_text_no_follow(path), path.name)  # a hostile file: no links, bounded nesting
     except (OSError, ValueError):
         return None
+    return value if isinstance(value, dict) else None
 
 
 def _existing_layout(out_dir: Path) -> str:
@@ -65,8 +66,8 @@ def _existing_settings_differences(out_dir: Path, settings: ExportSettings) -> l
         if sidecar.get("settings_fingerprint") == settings_fingerprint(ours):
             return []
         theirs = sidecar["settings"]
-        diffs = [f"{k}: existing {theirs.get(k)!r}, requested {v!r}" for k, v in ours.items() if theirs.get(k) != v]
-        return diffs or ["settings fingerprint differs"]
+        changed = [f"{k}: existing {theirs.get(k)!r}, requested {v!r}" for k, v in ours.items() if theirs.get(k) != v]
+        return changed or ["settings fingerprint differs"]
     # An export without our sidecar (e.g. written by cellucid 0.0.9): compare what its manifests say.
     diffs: list[str] = []
 
