@@ -6,7 +6,7 @@ import { createHttpTransport } from "../viewer/transport.js";
 async function main() {
   const app = document.getElementById("app");
   const title = document.getElementById("title");
-  const picker = document.getElementById("dataset");
+  const picker = /** @type {HTMLSelectElement} */ (document.getElementById("dataset"));
   const selInfo = document.getElementById("selection");
   let datasets = [];
   try {
@@ -48,7 +48,7 @@ async function main() {
     selInfo.textContent = idx.length ? `${idx.length.toLocaleString()} cells selected` : "";
   });
   window.addEventListener("resize", () => viewer.setHeight(Math.max(300, window.innerHeight - 110)));
-  window.cellucidViewer = viewer;
+  /** @type {any} */ (window).cellucidViewer = viewer;
 }
 
 main();

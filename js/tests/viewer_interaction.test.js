@@ -248,6 +248,7 @@ test("anywidget entry: traits start the viewer, Python changes reach it, its own
     mount: (host, t, options) => (controller = mountViewer(host, t, { ...options, createRenderer: () => renderer, frames: { request: () => 1, cancel() {} } })),
   });
   await controller.ready;
+  await settle(); // any echo of a half-set state would have been applied by now
   assert.equal(controller.state.colorField, "obs:score", "the field given to show() is kept");
   assert.equal(model.state.color_field, "obs:score");
   assert.deepEqual(model.sets.map(([k]) => k), [], "nothing to write back: the state matches the traits");

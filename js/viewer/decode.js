@@ -40,11 +40,11 @@ export function finiteRange(values) {
  * Quantized payloads pass through untouched (no copy); float32 is quantized to 16 bits.
  * @param {Uint8Array|Uint16Array|Float32Array} values
  * @param {{bits: number|null, min?: number, max?: number}} info
- * @returns {{codes: Uint8Array|Uint16Array, qmax: number, missing: number, min: number, max: number, bits: number, nMissing: number}}
+ * @returns {{codes: Uint8Array|Uint16Array, qmax: number, missing: number, min: number, max: number, bits: number, source?: Float32Array}}
  */
 export function continuousForDisplay(values, info) {
   if (info.bits === 8 || info.bits === 16) {
-    return { codes: values, qmax: QUANT_MAX[info.bits], missing: MISSING_CODE[info.bits], min: info.min, max: info.max, bits: info.bits };
+    return { codes: /** @type {Uint8Array|Uint16Array} */ (values), qmax: QUANT_MAX[info.bits], missing: MISSING_CODE[info.bits], min: info.min, max: info.max, bits: info.bits };
   }
   if (!(values instanceof Float32Array)) throw new Error(`continuous values without quantization must be float32, got ${values.constructor.name}`);
   const [lo, hi] = finiteRange(values);

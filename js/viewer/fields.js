@@ -79,7 +79,6 @@ export function prepareField(field, fm, reply) {
       centroids: fm.centroids || {}, categoryIndex: new Map(fm.categories.map((c, i) => [String(c), i])),
     };
   }
-  const prepared = { kind: "continuous", field, label, ...continuousForDisplay(arrays.values, { bits: header.bits, min: header.min, max: header.max }) };
-  prepared.nMissing = countMissing(prepared.codes, prepared.missing);
-  return /** @type {PreparedField} */ (prepared);
+  const shown = continuousForDisplay(arrays.values, { bits: header.bits, min: header.min, max: header.max });
+  return { kind: "continuous", field, label, ...shown, nMissing: countMissing(shown.codes, shown.missing) };
 }

@@ -6,6 +6,8 @@ export const MESSAGE_PREFIX = "viewer:";
 /** Magic bytes of an HTTP framed response: "CLNB". */
 export const FRAME_MAGIC = 0x424e4c43;
 
+/** @typedef {Uint8Array|Uint16Array|Uint32Array|Int32Array|Float32Array|Float64Array} TypedArray */
+
 const TYPED = {
   uint8: Uint8Array,
   uint16: Uint16Array,
@@ -23,6 +25,7 @@ const TYPED = {
  * @returns {Object<string, TypedArray>}
  */
 export function arraysFromBlob(header, buffer, base = 0) {
+  /** @type {Object<string, TypedArray>} */
   const out = {};
   for (const spec of header.arrays || []) {
     const Typed = TYPED[spec.dtype];

@@ -113,8 +113,39 @@ function glTypeOf(gl, arr) {
 const PALETTE_BINDING = 0;
 
 /**
+ * @typedef {object} DrawOptions
+ * @property {number} [pointSize]   CSS pixels
+ * @property {number} [pixelRatio]  device pixels per CSS pixel
+ * @property {number[]} [background] clear colour, 0..1 RGB
+ * @property {boolean} [depth]       depth test (3D)
+ * @property {boolean} [showEdges]
+ * @property {boolean} [showArrows]
+ * @property {boolean} [highlight]   draw highlight flags when set
+ * @property {number[]} [edgeColor]  0..1 RGBA
+ * @property {number[]} [arrowColor] 0..1 RGBA
+ */
+
+/**
+ * What the viewer needs from a renderer; createRenderer implements it with WebGL2 and the
+ * unit tests with a recording fake (js/tests/helpers/fakes.js).
+ * @typedef {object} Renderer
+ * @property {(positions: Float32Array, comps: number) => void} setPositions  n * comps floats (comps 2 or 3)
+ * @property {(values: Uint8Array|Uint16Array|null) => void} setValues  per-cell codes or quantized values; null: one colour
+ * @property {(spec: {kind: "palette", colors: Uint8Array, scale?: number, missing?: number}|{kind: "texture", lut: {data: Uint8Array, width: number, height: number}}|{kind: "uniform", color?: number[]}) => void} setColoring
+ * @property {(flags: Uint8Array|null) => void} setHighlight  1 = highlighted
+ * @property {(pairs: Uint16Array|Uint32Array|null) => void} setEdges  index pairs
+ * @property {(segments: Float32Array|null) => void} setArrows  6 floats per arrow
+ * @property {(mvp: Float32Array, o: DrawOptions) => void} draw
+ * @property {(comps: number, texture?: boolean, depth?: boolean) => void} warmUp  compile shaders early
+ * @property {() => Uint8Array} finish  wait for the GPU
+ * @property {() => void} destroy  free every GL object and the context
+ * @property {() => object} stats
+ */
+
+/**
  * Create the renderer on a canvas.
  * @param {HTMLCanvasElement} canvas
+ * @returns {Renderer & {gl: WebGL2RenderingContext}}
  * @throws if WebGL2 is not available
  */
 export function createRenderer(canvas) {
@@ -263,8 +294,7 @@ export function createRenderer(canvas) {
     /**
      * Draw one frame.
      * @param {Float32Array} mvp
-     * @param {{pointSize: number, pixelRatio: number, background: number[], depth: boolean, showEdges: boolean,
-     *          showArrows: boolean, highlight: boolean, edgeColor: number[], arrowColor: number[]}} o
+     * @param {DrawOptions} o
      */
     draw(mvp, o) {
       const dpr = o.pixelRatio || 1;

@@ -9,6 +9,22 @@ import { MESSAGE_PREFIX, arraysFromBlob, asBytes, parseFramed } from "./protocol
 export const DEFAULT_TIMEOUT_MS = 30000;
 
 /**
+ * The interface every transport implements (comm, HTTP, and any other host such as a
+ * static site): mountViewer uses nothing else.
+ * @typedef {object} Transport
+ * @property {(kind: "meta"|"points"|"obs"|"gene"|"edges"|"vectors", args?: object) => Promise<{header: any, arrays: Object<string, any>}>} request
+ *   meta {} -> header: the export's meta; points {dim} -> arrays.points (float32, n * dim);
+ *   obs {key} -> arrays.values (codes or quantized values; header bits/min/max for continuous);
+ *   gene {gene} -> arrays.values (header bits/min/max); edges {} -> arrays.pairs;
+ *   vectors {field, dim} -> arrays.vectors (float32, n * dim)
+ * @property {(cb: (command: string, args: object, buffers: DataView[]) => void) => () => void} onCommand
+ *   host -> viewer commands: highlight (one uint32 buffer), reset_view, set_color_field {field}, set_dimension {dim}
+ * @property {(indices: Uint32Array) => void} sendSelection  the cells selected with the lasso or box
+ * @property {(name: string, payload?: object) => void} [sendEvent]  first_frame and error reports
+ * @property {() => void} destroy
+ */
+
+/**
  * Transport over an anywidget model's custom messages.
  * Every message it sends or handles has a `type` starting with "viewer:", so a
  * host widget (the wizard) can share its model and route the rest itself.

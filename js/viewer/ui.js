@@ -68,7 +68,7 @@ export function markActive(container, value) {
 
 /**
  * Legend of a categorical field: swatch, name, count; click hides, double-click or alt-click isolates.
- * @param {{categories: string[], colors: number[][], counts: Uint32Array, hidden: Set<number>, missing: number}} f
+ * @param {{categories?: string[], colors?: number[][], counts?: Uint32Array, hidden: Set<number>}} f
  */
 export function renderCategoricalLegend(legend, title, f, handlers) {
   const rows = [];
