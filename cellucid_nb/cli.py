@@ -50,8 +50,9 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--genes",
         default=None,
-        help="genes to export: 'hvg' (highly variable), 'all', 'none', 'top:N' (top N by mean), "
-        "a file with one id per line, or a comma-separated list (default: the plan's choice)",
+        help="genes to export: 'hvg' (highly variable), 'all', 'none', 'top:N' (top N by variance; "
+        "'top:N:mean' by mean), a file with one id per line, or a comma-separated list; unknown ids are "
+        "refused (default: the plan's choice)",
     )
     p.add_argument("--quantization", type=_bits, default="8", help="gene expression bits: 8, 16 or none (default 8)")
     p.add_argument(
@@ -67,7 +68,8 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--latent", default=None, help="obsm key of the latent space for outlier quantiles (default: PCA)")
     p.add_argument("--graph", default=None, help="obsp key of the kNN graph, or 'none' (default: connectivities)")
-    p.add_argument("--source", default=None, help="expression source: X, raw or layers/<name> (default: X)")
+    p.add_argument("--source", default=None,
+                   help="expression source: X, raw or layers/<name> (default: log-normalised values, scaled X last)")
     p.add_argument("--name", default=None, help="dataset name shown by viewers")
     p.add_argument("--layout", choices=("key", "index"), default="key",
                    help="payload file names: key (default, as cellucid 0.0.9) or index (as cellucid 0.9.1-0.9.2)")
@@ -113,16 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_gene_list(spec: str) -> list[str]:
+def _gene_choice_from_spec(spec: str) -> dict[str, Any]:
+    """``--genes`` as ``ExportPlan.with_genes`` arguments: a file of ids (one a line) or ``parse_gene_spec``."""
+    from cellucid_nb.adata.gene_choice import parse_gene_spec
+
     path = Path(spec)
     if path.is_file():
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [g.strip() for g in spec.split(",") if g.strip()]
+        return {"mode": "list", "ids": [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]}
+    return parse_gene_spec(spec)
 
 
 def _plan_from_args(adata: Any, args: argparse.Namespace) -> Any:
     """Build an ExportPlan from the AnnData's defaults and the command-line options."""
-    from cellucid_nb.adata import gene_choice
     from cellucid_nb.adata.plan import ExportPlan
 
     plan = ExportPlan.from_anndata(adata)
@@ -152,27 +156,17 @@ def _plan_from_args(adata: Any, args: argparse.Namespace) -> Any:
         changes["obs_keys"] = tuple(k for k in (s.strip() for s in args.obs.split(",")) if k)
     if args.name:
         changes["dataset_name"] = args.name
-    if args.genes is not None:
-        source = changes.get("expression_source", plan.expression_source) or "X"
-        spec = args.genes.strip()
-        if spec.lower() == "all":
-            changes["genes"] = None
-        elif spec.lower() == "none":
-            changes["expression_source"] = None
-        elif spec.lower() == "hvg":
-            changes["genes"] = tuple(gene_choice.highly_variable(adata, source=source))
-        elif spec.lower().startswith("top:"):
-            n = spec.split(":", 1)[1]
-            if not n.isdigit():
-                raise CliError(f"--genes {spec!r}: expected top:N with a whole number N")
-            changes["genes"] = tuple(gene_choice.top_genes(adata, int(n), by="mean", source=source))
-        else:
-            found, unknown = gene_choice.genes_by_list(adata, _read_gene_list(spec), source=source)
-            if unknown:
-                shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-                raise CliError(f"--genes: {len(unknown)} unknown gene id(s): {shown}")
-            changes["genes"] = tuple(found)
+    source = changes.pop("expression_source", None)
     plan = plan.replace(**changes)
+    if args.genes is not None:
+        # the gene rules of gene_choice, as the wizard and ExportPlan.with_genes apply them
+        try:
+            choice = _gene_choice_from_spec(args.genes)
+        except ValueError as exc:
+            raise CliError(f"--genes: {exc}") from None
+        plan = plan.with_genes(adata, source=source, **choice)
+    elif source is not None:
+        plan = plan.replace(expression_source=source)
     plan.check(adata)
     return plan
 

@@ -26,7 +26,7 @@ def test_defaults_follow_the_issue(pbmc):
     assert dict(plan.embeddings) == {2: "X_umap"}
     assert plan.latent == "X_pca"
     assert plan.obs_keys == tuple(pbmc.obs.columns)
-    assert plan.expression_source == "X"
+    assert plan.expression_source == "raw"  # X holds z-scores, raw log-normalised values
     hvg = tuple(pbmc.var_names[pbmc.var["highly_variable"].to_numpy()])
     assert plan.genes == hvg and len(hvg) > 0
     assert plan.connectivities == "connectivities"
@@ -119,7 +119,7 @@ def test_check_names_key_received_and_expected(pbmc):
         plan.replace(embeddings={2: "X_uamp"}).check(pbmc)
     with pytest.raises(PlanError, match=r"obs_keys \['louvian'\] not in obs; did you mean 'louvain'"):
         plan.replace(obs_keys=("louvian",)).check(pbmc)
-    with pytest.raises(PlanError, match=r"2 id\(s\) not in 'X' var"):
+    with pytest.raises(PlanError, match=r"2 of the genes asked for are not in the 'raw' expression source"):
         plan.replace(genes=("CD3D", "NOPE1", "NOPE2")).check(pbmc)
     with pytest.raises(PlanError, match="layer 'counts' not in adata.layers"):
         plan.replace(expression_source="layers/counts").check(pbmc)
@@ -170,3 +170,75 @@ def test_an_empty_gene_list_is_refused_unless_genes_are_off():
         ExportPlan(embeddings={2: "X_umap"}, genes=())
     plan = ExportPlan(embeddings={2: "X_umap"}, genes=(), expression_source=None)
     assert plan.genes == () and plan.expression_source is None
+
+
+def _adata_with_sources(x: np.ndarray, layers: dict | None = None, raw: np.ndarray | None = None) -> anndata.AnnData:
+    n, g = x.shape
+    var = pd.DataFrame(index=[f"G{i}" for i in range(g)])
+    adata = anndata.AnnData(X=x, var=var, obs=pd.DataFrame(index=[f"c{i}" for i in range(n)]),
+                            obsm={"X_umap": np.zeros((n, 2), dtype=np.float32)})
+    for name, values in (layers or {}).items():
+        adata.layers[name] = values
+    if raw is not None:
+        adata.raw = anndata.AnnData(X=raw, var=var.copy())
+    return adata
+
+
+def test_default_source_prefers_log_normalised_values_over_z_scores():
+    from cellucid_nb.adata.gene_choice import default_expression_source, expression_source_note
+    from cellucid_nb.adata.inspection import inspect
+
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(2.0, size=(300, 20)).astype(np.float32)
+    lognorm = np.log1p(counts / counts.sum(1, keepdims=True) * 1e4).astype(np.float32)
+    z = ((lognorm - lognorm.mean(0)) / (lognorm.std(0) + 1e-6)).astype(np.float32)
+    cases = [
+        (_adata_with_sources(z, layers={"log1p": lognorm}), "layers/log1p"),
+        (_adata_with_sources(z, raw=lognorm), "raw"),
+        (_adata_with_sources(lognorm, raw=counts), "X"),
+        (_adata_with_sources(z, layers={"counts": counts}), "layers/counts"),
+        (_adata_with_sources(z), "X"),
+    ]
+    for adata, expected in cases:
+        summary = inspect(adata)
+        assert default_expression_source(summary) == expected
+        assert ExportPlan.from_anndata(adata, summary).expression_source == expected
+    scaled = _adata_with_sources(z, layers={"log1p": lognorm})
+    note = expression_source_note(inspect(scaled), "layers/log1p")
+    assert "layers/log1p" in note and "log-normalised" in note and "z-scores" in note
+    note_x = expression_source_note(inspect(scaled), "X")
+    assert "as chosen" in note_x and "layers/log1p" in note_x and "better" in note_x
+
+
+def test_gene_rules_are_one_set(pbmc):
+    from cellucid_nb.adata.gene_choice import (
+        DEFAULT_TOP_BY, UnknownGenesError, choose_genes, parse_gene_spec,
+    )
+
+    assert DEFAULT_TOP_BY == "variance"
+    expected = tuple(pbmc.raw.var_names[np.argsort(-pbmc.raw.X.toarray().var(0), kind="stable")[:4]])
+    assert choose_genes(pbmc, "top", n=4, source="raw") == expected
+    assert choose_genes(pbmc, "all") is None and choose_genes(pbmc, "none") == ()
+    with pytest.raises(UnknownGenesError) as info:
+        choose_genes(pbmc, "list", ids=["CD3D", "cd79a", "LYZZ", "CD3D"], source="raw")
+    assert info.value.unknown == ("cd79a", "LYZZ")
+    assert info.value.suggestions == {"cd79a": "CD79A", "LYZZ": "LYZ"}
+    assert "did you mean 'CD79A'?" in str(info.value) and "nothing was changed" in str(info.value)
+    assert choose_genes(pbmc, "list", ids=[" CD3D", "LYZ", "CD3D", ""]) == ("CD3D", "LYZ")
+    with pytest.raises(ValueError, match="gene choice 'best'"):
+        choose_genes(pbmc, "best")
+    assert parse_gene_spec("top:50") == {"mode": "top", "n": 50, "by": "variance"}
+    assert parse_gene_spec("TOP:5:mean") == {"mode": "top", "n": 5, "by": "mean"}
+    assert parse_gene_spec("CD3D, LYZ") == {"mode": "list", "ids": ["CD3D", "LYZ"]}
+    with pytest.raises(ValueError, match="top:N"):
+        parse_gene_spec("top:x")
+
+    plan = ExportPlan.from_anndata(pbmc)
+    assert plan.with_genes(pbmc, "top", n=4).genes == expected
+    off = plan.with_genes(pbmc, "none")
+    assert off.expression_source is None and off.genes is None
+    assert off.with_genes(pbmc, "all").expression_source == "raw"
+    with pytest.raises(UnknownGenesError):
+        plan.with_genes(pbmc, "list", ids=["NOPE"])
+    with pytest.raises(PlanError, match="did you mean 'LYZ'"):
+        plan.replace(genes=("LYZZ",)).check(pbmc)

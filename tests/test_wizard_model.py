@@ -163,16 +163,26 @@ def test_gene_ids_sent_once_as_binary(wiz, pbmc):
 
 def test_gene_list_search_presets_and_unknown_ids(wiz, pbmc):
     genes = [str(g) for g in pbmc.var_names[:3]]
-    _from_frontend(wiz, {"type": "wizard:genes", "mode": "list", "ids": genes + ["NOT_A_GENE"]})
+    before = wiz.plan
+    # one rule everywhere (gene_choice): a list with an unknown id is refused as a whole, with suggestions
+    _from_frontend(wiz, {"type": "wizard:genes", "mode": "list", "ids": genes + ["cd3d"]})
     assert wiz._tasks.wait_idle(20)
-    assert wiz.plan.genes == tuple(genes)
-    assert wiz.gene_report["n_unknown"] == 1 and wiz.gene_report["unknown"] == ["NOT_A_GENE"]
+    assert wiz.plan == before
+    assert wiz.gene_report["n_unknown"] == 1 and wiz.gene_report["unknown"] == ["cd3d"]
+    assert wiz.gene_report["suggestions"] == {"cd3d": "CD3D"}
+    assert "did you mean 'CD3D'" in wiz.gene_report["error"]
+    _from_frontend(wiz, {"type": "wizard:genes", "mode": "list", "ids": genes})
+    assert wiz._tasks.wait_idle(20)
+    assert wiz.plan.genes == tuple(genes) and wiz.gene_report["n_unknown"] == 0
     assert wiz.wait_estimate().to_dict()["parts"]
+    # top-N: by variance unless asked otherwise, on the plan's source (raw: log-normalised), as the CLI
+    raw = pbmc.raw.X.toarray()
+    _from_frontend(wiz, {"type": "wizard:genes", "mode": "top", "n": 7})
+    assert wiz._tasks.wait_idle(20)
+    assert wiz.plan.genes == tuple(pbmc.raw.var_names[np.argsort(-raw.var(0), kind="stable")[:7]])
     _from_frontend(wiz, {"type": "wizard:genes", "mode": "top", "n": 7, "by": "mean"})
     assert wiz._tasks.wait_idle(20)
-    assert len(wiz.plan.genes) == 7
-    means = np.asarray(pbmc.X.mean(axis=0)).ravel()
-    assert set(wiz.plan.genes) == set(pbmc.var_names[np.argsort(-means)[:7]])
+    assert wiz.plan.genes == tuple(pbmc.raw.var_names[np.argsort(-raw.mean(0), kind="stable")[:7]])
     _from_frontend(wiz, {"type": "wizard:genes", "mode": "all"})
     assert wiz._tasks.wait_idle(20)
     assert wiz.plan.genes is None and wiz.gene_report["n_genes"] == pbmc.n_vars
@@ -183,7 +193,7 @@ def test_gene_list_search_presets_and_unknown_ids(wiz, pbmc):
     assert not [p for p in no_genes.to_dict()["parts"] if p["part"] == "genes"]
     _from_frontend(wiz, {"type": "wizard:genes", "mode": "list", "ids": genes[:1]})
     assert wiz._tasks.wait_idle(20)
-    assert wiz.plan.expression_source == "X" and wiz.plan.genes == tuple(genes[:1])
+    assert wiz.plan.expression_source == "raw" and wiz.plan.genes == tuple(genes[:1])
     _from_frontend(wiz, {"type": "wizard:genes", "mode": "list", "ids": ["NOPE1", "NOPE2"]})
     assert wiz._tasks.wait_idle(20)
     assert "NOPE1" in wiz.gene_report["error"] and wiz.plan.genes == tuple(genes[:1])  # unchanged

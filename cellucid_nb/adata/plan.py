@@ -8,7 +8,6 @@ the equivalent plain ``prepare(...)`` call.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -17,6 +16,8 @@ from typing import Any
 
 from cellucid_nb.format.codecs import check_bits, check_compression
 from cellucid_nb.format.naming import safe_name
+from cellucid_nb.format.spec import CATEGORY_LIMITS
+from cellucid_nb.format.suggest import did_you_mean
 from cellucid_nb.adata.inspection import DatasetSummary, expression_matrix, expression_var, inspect
 
 __all__ = ["ExportPlan", "PlanError", "PLAN_VERSION"]
@@ -26,7 +27,7 @@ _SOURCE = re.compile(r"^(X|raw|layers/.+)$")
 _CATEGORICAL_DTYPES = ("auto", "uint8", "uint16")
 _LAYOUTS = ("key", "index")
 #: More categories than this cannot be stored in uint16 codes.
-_MAX_CATEGORIES = 65534
+_MAX_CATEGORIES = CATEGORY_LIMITS["uint16"][0]
 
 
 class PlanError(ValueError):
@@ -49,8 +50,7 @@ class _FrozenDict(dict):
 
 
 def _closest(name: str, options: list[str]) -> str:
-    match = difflib.get_close_matches(name, options, n=1)
-    return f"; did you mean {match[0]!r}?" if match else ""
+    return did_you_mean(name, options)
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,9 @@ class ExportPlan:
         UMAP embeddings per dimension (``X_umap_<d>d`` first, then ``X_umap`` by
         its columns; other embeddings only when there is no UMAP), ``X_pca`` or
         the first latent candidate, every obs column except identifier-like,
-        all-missing or over-65,534-category ones, ``X`` (else the first source),
+        all-missing or over-65,534-category ones, log-normalised expression (``X`` when it
+        holds it, else ``raw`` or a log layer; scaled values last, see
+        :func:`~cellucid_nb.adata.gene_choice.default_expression_source`),
         highly variable genes when ``var["highly_variable"]`` flags any, the
         ``connectivities`` graph, vector fields whose dimension has an embedding,
         gzip 6 and 8-bit quantization.
@@ -266,12 +268,11 @@ class ExportPlan:
             and (c.n_categories is None or c.n_categories <= _MAX_CATEGORIES)
             and not (c.kind == "categorical" and c.n_categories is None)  # unsampled identifier columns
         )
-        names = [s.name for s in summary.expression]
-        source = "X" if "X" in names else (names[0] if names else None)
+        from cellucid_nb.adata.gene_choice import default_expression_source, highly_variable
+
+        source = default_expression_source(summary)
         genes = None
         if source is not None and summary.var_flags.get("highly_variable", 0) > 0:
-            from cellucid_nb.adata.gene_choice import highly_variable
-
             genes = highly_variable(adata, source=source)
             if not genes:
                 genes = None
@@ -291,6 +292,53 @@ class ExportPlan:
             vector_fields=vectors,
         )
         return plan.replace(**changes) if changes else plan
+
+    def with_genes(
+        self,
+        adata: Any,
+        mode: str,
+        *,
+        ids: Any = None,
+        n: int | None = None,
+        by: str | None = None,
+        source: str | None = None,
+    ) -> ExportPlan:
+        """Return a copy with a gene choice applied (the rules of :mod:`~cellucid_nb.adata.gene_choice`).
+
+        Parameters
+        ----------
+        adata
+            The AnnData the genes come from.
+        mode
+            ``"list"`` (``ids``), ``"hvg"``, ``"top"`` (``n`` genes ranked by ``by``),
+            ``"all"`` or ``"none"``.
+        ids, n, by
+            As in :func:`~cellucid_nb.adata.gene_choice.choose_genes` (``None``: its defaults).
+        source
+            Expression source; default the plan's own, else the dataset's default source.
+
+        Raises
+        ------
+        UnknownGenesError
+            ``"list"`` with ids the source does not hold (each with a "did you mean").
+        ValueError
+            As :func:`~cellucid_nb.adata.gene_choice.choose_genes`.
+        """
+        from cellucid_nb.adata import gene_choice
+
+        if source is None:
+            source = self.expression_source or gene_choice.default_expression_source(inspect(adata)) or "X"
+        options: dict[str, Any] = {"ids": ids}
+        if n is not None:
+            options["n"] = n
+        if by is not None:
+            options["by"] = by
+        genes = gene_choice.choose_genes(
+            adata, mode, source=source, id_column=self.var_gene_id_column, **options
+        )
+        if genes is not None and len(genes) == 0:
+            return self.replace(expression_source=None, genes=None)
+        return self.replace(expression_source=source, genes=genes)
 
     def replace(self, **changes: Any) -> ExportPlan:
         """Return a validated copy with ``changes`` applied.
@@ -401,14 +449,12 @@ class ExportPlan:
                     f"{self.expression_source!r} var: expected 'index' or one of {list(var.columns)}"
                 )
             if self.genes is not None:
-                from cellucid_nb.adata.gene_choice import genes_by_list
+                from cellucid_nb.adata.gene_choice import UnknownGenesError, check_known
 
-                _, unknown = genes_by_list(adata, self.genes, self.expression_source, self.var_gene_id_column)
-                if unknown:
-                    raise PlanError(
-                        f"genes: {len(unknown)} id(s) not in {self.expression_source!r} var "
-                        f"({self.var_gene_id_column}): {list(unknown[:10])}{' ...' if len(unknown) > 10 else ''}"
-                    )
+                try:
+                    check_known(adata, self.genes, self.expression_source, self.var_gene_id_column)
+                except UnknownGenesError as exc:
+                    raise PlanError(f"genes: {exc}") from None
         if self.connectivities is not None:
             if self.connectivities not in adata.obsp:
                 raise PlanError(

@@ -7,7 +7,6 @@ error names the argument or key, what was received and what was expected.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -26,6 +25,7 @@ from ..format import codecs
 from ..format.layouts import LAYOUTS
 from ..format.naming import check_no_collisions, safe_name
 from ..format.rules import obs_column_kind
+from ..format.suggest import closest
 from ..format.spec import CATEGORY_LIMITS, DATASETS_FILE, IDENTITY_FILE, SIDECAR_FILE, points_file
 
 __all__ = [
@@ -160,8 +160,8 @@ def _warn(messages: list[str], message: str) -> None:
 
 
 def _closest(name: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
+    close = closest(name, choices)  # the one "did you mean" rule (format/suggest.py)
+    return f" Did you mean {close!r}?" if close is not None else ""
 
 
 def _type_name(obj: Any) -> str:

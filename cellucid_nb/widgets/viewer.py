@@ -7,7 +7,6 @@ JupyterLab, Notebook 7, VS Code and behind JupyterHub without ports or proxies.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import anywidget
 import numpy as np
 import traitlets
 
+from cellucid_nb.format.suggest import did_you_mean
 from cellucid_nb.viewer_protocol import ViewerBackend
 
 __all__ = ["Viewer", "show"]
@@ -31,15 +31,13 @@ def _check_field(reader: Any, field: str) -> str:
         key = field[4:]
         keys = list(reader.obs_keys)
         if key not in keys:
-            close = difflib.get_close_matches(key, keys, n=1)
-            hint = f"; did you mean 'obs:{close[0]}'?" if close else f"; fields: {keys[:20]}"
+            hint = did_you_mean(key, keys, prefix="obs:") or f"; fields: {keys[:20]}"
             raise ValueError(f"color_field={field!r}: obs field {key!r} is not in the export{hint}")
         return field
     if field.startswith("gene:"):
         gene = field[5:]
         if gene not in set(reader.genes):
-            close = difflib.get_close_matches(gene, list(reader.genes), n=1)
-            hint = f"; did you mean 'gene:{close[0]}'?" if close else ""
+            hint = did_you_mean(gene, reader.genes, prefix="gene:")
             raise ValueError(f"color_field={field!r}: gene {gene!r} is not in the export ({len(reader.genes)} genes){hint}")
         return field
     # Bare names are accepted when unambiguous: an obs key first, then a gene.
@@ -94,8 +92,7 @@ class Viewer(anywidget.AnyWidget):
         unknown = [k for k in kwargs if k not in self._OPTIONS]
         if unknown:
             k = unknown[0]
-            close = difflib.get_close_matches(k, self._OPTIONS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of {list(self._OPTIONS)}"
+            hint = did_you_mean(k, self._OPTIONS) or f"; expected one of {list(self._OPTIONS)}"
             raise TypeError(f"Viewer() got an unexpected keyword argument {k!r}{hint}")
         chunk_bytes = int(kwargs.pop("chunk_bytes", 4 << 20))
         backend = ViewerBackend(path, send=self._send_to_front, chunk_bytes=chunk_bytes)

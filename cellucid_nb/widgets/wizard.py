@@ -20,8 +20,10 @@ Custom messages, front-end to Python (``type`` field):
   runs in the browser with no round trip per key stroke, and 30k ids never sit
   in a trait that would be re-sent on every change.
 - ``wizard:genes`` ``{mode: "list"|"hvg"|"top"|"all"|"none", ids?, n?, by?}`` →
-  the gene choice is resolved in a worker thread, then ``plan`` and
-  ``gene_report`` (found / unknown ids) change.
+  the gene choice is resolved in a worker thread (the rules of
+  :mod:`cellucid_nb.adata.gene_choice`), then ``plan`` and ``gene_report``
+  change; a list with unknown ids is refused: ``gene_report`` gets ``error``,
+  ``unknown``, ``n_unknown`` and ``suggestions`` ({id: closest known id}).
 - ``wizard:preview`` ``{key, color, request_id}`` → ``{type: "wizard:preview",
   request_id, n, kind, ...}`` with buffers ``[float32 positions (n*2), codes]``.
 - ``wizard:export``, ``wizard:cancel``.
@@ -149,7 +151,7 @@ class ExportWizard(anywidget.AnyWidget):
     overwrite = traitlets.Bool(False).tag(sync=True)
     gene_report = traitlets.Dict().tag(sync=True)
     #: the advanced "file layout" choice (plan.layout; a plan dict without "layout" means "key"): value, label, note
-    layout_choices = traitlets.List(_LAYOUT_CHOICES).tag(sync=True)
+    layout_choices = traitlets.List(default_value=_LAYOUT_CHOICES).tag(sync=True)
 
     def __init__(self, adata: Any, out_dir: str | Path | None = None, plan: Any = None, **plan_changes: Any) -> None:
         from cellucid_nb.adata.inspection import inspect
@@ -305,47 +307,27 @@ class ExportWizard(anywidget.AnyWidget):
             self._gene_ids_cache = (cache_key, list(gene_ids(self._adata, source, column)))
         return self._gene_ids_cache[1]
 
-    def choose_genes(self, mode: str, ids: list[str] | None = None, n: int = 100, by: str = "variance") -> dict:
+    def choose_genes(self, mode: str, ids: list[str] | None = None, n: int | None = None,
+                     by: str | None = None) -> dict:
         """Set the plan's genes: ``"list"`` (``ids``), ``"hvg"``, ``"top"`` (``n`` by ``by``), ``"all"``, ``"none"``.
 
-        Returns the report also put in ``gene_report``: ``{mode, n_genes,
-        unknown (first 100), n_unknown}``. Runs in the calling thread (the
-        browser's requests run it in a worker thread).
-        """
-        from cellucid_nb.adata import gene_choice
+        The rules are :mod:`cellucid_nb.adata.gene_choice`'s (the CLI and
+        ``ExportPlan.with_genes`` use the same): ``"top"`` ranks by variance
+        unless ``by="mean"``; a list with an unknown id is refused as a whole
+        (``UnknownGenesError``, each id with a "did you mean"), and the plan is unchanged.
 
-        source, column = self._gene_source()
-        unknown: tuple[str, ...] = ()
-        genes: tuple[str, ...] | None
+        Returns the report also put in ``gene_report``: ``{mode, n_genes,
+        unknown, n_unknown}``. Runs in the calling thread (the browser's
+        requests run it in a worker thread).
+        """
+        source, _ = self._gene_source()
         if mode == "list":
-            wanted = [str(g).strip() for g in (ids or []) if str(g).strip()]
-            genes, unknown = gene_choice.genes_by_list(self._adata, wanted, source=source, id_column=column)
-            if not genes:
-                raise ValueError(
-                    f"none of the {len(wanted)} gene id(s) given is in the {source!r} var ({column}): "
-                    f"{list(unknown[:10])}; the gene choice is unchanged"
-                )
-        elif mode == "hvg":
-            genes = gene_choice.highly_variable(self._adata, source=source, id_column=column)
-        elif mode == "top":
-            genes = gene_choice.top_genes(self._adata, int(n), by=by, source=source, id_column=column)
-        elif mode == "all":
-            genes = None
-        elif mode == "none":
-            genes = ()
-        else:
-            raise ValueError(f"gene mode {mode!r} is not known; expected 'list', 'hvg', 'top', 'all' or 'none'")
-        no_genes = mode == "none" or (genes is not None and len(genes) == 0)
-        plan = (self.plan.replace(expression_source=None, genes=None) if no_genes
-                else self.plan.replace(expression_source=source, genes=genes))
+            ids = [str(g).strip() for g in (ids or []) if str(g).strip()]
+        plan = self.plan.with_genes(self._adata, mode, ids=ids, n=n, by=by, source=source)
         self._report_genes = (plan.expression_source, plan.genes)
         self.plan = plan
-        report = {
-            "mode": mode,
-            "n_genes": 0 if mode == "none" else len(self.gene_ids()) if genes is None else len(genes),
-            "unknown": [str(u) for u in unknown[:100]],
-            "n_unknown": len(unknown),
-        }
+        n_genes = 0 if plan.expression_source is None else len(self.gene_ids()) if plan.genes is None else len(plan.genes)
+        report = {"mode": mode, "n_genes": n_genes, "unknown": [], "n_unknown": 0}
         self.gene_report = report
         return report
 
@@ -493,12 +475,18 @@ class ExportWizard(anywidget.AnyWidget):
         self.gene_report = {"mode": mode, "pending": True}
 
         def job() -> dict:
-            return self.choose_genes(mode, ids=content.get("ids"), n=int(content.get("n", 100) or 100),
-                                     by=str(content.get("by", "variance")))
+            n, by = content.get("n"), content.get("by")
+            return self.choose_genes(mode, ids=content.get("ids"), n=None if n in (None, "") else int(n),
+                                     by=None if by in (None, "") else str(by))
 
         def done(serial: int, value: Any, error: BaseException | None) -> None:
             if error is not None:
-                self.gene_report = {"mode": mode, "error": describe_error(error)}
+                report: dict[str, Any] = {"mode": mode, "error": describe_error(error)}
+                unknown = getattr(error, "unknown", None)
+                if unknown:  # UnknownGenesError: the ids and the suggestions, for the page to offer
+                    report.update(unknown=[str(u) for u in unknown[:100]], n_unknown=len(unknown),
+                                  suggestions=dict(getattr(error, "suggestions", {})))
+                self.gene_report = report
 
         self._tasks.submit(job, done)
 
