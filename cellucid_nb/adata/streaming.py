@@ -186,16 +186,20 @@ def spill_rows(
 
 
 def per_cell_bytes(adata: Any, plan: Any) -> int:
-    """Bytes per cell the exporter holds besides the genes: points, latent, obs codes, vectors, graph."""
+    """Bytes per cell of the exporter's own copies besides the genes: points, latent, obs codes, vectors, graph.
+
+    (What the AnnData itself holds is not counted: it is there before and after the export.)
+    """
     dims = sum(int(adata.obsm[k].shape[1]) for k in plan.embeddings.values())
-    dims += int(adata.obsm[plan.latent_key].shape[1]) if plan.latent_key in adata.obsm else 0
     dims += sum(int(adata.obsm[k].shape[1]) for k in (plan.vector_fields or {}).values())
+    latent = int(adata.obsm[plan.latent_key].shape[1]) if plan.latent_key in adata.obsm else 0
     edges = 0.0
     if plan.connectivities is not None:
         graph = adata.obsp[plan.connectivities]
         edges = float(getattr(graph, "nnz", 0)) / max(adata.n_obs, 1)
-    # float32 + float64 working copies of coordinates, 16 bytes per obs field, 24 per edge (indices, weights).
-    return int(12 * dims + 16 * len(plan.obs_keys) + 24 * edges + 64)
+    # float32 coordinates, a float32 latent, 8 bytes per obs field, one direction of the graph as
+    # uint32 + uint32 + float64 per edge.
+    return int(4 * dims + 4 * latent + 8 * len(plan.obs_keys) + 8 * edges + 16)
 
 
 def output_upper_bound(adata: Any, plan: Any, n_genes: int) -> int:
