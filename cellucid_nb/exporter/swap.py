@@ -163,7 +163,7 @@ def recover(out_dir: Path, manifests: Iterable[str] = (), dirs: Iterable[str] = 
         size = folder_bytes(staging)
         shutil.rmtree(staging, ignore_errors=True)
         who = f"process {pid}, no longer running" if pid is not None else "an earlier export"
-        messages.append(f"removed stale staging folder {staging.name} ({size / 1e6:.1f} MB) left by {who}")
+        messages.append(f"removed stale staging folder {staging.name} ({size:,} bytes) left by {who}")
     olds = sorted(found.old, key=lambda p: p.stat().st_mtime)
     if olds and not os.path.lexists(out_dir):
         newest = olds.pop()

@@ -325,3 +325,28 @@ def test_staging_folder_of_a_running_process_is_kept(tmp_path: Path) -> None:
         assert staging.is_dir()
     finally:
         _kill(holder)
+
+
+def test_export_of_an_anndata_replaces_its_own_export_and_keeps_the_users_files(tmp_path: Path) -> None:
+    import anndata
+
+    from cellucid_nb.adata.exporting import export
+
+    def adata(seed: int) -> anndata.AnnData:
+        kw = make_kwargs(n=N, seed=seed)
+        obs = kw["obs"].set_axis([f"c{i}" for i in range(N)])
+        return anndata.AnnData(X=kw["gene_expression"], obs=obs, var=kw["var"],
+                               obsm={"X_umap": kw["X_umap_2d"], "X_pca": kw["latent_space"]})
+
+    out = tmp_path / "export"
+    export(adata(1), out_dir=out, created_at="2024-01-01T00:00:00Z")
+    mine = _user_files(out)
+    with pytest.warns(UserWarning, match=r"kept 3 file\(s\)"):
+        export(adata(2), out_dir=out, created_at="2024-01-01T00:00:00Z")  # force defaults to replacing our export
+    files = snapshot(out)
+    assert {rel: files.pop(rel) for rel in mine} == mine
+    assert validate_export(out, checksums=True) == [] and siblings(out) == ["export"]
+    x = adata(2).X.toarray()
+    reader = read_export(out)
+    lo, hi, _bits = reader.gene_info("G3")
+    np.testing.assert_allclose(reader.gene("G3"), x[:, 3], atol=(hi - lo) / 254 + 1e-6)
