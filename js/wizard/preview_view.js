@@ -1,5 +1,6 @@
 // The preview card: pick an embedding and an obs column, see ~20k cells on a canvas 2D.
 import { field, h, select, setChildren } from "./dom.js";
+import { colormapGradient } from "../common/colors.js";
 import { categoryColors, decodePreview, drawPreview } from "./preview.js";
 
 export function previewView(model, summary, draft) {
@@ -44,12 +45,12 @@ export function previewView(model, summary, draft) {
 
   function renderLegend(p) {
     if (!p || p.kind !== "categorical") {
-      setChildren(legend, p && p.kind === "continuous" ? [h("li", {}, `${Number(p.min).toPrecision(3)} `, h("span", { class: "cw-ramp" }), ` ${Number(p.max).toPrecision(3)}`)] : []);
+      setChildren(legend, p && p.kind === "continuous" ? [h("li", {}, `${Number(p.min).toPrecision(3)} `, h("span", { class: "cw-ramp", style: { background: colormapGradient("viridis", "to right") } }), ` ${Number(p.max).toPrecision(3)}`)] : []);
       return;
     }
     const colors = categoryColors(p);
     const cats = p.categories.slice(0, 24);
-    setChildren(legend, cats.map((c, i) => h("li", {}, h("span", { class: "cw-swatch", style: { background: colors[i] } }), c)),
+    setChildren(legend, cats.map((c, i) => h("li", { title: String(c) }, h("span", { class: "cw-swatch", style: { background: colors[i] } }), c)),
       p.categories.length > cats.length ? h("li", {}, `… ${p.categories.length - cats.length} more`) : null);
   }
 
