@@ -94,7 +94,7 @@ class RecordingRunner:
     def store(
         self, rel: str, data: np.ndarray | bytes, rle: bool = False, items: int = 0, on_written: Any = None
     ) -> None:
-        raw = memoryview(np.ascontiguousarray(data)).cast("B") if isinstance(data, np.ndarray) else memoryview(data)
+        raw = np.ascontiguousarray(data).data.cast("B") if isinstance(data, np.ndarray) else memoryview(data)
         if not self.compression:
             stored = raw.nbytes
         else:

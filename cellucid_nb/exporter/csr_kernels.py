@@ -37,7 +37,7 @@ __all__ = ["AVAILABLE", "supports", "column_stats", "sweep_codes", "sweep_values
 try:
     from . import _csr_sweep
 except ImportError:  # pragma: no cover - built by pip install wherever a C compiler exists
-    _csr_sweep = None
+    _csr_sweep = None  # type: ignore[assignment]  # optional compiled module: None when it was not built
 
 #: Whether the compiled sweeps are used.
 AVAILABLE = _csr_sweep is not None and os.environ.get("CELLUCID_NB_NO_CSR_SWEEP", "").lower() not in ("1", "true", "yes")

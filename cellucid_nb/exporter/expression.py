@@ -174,7 +174,9 @@ def plan_column_blocks(matrix: Any, columns: np.ndarray) -> tuple[Any, list[Bloc
     order = np.argsort(columns, kind="stable")
     sorted_cols = columns[order]
     if sparse.issparse(matrix):
-        nnz = column_nnz(matrix)[sorted_cols].astype(np.float64)
+        stored = column_nnz(matrix)
+        assert stored is not None  # _as_sliceable made every sparse matrix CSR or CSC
+        nnz = stored[sorted_cols].astype(np.float64)
         total = float(nnz.sum())
         # Small matrices get smaller blocks too (at least MIN_BLOCKS of them), so the
         # export's own memory stays a fraction of the input's at every size.

@@ -26,8 +26,8 @@ from ..format.layouts import LAYOUTS
 from ..format.spec import FORMAT_NAME
 from . import csr_kernels
 from .expression import BlockPlan, ColumnBlock, plan_column_blocks, read_column_block
-from .inputs import ExportInputs
-from .runner import ExportRunner
+from .inputs import ExportInputs, GeneSelection
+from .writer_runner import WriterRunner
 
 __all__ = ["GeneWriter", "start_genes", "write_genes", "block_ranges"]
 
@@ -81,6 +81,8 @@ def block_ranges(block: ColumnBlock, n_cells: int) -> tuple[np.ndarray, np.ndarr
             lo, hi = np.full(values.shape[0], np.inf), np.full(values.shape[0], -np.inf)
         return _finalise_ranges(lo.astype(np.float64), hi.astype(np.float64))
     data, indptr = block.data, block.indptr
+    if data is None or indptr is None:
+        raise ValueError("block_ranges: a column block without dense values needs sparse data and indptr (got None)")
     counts = np.diff(indptr)
     lo = np.full(block.n_genes, np.inf)
     hi = np.full(block.n_genes, -np.inf)
@@ -104,21 +106,23 @@ def _dense_rows_from_sparse(
     block: ColumnBlock, first: int, stop: int, lo: np.ndarray, hi: np.ndarray, bits: int | None, n_cells: int
 ) -> np.ndarray:
     """Gene-major dense payloads of block genes ``first:stop``, built with one scatter."""
-    indptr = block.indptr
+    indptr, indices, data = block.indptr, block.indices, block.data
+    if indptr is None or indices is None or data is None:
+        raise ValueError("a sparse column block needs data, indices and indptr (got None)")
     s, e = int(indptr[first]), int(indptr[stop])
     counts = np.diff(indptr[first : stop + 1])
     width = stop - first
     owner = np.repeat(np.arange(width, dtype=np.int64), counts)
     flat = owner * n_cells
-    flat += block.indices[s:e]
+    flat += indices[s:e]
     if bits is None:
         out = np.zeros((width, n_cells), dtype="<f4")
-        out.ravel()[flat] = block.data[s:e]
+        out.ravel()[flat] = data[s:e]
         return out
     zero_codes = codecs.quantize(np.zeros(width, dtype=np.float32), lo[first:stop], hi[first:stop], bits)
     out = np.empty((width, n_cells), dtype=codecs.QuantSpec(bits).numpy_dtype)
     out[:] = zero_codes[:, None]
-    codes = codecs.quantize(block.data[s:e], lo[first:stop], hi[first:stop], bits, groups=owner)
+    codes = codecs.quantize(data[s:e], lo[first:stop], hi[first:stop], bits, groups=owner)
     out.ravel()[flat] = codes
     return out
 
@@ -170,9 +174,11 @@ class GeneWriter:
         Validated inputs with ``genes`` set.
     """
 
-    def __init__(self, runner: ExportRunner, inputs: ExportInputs) -> None:
+    def __init__(self, runner: WriterRunner, inputs: ExportInputs) -> None:
         genes = inputs.genes
-        assert genes is not None
+        if genes is None:
+            raise ValueError("GeneWriter needs inputs.genes (got None: no expression selected)")
+        self._genes: GeneSelection = genes
         self._runner = runner
         self._inputs = inputs
         self._bits = inputs.settings.var_quantization
@@ -217,7 +223,7 @@ class GeneWriter:
             runner.fail(err)
 
     def _feed_blocks(self) -> None:
-        runner, genes, n_cells = self._runner, self._inputs.genes, self._n_cells
+        runner, genes, n_cells = self._runner, self._genes, self._n_cells
         matrix = genes.matrix
         order = np.argsort(genes.columns, kind="stable")
         sorted_cols = genes.columns[order]
@@ -312,12 +318,13 @@ class GeneWriter:
 
     # -- one block ---------------------------------------------------------------------------
     def _write_block(self, block: ColumnBlock) -> None:
-        runner, n_cells, bits = self._runner, self._n_cells, self._bits
+        n_cells, bits = self._n_cells, self._bits
         lo, hi = block_ranges(block, n_cells)
         self._lo[block.positions] = lo
         self._hi[block.positions] = hi
         names = [self._names[p] for p in block.positions]
         if block.dense is None:
+            assert block.indptr is not None  # block_ranges refuses a sparse block without indptr
             zeros = n_cells - np.diff(block.indptr)
         else:
             zeros = n_cells - np.count_nonzero(block.dense, axis=1)
@@ -334,7 +341,7 @@ class GeneWriter:
 
     def finish(self) -> dict[str, Any]:
         """Wait for every block, then write ``var_manifest.json`` and return it."""
-        runner, settings, genes = self._runner, self._inputs.settings, self._inputs.genes
+        runner, settings, genes = self._runner, self._inputs.settings, self._genes
         if self._feeder is not None:
             while self._feeder.is_alive():
                 self._feeder.join(timeout=0.05)
@@ -347,7 +354,7 @@ class GeneWriter:
             **spec.schema_fields(),
         }
         if self._bits is not None:
-            fields = [[g, float(a), float(b)] for g, a, b in zip(genes.ids, self._lo.tolist(), self._hi.tolist())]
+            fields = [[g, float(a), float(b)] for g, a, b in zip(genes.ids, self._lo.tolist(), self._hi.tolist(), strict=True)]
         else:
             fields = [[g] for g in genes.ids]
         fields = [self._layout.entry(i, f) for i, f in enumerate(fields)]
@@ -364,12 +371,12 @@ class GeneWriter:
         return manifest
 
 
-def start_genes(runner: ExportRunner, inputs: ExportInputs) -> GeneWriter | None:
+def start_genes(runner: WriterRunner, inputs: ExportInputs) -> GeneWriter | None:
     """Start writing every selected gene in worker threads (``None`` without expression)."""
     return None if inputs.genes is None else GeneWriter(runner, inputs)
 
 
-def write_genes(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any] | None:
+def write_genes(runner: WriterRunner, inputs: ExportInputs) -> dict[str, Any] | None:
     """Write every selected gene to ``var/`` and ``var_manifest.json``; wait for the end.
 
     Returns

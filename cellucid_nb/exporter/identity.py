@@ -80,7 +80,7 @@ def build_identity(
     """
     settings = inputs.settings
     dims = sorted(inputs.embeddings)
-    obs_fields = []
+    obs_fields: list[dict[str, Any]] = []
     for field in inputs.obs_fields:
         if field.kind == "continuous":
             obs_fields.append({"key": field.key, "kind": "continuous"})

@@ -15,7 +15,7 @@ from ..format.layouts import LAYOUTS
 from ..format.spec import CATEGORY_LIMITS, FORMAT_NAME
 from .centroids import category_centroids, latent_outlier_quantiles
 from .inputs import ExportInputs, ObsField
-from .runner import ExportRunner
+from .writer_runner import WriterRunner
 
 __all__ = ["ObsWriter", "write_obs", "continuous_values"]
 
@@ -40,7 +40,7 @@ def _codes_payload(field: ObsField) -> np.ndarray:
     return np.where(field.codes >= 0, field.codes, missing).astype(dtype)
 
 
-def _categorical_entry(runner: ExportRunner, inputs: ExportInputs, field: ObsField, folder: str, index: int) -> list:
+def _categorical_entry(runner: WriterRunner, inputs: ExportInputs, field: ObsField, folder: str, index: int) -> list:
     """Worker task: codes, centroids per dimension and latent outliers of one categorical field."""
     settings = inputs.settings
     bits = settings.obs_continuous_quantization
@@ -49,6 +49,7 @@ def _categorical_entry(runner: ExportRunner, inputs: ExportInputs, field: ObsFie
     name = layout.stem(field.key, index)
     codes_ext = "u8" if field.codes_dtype == "uint8" else "u16"
     runner.write_array(f"{folder}/{name}.codes.{codes_ext}", _codes_payload(field), items=0)
+    assert field.codes is not None  # categorical fields always carry codes (_codes_payload checked it too)
     codes = field.codes.astype(np.int64, copy=False)
     centroids: dict[str, list] = {}
     for dim in sorted(inputs.embeddings):
@@ -72,7 +73,7 @@ def _categorical_entry(runner: ExportRunner, inputs: ExportInputs, field: ObsFie
     return layout.entry(index, entry)
 
 
-def _continuous_entry(runner: ExportRunner, inputs: ExportInputs, field: ObsField, folder: str, index: int) -> list:
+def _continuous_entry(runner: WriterRunner, inputs: ExportInputs, field: ObsField, folder: str, index: int) -> list:
     """Worker task: the payload of one continuous field."""
     bits = inputs.settings.obs_continuous_quantization
     spec = codecs.QuantSpec(bits)
@@ -97,7 +98,7 @@ class ObsWriter:
         Validated inputs.
     """
 
-    def __init__(self, runner: ExportRunner, inputs: ExportInputs) -> None:
+    def __init__(self, runner: WriterRunner, inputs: ExportInputs) -> None:
         self._runner = runner
         self._inputs = inputs
         folder = inputs.settings.obs_binary_dirname
@@ -152,7 +153,7 @@ class ObsWriter:
         return manifest
 
 
-def write_obs(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any]:
+def write_obs(runner: WriterRunner, inputs: ExportInputs) -> dict[str, Any]:
     """Write every obs payload and ``obs_manifest.json``; wait for the end.
 
     Returns

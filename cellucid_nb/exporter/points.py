@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from .inputs import ExportInputs
-from .runner import ExportRunner
+from .writer_runner import WriterRunner
 
 __all__ = ["write_points"]
 
 
-def write_points(runner: ExportRunner, inputs: ExportInputs) -> dict[str, str]:
+def write_points(runner: WriterRunner, inputs: ExportInputs) -> dict[str, str]:
     """Queue one float32 ``(n_cells, d)`` payload per embedding.
 
     Returns

@@ -6,12 +6,12 @@ from typing import Any
 
 from ..format.layouts import LAYOUTS
 from .inputs import ExportInputs
-from .runner import ExportRunner
+from .writer_runner import WriterRunner
 
 __all__ = ["write_vectors"]
 
 
-def write_vectors(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any] | None:
+def write_vectors(runner: WriterRunner, inputs: ExportInputs) -> dict[str, Any] | None:
     """Queue every vector payload; return ``dataset_identity.json["vector_fields"]`` or ``None``."""
     if not inputs.vector_files:
         return None
