@@ -446,8 +446,9 @@ def _check_obs(obs: Any, obs_keys: Any, n_cells: int, settings: ExportSettings) 
         if isinstance(series, pd.DataFrame):
             raise ValueError(f"obs has several columns named {key!r}; expected unique column names.")
         if obs_column_kind(series) == "continuous":
-            if series.dtype.kind == "f" and series.dtype.itemsize > 4:
-                _refuse_overflow(series.to_numpy(), f"obs[{key!r}]")
+            if series.dtype.kind == "f" and series.dtype.itemsize > 4:  # also pandas' nullable Float64
+                wide = np.float64 if series.dtype.itemsize <= 8 else np.longdouble
+                _refuse_overflow(series.to_numpy(dtype=wide, na_value=np.nan), f"obs[{key!r}]")
             fields.append(ObsField(key=key, kind="continuous", series=series))
         else:
             fields.append(_categorical_field(key, series, settings.obs_categorical_dtype))
@@ -571,7 +572,7 @@ def _check_genes(
         if len(unique) != len(requested):
             _warn(messages, f"gene_identifiers lists {len(requested) - len(unique)} gene(s) more than once; each is exported once.")
         positions = index.get_indexer(pd.Index(unique, dtype=object))
-        missing = [g for g, p in zip(unique, positions) if p < 0]
+        missing = [g for g, p in zip(unique, positions, strict=True) if p < 0]
         if len(missing) == len(unique):
             raise ValueError(
                 f"none of the {len(unique)} gene_identifiers exist in var "
@@ -789,6 +790,14 @@ def check_out_dir(out_dir: Any) -> Path:
         )
     if os.path.exists(path) and not os.path.isdir(path):
         raise NotADirectoryError(f"out_dir={str(out_dir)!r} exists and is not a folder; expected a folder or a new path.")
+    ancestor = path.parent
+    while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not os.path.isdir(ancestor):
+        raise NotADirectoryError(
+            f"out_dir={str(out_dir)!r} lies inside {str(ancestor)!r}, which is a file, not a folder; expected a "
+            "path whose existing parents are folders."
+        )
     return path
 
 

@@ -82,10 +82,14 @@ class Leftovers:
         out = []
         for path in self.staging:
             pid = owner_pid(path.name)
-            state = "running" if pid_alive(pid) else "no longer running"
-            out.append(f"staging folder {path.name} of an export that did not finish (process {pid}, {state})")
+            if pid is not None and pid_alive(pid):
+                out.append(f"staging folder {path.name} of an export in progress (process {pid}, running)")
+            else:
+                out.append(f"staging folder {path.name} of an export that did not finish (process {pid}, no longer "
+                           "running); the next export to this folder removes it")
         for path in self.old:
-            out.append(f"{path.name} holds a previous export renamed aside by a replace that did not finish")
+            out.append(f"{path.name} holds a previous export renamed aside by a replace that did not finish; the "
+                       "next export to this folder restores or completes it")
         return out
 
 

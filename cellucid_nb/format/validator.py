@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -138,7 +139,7 @@ def format_problems(problems: Iterable[Problem]) -> str:
     return "\n".join(lines)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int | np.integer]:
     return isinstance(value, _INT) and not isinstance(value, bool)
 
 
@@ -313,7 +314,7 @@ class _Checker:
         return True
 
     def check_value_schema(self, name: str, schema: dict, pattern_key: str, what: str,
-                           compression: int | None, extra_keys: set[str] = frozenset()) -> int | None | str:
+                           compression: int | None, extra_keys: AbstractSet[str] = frozenset()) -> int | None | str:
         """Check a continuous values schema; return its bits (None = float32) or "bad"."""
         expected = {pattern_key, "ext", "dtype", "quantized"} | set(extra_keys)
         if schema.get("quantized"):
@@ -365,12 +366,13 @@ class _Checker:
         if self.n_cells is None and obs is not None and _is_int(obs.get("n_points")):
             self.n_cells = int(obs["n_points"])
         sections = [
-            ("dataset_identity.json", lambda: self.check_points(identity)),
-            (names["obs"], lambda: obs is not None and self.check_obs(obs)),
-            (names["var"], lambda: var is not None and self.check_var(var)),
-            (names["connectivity"], lambda: conn is not None and self.check_connectivity(conn)),
-            ("dataset_identity.json", lambda: self.check_vectors(identity)),
-            ("dataset_identity.json", lambda: self.check_stats(identity, obs, var, conn)),
+            # Identity sections are skipped below when identity is None; the checks repeat it for the types.
+            ("dataset_identity.json", lambda: self.check_points(identity) if identity is not None else None),
+            (names["obs"], lambda: self.check_obs(obs) if obs is not None else None),
+            (names["var"], lambda: self.check_var(var) if var is not None else None),
+            (names["connectivity"], lambda: self.check_connectivity(conn) if conn is not None else None),
+            ("dataset_identity.json", lambda: self.check_vectors(identity) if identity is not None else None),
+            ("dataset_identity.json", lambda: self.check_stats(identity, obs, var, conn) if identity is not None else None),
             (spec.SIDECAR_FILE, lambda: self.check_sidecar(side)),
         ]
         for name, section in sections:
@@ -378,7 +380,8 @@ class _Checker:
                 continue
             try:
                 section()
-            except (TypeError, KeyError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
+            except (TypeError, KeyError, ValueError, AttributeError, IndexError, OverflowError, RecursionError,
+                    OSError) as exc:
                 # Garbage where structure was expected: report, never crash.
                 self.add(name, "manifest_malformed", f"{type(exc).__name__}: {exc}")
                 self.broken.add(name)
@@ -398,7 +401,7 @@ class _Checker:
         for rel in find_symlinks(self.root):
             self.add(rel, "symlink", f"is a symbolic link (to {os.readlink(self.root / rel)!r}); readers refuse it")
         for text in find_leftovers(self.root).describe():
-            self.add(".", "leftover_folder", f"{text}; the next export to this folder repairs it")
+            self.add(".", "leftover_folder", text)
 
     @staticmethod
     def _collapse_gzip_headers(problems: list[Problem]) -> list[Problem]:
@@ -419,8 +422,8 @@ class _Checker:
         if ident is None:
             return None
         missing = [k for k in _IDENTITY_FIELDS if k not in ident]
-        stats = ident.get("stats") if isinstance(ident.get("stats"), dict) else {}
-        emb = ident.get("embeddings") if isinstance(ident.get("embeddings"), dict) else {}
+        stats: dict = ident.get("stats") if isinstance(ident.get("stats"), dict) else {}
+        emb: dict = ident.get("embeddings") if isinstance(ident.get("embeddings"), dict) else {}
         missing += [f"stats.{k}" for k in _STATS_FIELDS if k not in stats]
         missing += [f"embeddings.{k}" for k in _EMBEDDING_FIELDS if k not in emb]
         if missing:
@@ -546,7 +549,7 @@ class _Checker:
             return
         odtype, oext, oquant = schema["outlierDtype"], schema["outlierExt"], schema["outlierQuantized"]
         obits = DTYPE_BITS.get(odtype, "bad")
-        if obits == "bad" or oext != _EXT_FOR_DTYPE.get(odtype) or oquant is not (obits is not None):
+        if isinstance(obits, str) or oext != _EXT_FOR_DTYPE.get(odtype) or oquant is not (obits is not None):
             self.add(name, "quantization_inconsistent",
                      f"categorical schema: outlierDtype {odtype!r}, outlierExt {oext!r} and outlierQuantized "
                      f"{oquant!r} disagree")

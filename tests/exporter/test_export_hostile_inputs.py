@@ -42,6 +42,13 @@ def _obs_overflow(kw):
     kw["obs"]["big"] = np.linspace(0, 1e39, N)
 
 
+def _obs_overflow_nullable(kw):
+    kw["obs"] = kw["obs"].copy()
+    values = pd.array(np.linspace(0, 1e39, N), dtype="Float64")
+    values[0] = pd.NA
+    kw["obs"]["big"] = values
+
+
 def _expression_overflow_sparse(kw):
     x = kw["gene_expression"].astype(np.float64)
     x.data[0] = 5e38
@@ -146,6 +153,7 @@ CASES = {
     "masked_connectivities": (_set(connectivities=np.ma.masked_array(np.zeros((N, N)), mask=np.eye(N, dtype=bool))), ValueError,
                               r"connectivities is a masked array with 120 masked value"),
     "obs_overflow": (_obs_overflow, ValueError, r"obs\['big'\] has 79 finite values beyond float32's range \(largest \|value\| 1e\+39\).*overflow"),
+    "obs_overflow_nullable": (_obs_overflow_nullable, ValueError, r"obs\['big'\] has 79 finite values beyond float32's range"),
     "expression_overflow_sparse": (_expression_overflow_sparse, ValueError, r"gene_expression has 1 finite values beyond float32's range \(largest \|value\| 5e\+38\)"),
     "expression_overflow_dense": (_expression_overflow_dense, ValueError, r"gene_expression has 1 finite value\(s\) beyond float32's range in columns \[7\].*4e\+38"),
     "latent_overflow": (_latent_overflow, ValueError, r"latent_space has 1 finite values beyond float32's range \(largest \|value\| 1e\+300\)"),
@@ -294,6 +302,13 @@ def test_out_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError, match=r"out_dir=.*f' exists and is not a folder"):
         prepare(out_dir=tmp_path / "f", **make_kwargs(n=N))
     assert (tmp_path / "f").read_text() == "x"
+
+
+def test_out_dir_inside_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"out_dir=.*lies inside '.*/f', which is a file, not a folder"):
+        prepare(out_dir=tmp_path / "f" / "sub" / "export", **make_kwargs(n=N))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"] and (tmp_path / "f").read_text() == "x"
 
 
 def test_out_dir_name_too_long_for_the_staging_folder(tmp_path: Path) -> None:

@@ -323,6 +323,8 @@ def test_staging_folder_of_a_running_process_is_kept(tmp_path: Path) -> None:
         with pytest.warns(UserWarning, match=rf"kept staging folder .*: its process {holder.pid} is still running"):
             prepare(out_dir=out, **make_kwargs(n=N))
         assert staging.is_dir()
+        (problem,) = validate_export(out)
+        assert problem.rule == "leftover_folder" and f"export in progress (process {holder.pid}, running)" in problem.detail
     finally:
         _kill(holder)
 
