@@ -203,3 +203,19 @@ test("destroy removes every listener, observer, frame and GL object", async () =
     proto.removeEventListener = origRemove;
   }
 });
+
+test("with the real renderer on a WebGL2 double, destroy frees every GL object", async () => {
+  const { fakeGl } = await import("./helpers/fake_gl.js");
+  const { createRenderer } = await import("../viewer/renderer.js");
+  const gl = fakeGl();
+  const { v, frames } = await mounted({
+    createRenderer: (canvas) => { canvas.getContext = () => gl; return createRenderer(canvas); },
+    showEdges: true, showVectors: true,
+  });
+  frames.run();
+  assert.ok(gl.calls.some(([name]) => name === "drawArrays"), "a frame was drawn");
+  assert.ok(gl.live.size > 10);
+  v.destroy();
+  assert.equal(gl.live.size, 0, "no buffer, texture, vertex array or program left");
+  assert.equal(gl.lost, true, "the context is released");
+});
