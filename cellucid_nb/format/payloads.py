@@ -91,6 +91,8 @@ def read_payload(path: Path, dtype: np.dtype | str, count: int, label: str | Non
     dtype = np.dtype(dtype)
     name = label or str(path)
     expected = int(count) * dtype.itemsize
+    if count < 0:
+        raise PayloadSizeError(f"{name}: the manifests declare {count} values, expected a count >= 0")
     if os.path.islink(path):
         raise SymlinkError(f"payload file {name} is a symbolic link; exports are read without following links")
     if not path.is_file():

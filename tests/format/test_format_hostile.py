@@ -114,6 +114,21 @@ def test_inflate_bound_is_exact(tmp_path: Path) -> None:
 
 # -- declared counts that do not match the files ------------------------------------------------------------
 @pytest.mark.parametrize("n_cells", [10**12, 2**62])
+def test_huge_declared_cell_count_uncompressed(n_cells: int, tmp_path: Path, capsys) -> None:
+    out = _export(tmp_path / "plain", compression=None)
+    identity = json.loads((out / "dataset_identity.json").read_text())
+    identity["stats"]["n_cells"] = n_cells
+    (out / "dataset_identity.json").write_text(json.dumps(identity))
+    before = _peak_rss_mb()
+    problems = validate_export(out)
+    assert any(p.file == "points_2d.bin" and p.rule == "payload_size" for p in problems)
+    assert _cli(out, capsys)[0] == 1
+    with pytest.raises(PayloadSizeError, match=rf"payload has {N * 2 * 4} bytes, expected {n_cells * 8}"):
+        read_export(out).points(2)
+    assert _peak_rss_mb() - before < 100
+
+
+@pytest.mark.parametrize("n_cells", [10**12, 2**62])
 def test_huge_declared_cell_count_is_a_finding_not_an_allocation(n_cells: int, export: Path, capsys) -> None:
     identity = json.loads((export / "dataset_identity.json").read_text())
     identity["stats"]["n_cells"] = n_cells
@@ -136,6 +151,17 @@ def test_huge_declared_count_in_an_uncompressed_export(tmp_path: Path) -> None:
     assert {p.rule for p in problems} >= {"payload_size"}
     with pytest.raises(PayloadSizeError, match=r"payload has \d+ bytes, expected 20000000000000"):
         read_export(out).edges()
+
+
+@pytest.mark.parametrize("compression", [None, 6])
+def test_negative_declared_count_is_a_clear_error(compression, tmp_path: Path) -> None:
+    out = _export(tmp_path / "e", compression=compression)
+    identity = json.loads((out / "dataset_identity.json").read_text())
+    identity["stats"]["n_cells"] = -5
+    (out / "dataset_identity.json").write_text(json.dumps(identity))
+    with pytest.raises(PayloadSizeError, match=r"declare -10 values, expected a count >= 0"):
+        read_export(out).points(2)
+    assert any(p.rule == "identity_invalid" and "n_cells -5" in p.detail for p in validate_export(out))
 
 
 def test_ratio_bound_is_deflates_limit() -> None:
