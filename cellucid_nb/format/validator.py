@@ -10,13 +10,13 @@ outlier quantiles, edges) are read in full.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from cellucid_nb.format import spec
 from cellucid_nb.format.checksums import KNOWN_KEYS, file_checksum
+from cellucid_nb.format.leftovers import find_leftovers
 from cellucid_nb.format.naming import safe_name
 from cellucid_nb.format.payloads import (
     GzipDataError,
@@ -35,7 +36,6 @@ from cellucid_nb.format.payloads import (
 )
 from cellucid_nb.format.reader import CODES_EXT, DTYPE_BITS, manifest_names
 from cellucid_nb.format.safe_io import SymlinkError, check_no_links, find_symlinks, parse_json, read_text_no_follow
-from cellucid_nb.format.leftovers import find_leftovers
 
 __all__ = ["Problem", "RULES", "validate_export", "format_problems"]
 
@@ -422,8 +422,8 @@ class _Checker:
         if ident is None:
             return None
         missing = [k for k in _IDENTITY_FIELDS if k not in ident]
-        stats: dict = ident.get("stats") if isinstance(ident.get("stats"), dict) else {}
-        emb: dict = ident.get("embeddings") if isinstance(ident.get("embeddings"), dict) else {}
+        stats: dict = ident["stats"] if isinstance(ident.get("stats"), dict) else {}
+        emb: dict = ident["embeddings"] if isinstance(ident.get("embeddings"), dict) else {}
         missing += [f"stats.{k}" for k in _STATS_FIELDS if k not in stats]
         missing += [f"embeddings.{k}" for k in _EMBEDDING_FIELDS if k not in emb]
         if missing:
@@ -701,7 +701,7 @@ class _Checker:
                 self.check_suffix(name, rel, compression, key)
             path = self.resolve(name, rel)
             if path is not None:
-                arrays[key] = self.read(rel, path, dt, n_edges, f"{n_edges} edges x {dt}")
+                arrays[key] = self.read(rel, path, dt, int(n_edges), f"{n_edges} edges x {dt}")
         src, dst = arrays.get("sourcesPath"), arrays.get("destinationsPath")
         if src is not None and dst is not None:
             self.check_edges(m, src, dst)
@@ -863,9 +863,7 @@ class _Checker:
             elif self.checksums and isinstance(info, dict):
                 for key in KNOWN_KEYS:
                     if isinstance(info.get(key), str):
-                        self.tasks.append(
-                            lambda rel=rel, path=path, key=key, digest=info[key]: self._checksum(rel, path, key, digest)
-                        )
+                        self.tasks.append(partial(self._checksum, rel, path, key, info[key]))
                         break
 
     def _checksum(self, rel: str, path: Path, key: str, digest: str) -> list[Problem]:
