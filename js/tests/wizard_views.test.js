@@ -364,3 +364,15 @@ test("the whole wizard renders, summarises the data and cleans up", () => {
   assert.equal(el.children.length, 0);
   assert.equal(model.listenerCount(), 0, "every model listener removed");
 });
+
+test("preview choices: highest dimension listed first, 2D shown by default, the current one kept", async () => {
+  const { previewKeys, chooseKey, defaultColorKey } = await import("../wizard/preview_view.js");
+  const keys = previewKeys({ embeddings: { 2: "X_umap", 3: "X_pca3", 1: "X_line" } });
+  assert.deepEqual(keys.map((k) => k.label), ["X_pca3 (3D)", "X_umap (2D)", "X_line (1D)"]);
+  assert.equal(chooseKey(keys, ""), "X_umap");
+  assert.equal(chooseKey(keys, "X_pca3"), "X_pca3");
+  assert.equal(chooseKey(previewKeys({ embeddings: { 3: "X_pca3" } }), "X_umap"), "X_pca3");
+  assert.equal(chooseKey([], "X"), "");
+  assert.equal(defaultColorKey(SUMMARY), "louvain");
+  assert.equal(defaultColorKey({ obs: [SUMMARY.obs[1], SUMMARY.obs[3]] }), "", "identifier-like and > 60 categories skipped");
+});

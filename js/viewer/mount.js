@@ -276,6 +276,14 @@ export function mountViewer(el, transport, options = {}) {
     themeObserver.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
   }
 
+  // state read by hosts and tests: the units own these parts
+  Object.defineProperties(state, {
+    hidden: { get: () => colors.hidden, enumerable: true },
+    colormap: { get: () => colors.colormap, enumerable: true },
+    flags: { get: () => selection.flags, enumerable: true },
+    selection: { get: () => selection.selection, enumerable: true },
+  });
+
   // ------------------------------------------------------------------ start
   const ready = startViewer({
     transport, options, stats, state, data, getRenderer, setStatus, showError, emitState, requestDraw,
@@ -291,13 +299,6 @@ export function mountViewer(el, transport, options = {}) {
     refreshEdges: overlays.refreshEdges,
   });
   ready.catch(showError);
-
-  Object.defineProperties(state, {
-    hidden: { get: () => colors.hidden, enumerable: true },
-    colormap: { get: () => colors.colormap, enumerable: true },
-    flags: { get: () => selection.flags, enumerable: true },
-    selection: { get: () => selection.selection, enumerable: true },
-  });
 
   const controller = {
     ready,

@@ -3,6 +3,31 @@ import { field, h, select, setChildren } from "./dom.js";
 import { colormapGradient } from "../common/colors.js";
 import { categoryColors, decodePreview, drawPreview } from "./preview.js";
 
+/**
+ * The embeddings the preview offers: the plan's, highest dimension first.
+ * @param {{embeddings?: Object<string, string>}} plan
+ * @returns {{value: string, label: string, dim: number}[]}
+ */
+export function previewKeys(plan) {
+  return Object.entries(plan.embeddings || {}).sort(([a], [b]) => Number(b) - Number(a)).map(([d, k]) => ({ value: k, label: `${k} (${d}D)`, dim: Number(d) }));
+}
+
+/**
+ * Which embedding to preview: the current one while the plan keeps it, else the 2D one, else the first.
+ * @param {{value: string, dim: number}[]} keys
+ * @param {string} current
+ */
+export function chooseKey(keys, current) {
+  if (keys.some((o) => o.value === current)) return current;
+  return (keys.find((o) => o.dim === 2) || keys[0] || { value: "" }).value;
+}
+
+/** The colour column shown first: the first categorical one of at most 60 categories, not identifier-like. */
+export function defaultColorKey(summary) {
+  const c = (summary.obs || []).find((col) => col.kind === "categorical" && !col.identifier_like && col.n_categories && col.n_categories <= 60);
+  return c ? c.key : "";
+}
+
 export function previewView(model, summary, draft) {
   const canvas = h("canvas", { class: "cw-preview-canvas", role: "img", "aria-label": "Preview of the embedding", "data-testid": "preview-canvas" });
   const legend = h("ul", { class: "cw-legend", "aria-label": "Preview colours" });
@@ -10,24 +35,19 @@ export function previewView(model, summary, draft) {
   const keySel = select([], "", () => request());
   keySel.setAttribute("aria-label", "Embedding to preview");
   const colorSel = select([{ value: "", label: "no colour" }].concat((summary.obs || []).filter((c) => !c.identifier_like).map((c) => ({ value: c.key, label: c.key }))), "", () => request());
-  const firstCat = (summary.obs || []).find((c) => c.kind === "categorical" && !c.identifier_like && c.n_categories && c.n_categories <= 60);
-  if (firstCat) colorSel.value = firstCat.key;
+  colorSel.value = defaultColorKey(summary);
   let requestId = 0;
   let last = null;
   let lastKeys = "";
 
   function syncKeys(plan) {
-    const keys = Object.entries(plan.embeddings || {}).sort(([a], [b]) => Number(b) - Number(a)).map(([d, k]) => ({ value: k, label: `${k} (${d}D)` }));
+    const keys = previewKeys(plan);
     const sig = JSON.stringify(keys);
     if (sig === lastKeys) return false;
     lastKeys = sig;
     const current = keySel.value;
     setChildren(keySel, keys.map((o) => h("option", { value: o.value }, o.label)));
-    if (keys.some((o) => o.value === current)) keySel.value = current;
-    else {
-      const two = keys.find((o) => o.label.endsWith("(2D)"));
-      keySel.value = (two || keys[0] || { value: "" }).value;
-    }
+    keySel.value = chooseKey(keys, current);
     return true;
   }
 
