@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 from pathlib import Path
 
@@ -50,6 +52,11 @@ def test_pbmc_estimates_match_real_exports(pbmc, tmp_path, compression, bits):
         manifests = {p["name"]: p["bytes"] for p in est.parts if p["part"] == "manifests"}
         for name, size in manifests.items():
             assert size == real[name], name
+        # size on disk: every file rounded up to whole blocks of the target's file system
+        block = os.statvfs(tmp_path).f_frsize
+        assert est.block_size == block
+        assert est.disk_bytes == sum(-(-size // block) * block for size in real.values())
+        assert est.disk_bytes >= est.total_bytes and est.to_dict()["disk_bytes"] == est.disk_bytes
     by_part = est.bytes_by_part()
     assert by_part["genes"] == sum(v for k, v in real.items() if k.startswith("var/")) or compression
     assert est.to_dict()["by_part"] == by_part
@@ -152,3 +159,32 @@ def test_backed_anndata_is_estimated_like_in_memory(pbmc, tmp_path):
         disk = estimate(backed, plan.replace(expression_source=source), out_dir=tmp_path / "e")
         assert disk.parts == mem.parts and disk.total_bytes == mem.total_bytes
         assert disk.seconds > 0 and mem.exact
+
+
+def test_sampled_connectivity_manifest_is_the_exporters(tmp_path, monkeypatch):
+    # A symmetric kNN graph with self-loops: the exporter drops the diagonal, so each cell has
+    # 9 neighbours while every row stores 10 entries; the estimate must count as graph.py does.
+    n = 3_000
+    offsets = [1, 2, 3, 4, n // 2]
+    rows = np.concatenate([np.arange(n)] * len(offsets) * 2 + [np.arange(n)])
+    cols = np.concatenate([(np.arange(n) + s) % n for o in offsets for s in (o, -o)] + [np.arange(n)])
+    graph = sparse.csr_matrix((np.full(rows.shape[0], 0.5), (rows, cols)), shape=(n, n))
+    graph.sum_duplicates()
+    rng = np.random.default_rng(2)
+    adata = anndata.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(n)]),
+                            obsm={"X_umap": rng.normal(size=(n, 2)).astype(np.float32)},
+                            obsp={"connectivities": graph})
+    monkeypatch.setattr(estimate_sampling, "FULL_ROWS", 500)
+    plan = ExportPlan(embeddings={2: "X_umap"}, expression_source=None, connectivities="connectivities",
+                      compression=None)
+    out = tmp_path / "ring"
+    est = estimate(adata, plan, out_dir=out)
+    assert est.sample_cells < n
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export(adata, plan, out, created_at=CREATED)
+    real = _real_sizes(out)
+    manifest = json.loads((out / "connectivity_manifest.json").read_text())
+    assert manifest["max_neighbors"] == 9
+    sizes = {p["name"]: p["bytes"] for p in est.parts if p["part"] == "manifests"}
+    assert sizes["connectivity_manifest.json"] == real["connectivity_manifest.json"]

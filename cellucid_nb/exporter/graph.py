@@ -15,7 +15,10 @@ from scipy import sparse
 from .inputs import ExportInputs
 from .runner import ExportRunner
 
-__all__ = ["extract_edges", "index_dtype_for", "write_graph"]
+__all__ = ["EDGE_FILES", "connectivity_manifest", "extract_edges", "index_dtype_for", "max_neighbors", "write_graph"]
+
+#: The three edge payloads, in manifest order (sources, destinations, weights).
+EDGE_FILES = ("edges.src.bin", "edges.dst.bin", "edges.weights.f64.bin")
 
 
 def index_dtype_for(n_cells: int) -> np.dtype:
@@ -38,17 +41,64 @@ def extract_edges(matrix: sparse.spmatrix | sparse.sparray) -> tuple[np.ndarray,
         symmetrised values ``A[i, j] + A[j, i]`` (float64, > 0); ``max_neighbors``
         is the largest degree with the diagonal excluded.
     """
+    sym, rows, keep, most = _undirected(matrix)
+    cols = sym.indices
+    upper = keep & (rows < cols)
+    return rows[upper], cols[upper], sym.data[upper], most
+
+
+def _undirected(matrix: Any) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray, int]:
+    """``A + Aᵀ`` (canonical CSR), the row of each entry, the entries kept (no diagonal, no zeros), max degree."""
     a = sparse.csr_matrix(matrix, dtype=np.float64)
     sym = (a + a.T).tocsr()
     sym.sum_duplicates()  # canonical: sorted column indices per row
     # Row of each stored entry, in the indices' own width (int32 below 2**31 cells).
     rows = np.repeat(np.arange(sym.shape[0], dtype=sym.indices.dtype), np.diff(sym.indptr))
-    cols = sym.indices
-    keep = (rows != cols) & (sym.data != 0)
+    keep = (rows != sym.indices) & (sym.data != 0)
     degree = np.bincount(rows[keep], minlength=sym.shape[0])
-    max_neighbors = int(degree.max()) if degree.size else 0
-    upper = keep & (rows < cols)
-    return rows[upper], cols[upper], sym.data[upper], max_neighbors
+    return sym, rows, keep, int(degree.max()) if degree.size else 0
+
+
+def max_neighbors(matrix: Any) -> int:
+    """The manifest's ``max_neighbors`` of a kNN matrix, counted as :func:`extract_edges` counts it.
+
+    Parameters
+    ----------
+    matrix
+        Square sparse matrix with non-negative weights.
+    """
+    return _undirected(matrix)[3]
+
+
+def connectivity_manifest(
+    n_cells: int, n_edges: int, most_neighbors: int, paths: tuple[str, str, str], compression: int | None
+) -> dict[str, Any]:
+    """The ``connectivity_manifest.json`` document (the writer's, and the estimate's for the full data).
+
+    Parameters
+    ----------
+    n_cells, n_edges, most_neighbors
+        Cells, undirected edges, largest degree.
+    paths
+        Relative paths of the :data:`EDGE_FILES` as written (with ``.gz`` when compressed).
+    compression
+        Normalised gzip level or ``None``.
+    """
+    dtype = index_dtype_for(n_cells)
+    return {
+        "format": "edge_pairs",
+        "n_cells": n_cells,
+        "n_edges": int(n_edges),
+        "max_neighbors": int(most_neighbors),
+        "index_bytes": dtype.itemsize,
+        "index_dtype": dtype.name,
+        "sourcesPath": paths[0],
+        "destinationsPath": paths[1],
+        "weightsPath": paths[2],
+        "weight_bytes": 8,
+        "weight_dtype": "float64",
+        "compression": compression,
+    }
 
 
 def write_graph(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any] | None:
@@ -57,25 +107,14 @@ def write_graph(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any] | 
         return None
     settings = inputs.settings
     folder = settings.connectivity_binary_dirname
-    src, dst, weights, max_neighbors = extract_edges(inputs.connectivity)
+    src, dst, weights, most = extract_edges(inputs.connectivity)
     dtype = index_dtype_for(inputs.n_cells)
     runner.mkdir(folder)
-    src_path = runner.write_array(f"{folder}/edges.src.bin", src.astype(dtype), items=0)
-    dst_path = runner.write_array(f"{folder}/edges.dst.bin", dst.astype(dtype), items=0)
-    w_path = runner.write_array(f"{folder}/edges.weights.f64.bin", weights.astype("<f8"), items=1)
-    manifest = {
-        "format": "edge_pairs",
-        "n_cells": inputs.n_cells,
-        "n_edges": int(src.shape[0]),
-        "max_neighbors": max_neighbors,
-        "index_bytes": dtype.itemsize,
-        "index_dtype": dtype.name,
-        "sourcesPath": src_path,
-        "destinationsPath": dst_path,
-        "weightsPath": w_path,
-        "weight_bytes": 8,
-        "weight_dtype": "float64",
-        "compression": settings.compression,
-    }
+    src_path = runner.write_array(f"{folder}/{EDGE_FILES[0]}", src.astype(dtype), items=0)
+    dst_path = runner.write_array(f"{folder}/{EDGE_FILES[1]}", dst.astype(dtype), items=0)
+    w_path = runner.write_array(f"{folder}/{EDGE_FILES[2]}", weights.astype("<f8"), items=1)
+    manifest = connectivity_manifest(
+        inputs.n_cells, int(src.shape[0]), most, (src_path, dst_path, w_path), settings.compression
+    )
     runner.write_json(settings.connectivity_manifest_filename, manifest)
     return manifest

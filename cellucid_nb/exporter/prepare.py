@@ -33,9 +33,14 @@ from .vectors import write_vectors
 __all__ = ["prepare"]
 
 
+def default_n_workers() -> int:
+    """The worker threads ``prepare(n_workers=None)`` uses: one per CPU (the estimate's time model uses it too)."""
+    return max(1, os.cpu_count() or 1)
+
+
 def _check_workers(n_workers: Any) -> int:
     if n_workers is None:
-        return max(1, os.cpu_count() or 1)
+        return default_n_workers()
     if isinstance(n_workers, (bool, np.bool_)) or not isinstance(n_workers, (int, np.integer)) or int(n_workers) < 1:
         raise ValueError(f"n_workers={n_workers!r} is not supported: expected None (all CPUs) or an integer >= 1.")
     return int(n_workers)
