@@ -60,3 +60,13 @@ def test_wizard_offers_the_layout_choice() -> None:
     choices = ExportWizard.class_traits()["layout_choices"].default()
     assert [c["value"] for c in choices] == ["key", "index"]
     assert all(c["label"] and "cellucid" in c["note"] for c in choices)
+
+
+def test_estimate_of_the_index_layout_matches_its_export(adata, tmp_path: Path) -> None:
+    from cellucid_nb.adata.estimation import estimate
+
+    plan = ExportPlan.from_anndata(adata).replace(layout="index")
+    est = estimate(adata, plan)
+    result = export(adata, plan, tmp_path / "est", created_at="2026-01-01T00:00:00Z", n_workers=1)
+    assert est.exact
+    assert abs(est.total_bytes - result.n_bytes) <= 0.001 * result.n_bytes, (est.total_bytes, result.n_bytes)
