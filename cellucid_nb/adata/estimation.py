@@ -44,7 +44,7 @@ from cellucid_nb.adata.gene_choice import gene_ids
 from cellucid_nb.adata.inspection import expression_matrix, expression_var, inspect
 from cellucid_nb.adata.plan import ExportPlan
 
-__all__ = ["SizeEstimate", "estimate", "format_bytes", "FULL_GENES", "FULL_GENE_VALUES", "SAMPLED_GENES"]
+__all__ = ["SizeEstimate", "estimate", "format_bytes", "block_size", "disk_bytes", "FULL_GENES", "FULL_GENE_VALUES", "SAMPLED_GENES"]
 
 #: All genes are sampled while genes x sampled cells stays under this; else SAMPLED_GENES.
 FULL_GENE_VALUES = 2_000_000
@@ -81,6 +81,12 @@ class SizeEstimate:
         Genes in the plan.
     exact
         Whether every number is exact (no sampling was needed).
+    disk_bytes
+        Size on disk: each file rounded up to whole blocks of the target folder's
+        file system (``block_size``), as ``du`` counts it (folders not included).
+    block_size
+        File-system block size used for ``disk_bytes`` (``os.statvfs(...).f_frsize``
+        of the nearest existing folder of the target; 4096 where it cannot be read).
     """
 
     parts: list[dict[str, Any]] = field(default_factory=list)
@@ -93,6 +99,8 @@ class SizeEstimate:
     exact: bool = False
     sample_cells: int = 0
     sample_genes: int = 0
+    disk_bytes: int = 0
+    block_size: int = 4096
 
     def bytes_by_part(self) -> dict[str, int]:
         """Total bytes per part kind."""
@@ -117,7 +125,7 @@ class SizeEstimate:
         warn = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings)
         return (
             f"<div><b>Export estimate</b>: {'' if self.exact else '≈ '}{format_bytes(self.total_bytes)} in "
-            f"{self.n_files:,} files, about {self.seconds:.1f} s</div>"
+            f"{self.n_files:,} files ({format_bytes(self.disk_bytes)} on disk), about {self.seconds:.1f} s</div>"
             + (f"<ul>{warn}</ul>" if warn else "")
             + "<details><summary>parts</summary><table><tr><th>part</th><th>name</th><th>size</th>"
             f"<th>files</th><th></th></tr>{rows}</table></details>"
@@ -376,11 +384,14 @@ def _graph_part(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample, gra
     start = time.perf_counter()
     size, n_edges, exact = sampling.graph_estimate(graph_matrix, sample.rows, sample.n, compression)
     run.graph_seconds = (time.perf_counter() - start) * sample.n / sample.m
-    names = ("edges.src.bin", "edges.dst.bin", "edges.weights.f64.bin")
-    for i, name in enumerate(names):  # the split only matters for the sidecar's digits
-        totals.files[conn_dir + name + run.runner.suffix] = size // 3 + (size % 3 if i == 0 else 0)
+    from cellucid_nb.exporter.graph import EDGE_FILES, connectivity_manifest, max_neighbors
+
+    paths = tuple(conn_dir + name + run.runner.suffix for name in EDGE_FILES)
+    for i, path in enumerate(paths):  # the split only matters for the sidecar's digits
+        totals.files[path] = size // 3 + (size % 3 if i == 0 else 0)
     totals.add("graph", conn_dir, size, 3, exact)
-    return _connectivity_doc(inputs, sample.n, n_edges, run.runner.suffix, graph_matrix)
+    # the exporter's own manifest builder and neighbour count, on the full graph
+    return connectivity_manifest(sample.n, n_edges, max_neighbors(graph_matrix), paths, inputs.settings.compression)
 
 
 def _manifest_parts(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample, plan: ExportPlan,
@@ -418,6 +429,7 @@ def _manifest_parts(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample,
     totals.files.update(manifests)
     sidecar = build_sidecar(inputs, {"plan": plan.to_dict()})  # as export() writes it
     manifests[SIDECAR_FILE] = sampling.sidecar_len(sidecar, totals.files)
+    totals.files[SIDECAR_FILE] = manifests[SIDECAR_FILE]
     for name, size in manifests.items():
         totals.add("manifests", name, size, 1, sample.exact)
 
@@ -481,6 +493,8 @@ def estimate(adata: Any, plan: ExportPlan | None = None, *, out_dir: str | Path 
     est.sample_cells = sample.m
     est.sample_genes = 0 if sample.sampled is None else int(sample.sampled.shape[0])
     est.seconds = _expected_seconds(run, sample, est.n_files, est.total_bytes)
+    est.block_size = block_size(target)
+    est.disk_bytes = disk_bytes(totals.files.values(), est.block_size)
     est.warnings = _warnings(est, plan, summary or inspect(adata), exporter_warnings)
     return est
 
@@ -490,7 +504,7 @@ def _expected_seconds(run: _DryRun, sample: _Sample, n_files: int, total_bytes: 
 
     Encoding + gzip: the dry run's own timings (measured in this call), per-cell
     work scaled by ``n / m`` and gene work by ``n / m x genes / sampled genes``,
-    divided by the exporter's worker threads (one per core, at most 4). Storing:
+    divided by the exporter's worker threads (``prepare``'s default, one per CPU). Storing:
     ``total_bytes`` at the hash+write throughput and ``n_files`` at the per-file
     cost that :func:`~cellucid_nb.adata.estimation_sampling.machine_rates` measured once
     per process. Plus a fixed ~0.2 s for validation, staging and the final move.
@@ -498,31 +512,37 @@ def _expected_seconds(run: _DryRun, sample: _Sample, n_files: int, total_bytes: 
     cells = sample.n / max(sample.m, 1)
     genes = len(sample.gene_names) / max(1 if sample.sampled is None else sample.sampled.shape[0], 1)
     work = run.cell_seconds * cells + run.gene_seconds * cells * genes + run.graph_seconds
-    workers = min(os.cpu_count() or 1, 4)
+    from cellucid_nb.exporter.prepare import default_n_workers
+
+    workers = default_n_workers()
     rate, per_file = sampling.machine_rates()
     return float(work / workers + total_bytes / rate + n_files * max(per_file, _FILE_SECONDS) + _FIXED_SECONDS)
 
 
-def _connectivity_doc(inputs: Any, n: int, n_edges: int, suffix: str, matrix: Any) -> dict[str, Any]:
-    from cellucid_nb.exporter.graph import index_dtype_for
+def block_size(path: str | Path, default: int = 4096) -> int:
+    """File-system block size (``f_frsize``) of ``path`` or its nearest existing parent folder.
 
-    dtype = index_dtype_for(n)
-    folder = inputs.settings.connectivity_binary_dirname
-    degree = np.diff(sparse.csr_matrix(matrix).indptr)
-    return {
-        "format": "edge_pairs",
-        "n_cells": n,
-        "n_edges": int(n_edges),
-        "max_neighbors": int(degree.max()) if degree.size else 0,
-        "index_bytes": dtype.itemsize,
-        "index_dtype": dtype.name,
-        "sourcesPath": f"{folder}/edges.src.bin{suffix}",
-        "destinationsPath": f"{folder}/edges.dst.bin{suffix}",
-        "weightsPath": f"{folder}/edges.weights.f64.bin{suffix}",
-        "weight_bytes": 8,
-        "weight_dtype": "float64",
-        "compression": inputs.settings.compression,
-    }
+    Parameters
+    ----------
+    path
+        The export's target folder (it need not exist yet).
+    default
+        Returned where ``os.statvfs`` is missing (Windows) or fails.
+    """
+    probe = Path(path).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        size = int(os.statvfs(probe).f_frsize)
+    except (OSError, AttributeError):
+        return default
+    return size if size > 0 else default
+
+
+def disk_bytes(sizes: Any, block: int) -> int:
+    """Bytes on disk of files of ``sizes`` bytes: each rounded up to whole ``block``s (an empty file takes none)."""
+    arr = np.fromiter((int(s) for s in sizes), dtype=np.int64)
+    return int((-(-arr // block) * block).sum())
 
 
 def _warnings(est: SizeEstimate, plan: ExportPlan, summary: Any, exporter_warnings: list[str]) -> list[str]:
