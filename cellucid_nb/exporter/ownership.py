@@ -10,12 +10,12 @@ manifests, ``points_*d.bin[.gz]`` and the contents of the payload folders.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..format.safe_io import parse_json, read_text_no_follow
 from ..format.spec import IDENTITY_FILE, SIDECAR_FILE
 
 __all__ = ["scan_files", "owned_files", "layout_owned", "conflicts"]
@@ -52,8 +52,8 @@ def _sidecar_files(folder: Path) -> set[str] | None:
     if path.is_symlink() or not path.is_file():
         return None
     try:
-        files = json.loads(path.read_text(encoding="utf-8")).get("files")
-    except (OSError, ValueError, AttributeError, RecursionError):
+        files = parse_json(read_text_no_follow(path), SIDECAR_FILE).get("files")
+    except (OSError, ValueError, AttributeError):
         return None
     if not isinstance(files, dict):
         return None

@@ -81,12 +81,20 @@ def read_text_no_follow(path: Path) -> str:
 
 def find_symlinks(root: Path) -> list[str]:
     """Relative POSIX paths of every symbolic link below ``root`` (links are listed, never entered)."""
-    found = []
-    for folder, dirs, names in os.walk(root):
-        rel_folder = os.path.relpath(folder, root)
-        for name in sorted(dirs + names):
-            if os.path.islink(os.path.join(folder, name)):
-                found.append(name if rel_folder == "." else f"{rel_folder}/{name}".replace(os.sep, "/"))
+    found: list[str] = []
+    pending = [("", str(root))]
+    while pending:
+        rel_folder, folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:  # d_type from the directory listing: no stat per file
+            rel = f"{rel_folder}{entry.name}"
+            if entry.is_symlink():
+                found.append(rel)
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append((rel + "/", entry.path))
     return sorted(found)
 
 
