@@ -5,7 +5,9 @@ those and the sidecar itself are *owned*. Everything else in the folder (a
 notebook, figures, notes the user saved there) is *foreign*: a replace keeps it.
 An export without a readable sidecar (written by ``cellucid`` 0.0.9, or a
 damaged sidecar) owns what the format's layout names: the identity, the
-manifests, ``points_*d.bin[.gz]`` and the contents of the payload folders.
+manifests, ``points_*d.bin[.gz]`` and the payload files (``.bin``, ``.u8``,
+``.f32``... optionally ``.gz``) in the payload folders; a ``notes.txt`` the
+user put in ``obs/`` stays theirs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from ..format.spec import IDENTITY_FILE, SIDECAR_FILE
 __all__ = ["scan_files", "owned_files", "layout_owned", "conflicts"]
 
 _POINTS = re.compile(r"^points_[123]d\.bin(\.gz)?$")
+#: Payload file endings of every layout (``.values.u8``, ``.codes.u16.gz``, ``edges.src.bin``...).
+_PAYLOAD = re.compile(r"\.(bin|u8|u16|u32|f32|f64)(\.gz)?$")
 #: Folders and manifests of the reference layout (used when there is no sidecar).
 DEFAULT_DIRS = ("obs", "var", "connectivity", "vectors")
 DEFAULT_MANIFESTS = ("obs_manifest.json", "var_manifest.json", "connectivity_manifest.json")
@@ -75,7 +79,7 @@ def layout_owned(files: Iterable[str], manifests: Iterable[str] = (), dirs: Iter
     out = set()
     for rel in files:
         head = rel.split("/", 1)[0]
-        if rel in names or _POINTS.match(rel) or ("/" in rel and head in folders):
+        if rel in names or _POINTS.match(rel) or ("/" in rel and head in folders and _PAYLOAD.search(rel)):
             out.add(rel)
     return out
 

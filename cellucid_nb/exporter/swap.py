@@ -165,6 +165,8 @@ def recover(out_dir: Path, manifests: Iterable[str] = (), dirs: Iterable[str] = 
         who = f"process {pid}, no longer running" if pid is not None else "an earlier export"
         messages.append(f"removed stale staging folder {staging.name} ({size:,} bytes) left by {who}")
     olds = sorted(found.old, key=lambda p: p.stat().st_mtime)
+    if olds and os.path.isdir(out_dir) and not os.path.islink(out_dir) and not any(os.scandir(out_dir)):
+        out_dir.rmdir()  # an empty folder made after the crash: the previous export goes back in its place
     if olds and not os.path.lexists(out_dir):
         newest = olds.pop()
         _rename(newest, out_dir)

@@ -74,11 +74,12 @@ def test_export_without_sidecar_owns_its_layout_only(tmp_path: Path) -> None:
     prepare(out_dir=out, **make_kwargs(n=N))
     (out / SIDECAR_FILE).unlink()  # like an export of cellucid 0.0.9
     (out / "README.md").write_text("keep me")
+    (out / "obs" / "notes.txt").write_text("mine too")
     kw = make_kwargs(n=N, seed=4)
-    with pytest.warns(UserWarning, match=r"kept 1 file\(s\).*README.md"):
+    with pytest.warns(UserWarning, match=r"kept 2 file\(s\).*README.md.*obs/notes.txt"):
         prepare(out_dir=out, force=True, **kw)
     files = snapshot(out)
-    assert files.pop("README.md") == b"keep me"
+    assert files.pop("README.md") == b"keep me" and files.pop("obs/notes.txt") == b"mine too"
     assert files == _fresh(tmp_path, **kw)
 
 
@@ -293,6 +294,17 @@ def test_kill_between_the_two_renames_restores_the_previous_export(tmp_path: Pat
     assert {rel: files.pop(rel) for rel in mine} == mine  # the user's files survived both
     assert files == _fresh(tmp_path, **kw) and siblings(out) == ["export"]
     assert before.keys() - files.keys() == set(mine)
+
+
+def test_interrupted_replace_is_restored_into_an_empty_folder_made_meanwhile(tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    prepare(out_dir=out, **make_kwargs(n=N))
+    before = snapshot(out)
+    _kill(_start_child(out, "between"))
+    out.mkdir()  # e.g. the user recreated the folder after the crash
+    with pytest.warns(UserWarning, match=r"restored the previous export"):
+        prepare(out_dir=out, **make_kwargs(n=N))  # same inputs, force=False: reuses every payload
+    assert snapshot(out) == before and siblings(out) == ["export"]
 
 
 def test_kill_after_the_swap_finishes_the_replace(tmp_path: Path) -> None:
