@@ -28,6 +28,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -82,7 +83,14 @@ def replace_folder(staging: Path, out_dir: Path, manifests: Iterable[str] = (), 
     except BaseException:
         _rename(aside, out_dir)
         raise
-    kept, _left = finish_replace(aside, out_dir, manifests, dirs)
+    kept, left = finish_replace(aside, out_dir, manifests, dirs)
+    if left:  # a file of the user's appeared during the export where the new export wrote one
+        warnings.warn(
+            f"{len(left)} file(s) no export wrote could not be moved back into {str(out_dir)!r} because the new "
+            f"export uses their paths; they stay in {str(aside)!r}: {left[:10]}",
+            UserWarning,
+            stacklevel=6,
+        )
     return kept
 
 

@@ -364,3 +364,20 @@ def test_export_of_an_anndata_replaces_its_own_export_and_keeps_the_users_files(
     reader = read_export(out)
     lo, hi, _bits = reader.gene_info("G3")
     np.testing.assert_allclose(reader.gene("G3"), x[:, 3], atol=(hi - lo) / 254 + 1e-6)
+
+
+def test_a_users_file_that_cannot_go_back_stays_aside_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cellucid_nb.exporter.runner as runner
+
+    out = tmp_path / "export"
+    kw = make_kwargs(n=N)
+    kw.update(gene_expression=None, var=None)
+    prepare(out_dir=out, **kw)
+    (out / "var").mkdir()
+    (out / "var" / "G0.values.u8.gz").write_bytes(b"user bytes")  # appears where the next export writes
+    monkeypatch.setattr(runner, "conflicts", lambda foreign, new: [])  # as if it appeared during the export
+    with pytest.warns(UserWarning, match=r"1 file\(s\) no export wrote could not be moved back .*var/G0.values.u8.gz"):
+        prepare(out_dir=out, force=True, **make_kwargs(n=N))
+    (aside,) = find_leftovers(out).old
+    assert (aside / "var" / "G0.values.u8.gz").read_bytes() == b"user bytes"  # never deleted
+    assert sorted(p.name for p in aside.rglob("*")) == ["G0.values.u8.gz", "var"]
