@@ -293,7 +293,7 @@ class ExportReader:
         return list(raw.get(embedding if self.layout.format != spec.FORMAT_NAME else str(item.dim), []))
 
     def _obs_value_path(self, info: ObsFieldInfo) -> str:
-        schemas = self.obs_manifest["_obsSchemas"]
+        schemas = self._listed_in("obs")["_obsSchemas"]
         index = self._obs_index.get(info.key)
         if info.kind == "continuous":
             return self.layout.fill(schemas["continuous"]["pathPattern"], info.key, index)
@@ -322,7 +322,7 @@ class ExportReader:
         info = self.obs_field_info(key)
         if info.kind != "categorical":
             return None
-        schema = self.obs_manifest["_obsSchemas"]["categorical"]
+        schema = self._listed_in("obs")["_obsSchemas"]["categorical"]
         path = self.layout.fill(schema["outlierPathPattern"], key, self._obs_index.get(key), CODES_EXT.get(info.dtype))
         return self._payload(path, schema.get("outlierDtype", "float32"), self.n_cells)
 
@@ -338,6 +338,9 @@ class ExportReader:
         info = self.obs_field_info(key)
         if raw is None or info.outlier_bits is None:
             return raw
+        if info.outlier_min is None or info.outlier_max is None:
+            raise ValueError(f"{self.path / self.manifest_files['obs']}: categorical field {key!r} has quantized "
+                             f"outliers ({info.outlier_bits} bits) but no outlierMin/outlierMax in its entry")
         return dequantize(raw, info.outlier_min, info.outlier_max, info.outlier_bits)
 
     def obs_column(self, key: str) -> pd.Series:
@@ -354,8 +357,11 @@ class ExportReader:
         info = self.obs_field_info(key)
         raw = self.obs_raw(key)
         if info.kind == "continuous":
-            values = raw if info.bits is None else dequantize(raw, info.min, info.max, info.bits)
-            return pd.Series(values, name=key)
+            if info.bits is None:
+                return pd.Series(raw, name=key)
+            assert info.min is not None and info.max is not None  # parsing refuses quantized fields without a range
+            return pd.Series(dequantize(raw, info.min, info.max, info.bits), name=key)
+        assert info.categories is not None  # every categorical field carries its categories
         n_cat = len(info.categories)
         bad = (raw >= n_cat) & (raw != info.missing_code)
         if bad.any():
@@ -398,6 +404,13 @@ class ExportReader:
                                   f"export is {layout.name}")
         return manifest
 
+    def _listed_in(self, kind: str) -> dict:
+        """The ``"obs"`` or ``"var"`` manifest of a field it lists (so it exists; a clear error otherwise)."""
+        manifest = self.obs_manifest if kind == "obs" else self.var_manifest
+        if manifest is None:
+            raise FileNotFoundError(f"{self.path / self.manifest_files[kind]} is missing")
+        return manifest
+
     @cached_property
     def _gene_index(self) -> dict[str, int]:
         fields = (self.var_manifest or {}).get("fields") or []
@@ -418,8 +431,9 @@ class ExportReader:
         """
         if gene not in self._gene_index:
             raise KeyError(f"gene {gene!r} is not in {self.path / self.manifest_files['var']}")
-        entry = self.layout.split(self.var_manifest["fields"][self._gene_index[gene]])[1]
-        bits = DTYPE_BITS.get(self.var_manifest["_varSchema"].get("dtype", "float32"))
+        var = self._listed_in("var")
+        entry = self.layout.split(var["fields"][self._gene_index[gene]])[1]
+        bits = DTYPE_BITS.get(var["_varSchema"].get("dtype", "float32"))
         if bits is None:
             return None, None, None
         return float(entry[1]), float(entry[2]), bits
@@ -433,8 +447,9 @@ class ExportReader:
             A gene id.
         """
         self.gene_info(gene)
-        schema = self.var_manifest["_varSchema"]
-        index = self.layout.split(self.var_manifest["fields"][self._gene_index[gene]])[0]
+        var = self._listed_in("var")
+        schema = var["_varSchema"]
+        index = self.layout.split(var["fields"][self._gene_index[gene]])[0]
         path = self.layout.fill(schema["pathPattern"], gene, index)
         return self._payload(path, schema.get("dtype", "float32"), self.n_cells)
 
@@ -448,7 +463,10 @@ class ExportReader:
         """
         lo, hi, bits = self.gene_info(gene)
         raw = self.gene_raw(gene)
-        return raw if bits is None else dequantize(raw, lo, hi, bits)
+        if bits is None:
+            return raw
+        assert lo is not None and hi is not None  # gene_info gives a range with every bit width
+        return dequantize(raw, lo, hi, bits)
 
     # ------------------------------------------------------------------ edges
     def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
