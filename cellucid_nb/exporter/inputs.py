@@ -827,14 +827,16 @@ def _check_name_lengths(out: Path, settings: ExportSettings, obs_fields: list, g
     for setting in ("obs_manifest_filename", "var_manifest_filename", "connectivity_manifest_filename",
                     "obs_binary_dirname", "var_binary_dirname", "connectivity_binary_dirname"):
         check(setting, getattr(settings, setting), getattr(settings, setting))
+    for vec in vectors:
+        check("vector field id", vec.field_id, f"{vec.field_id}_{vec.dim}d.bin.gz")
+    if settings.layout != "key":
+        return  # obs and gene payloads are named by index: their keys never become file names
     for f in obs_fields:
         check("obs key", f.key, safe_name(f.key) + ".x" * (_LONGEST_SUFFIX // 2))
     if genes is not None:
         longest = max(genes.ids, key=lambda g: len(safe_name(g).encode("utf-8")), default=None)
         if longest is not None:
             check("gene id", longest, safe_name(longest) + ".x" * (_LONGEST_SUFFIX // 2))
-    for vec in vectors:
-        check("vector field id", vec.field_id, f"{vec.field_id}_{vec.dim}d.bin.gz")
 
 
 def _check_layout_names(settings: ExportSettings) -> None:

@@ -349,3 +349,12 @@ def test_obs_tuples_are_hashable_categories(tmp_path: Path) -> None:
     prepare(out_dir=tmp_path / "e", **kw)
     assert sorted(read_export(tmp_path / "e").obs_field_info("pair").categories) == ["(0, 'x')", "(1, 'x')"]
     assert pd.notna(read_export(tmp_path / "e").obs_column("pair")).all()
+
+
+def test_long_keys_are_fine_when_files_are_named_by_index(tmp_path: Path) -> None:
+    kw = make_kwargs(n=N)
+    _long_obs_key(kw)
+    _long_gene_id(kw)
+    prepare(out_dir=tmp_path / "e", layout="index", **kw)
+    reader = read_export(tmp_path / "e")
+    assert "s" * 250 in reader.obs_keys and "G" * 300 in reader.genes
