@@ -190,7 +190,11 @@ def prepare(
     connectivities
         ``(n_cells, n_cells)`` kNN weights (sparse or dense, >= 0, finite).
     out_dir
-        Export folder; ``None`` means ``Path.cwd() / "exports"`` at call time.
+        Export folder; ``None`` means ``Path.cwd() / "exports"`` at call time. Refused: ``""``,
+        the current folder (or a parent of it), a symbolic link, a file, a non-empty folder
+        without an export. One export at a time per folder: another one fails at once
+        (:class:`~cellucid_nb.exporter.locking.ExportBusyError`). Leftovers of an export that
+        was killed are repaired first (with a warning).
     obs_keys
         obs columns to export (default: all).
     centroid_outlier_quantile
@@ -201,8 +205,11 @@ def prepare(
         File and folder names.
     force
         Replace an existing export (only once the new one is complete). With
-        ``False`` an existing export with the same settings keeps its files and
-        gets the missing ones; one with other settings is an error.
+        ``False`` an existing export with the same settings is replaced too, reusing
+        (hard-linking) its payloads whose bytes equal the new ones; one with other
+        settings is an error. Either way only the files an export wrote (the
+        sidecar's list) are replaced: the user's own files in ``out_dir`` are kept
+        (with a warning naming them).
     var_quantization, obs_continuous_quantization
         ``None`` (float32), 8 or 16 bits.
     obs_categorical_dtype
