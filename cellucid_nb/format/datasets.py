@@ -64,7 +64,7 @@ def collect_datasets(exports_dir: str | os.PathLike[str]) -> list[dict]:
                 "with another dataset_id"
             )
         owner[dataset_id] = sub.name
-        entry = {"id": dataset_id, "path": f"{sub.name}/", "name": str(identity.get("name") or sub.name)}
+        entry: dict[str, str | int] = {"id": dataset_id, "path": f"{sub.name}/", "name": str(identity.get("name") or sub.name)}
         stats = identity.get("stats") or {}
         # Same rule as the reference: only non-zero counts are listed.
         for key in ("n_cells", "n_genes"):
