@@ -24,15 +24,14 @@ from cellucid_nb.format import spec
 from cellucid_nb.format.layouts import (
     INDEX_LAYOUT,
     KEY_LAYOUT,
-    V2_FORMAT_NAME,
     V2_EMBEDDINGS_DIR,
+    V2_FORMAT_NAME,
     V2_IDENTITY_VERSION,
     V2_LAYOUT,
     V2_VAR_MANIFEST_KEYS,
     FormatError,
     Layout,
     UnreadableJSONError,
-    detect_layout,
 )
 from cellucid_nb.format.payloads import is_gzip_path
 from cellucid_nb.format.validator import RULES, Problem, _Checker, _is_int
@@ -99,6 +98,8 @@ class _IndexChecker(_Checker):
     rules = ALL_RULES
     placeholder = "{index}"
     constant_range_ok = True  # 0.9.x writes a constant field as min == max with every code 0
+    # 0.9.x: a codes dtype holds as many categories as its missing marker (uint8: 255, codes 0-254)
+    category_limits = {"uint8": (255, 255), "uint16": (65535, 65535)}
     layout: Layout = INDEX_LAYOUT
 
     def __init__(self, root: Path, **options: Any) -> None:
@@ -119,9 +120,11 @@ class _IndexChecker(_Checker):
     # ---------------------------------------------------------------- loading
     def load(self, name: str) -> dict | None:
         data = super().load(name)
+        if data is None:
+            return data
         views = {spec.IDENTITY_FILE: lambda: self.view_identity(data), self.names["obs"]: lambda: self.view_obs(name, data),
                  self.names["var"]: lambda: self.view_var(name, data)}
-        if data is None or name not in views:
+        if name not in views:
             return data
         try:
             return views[name]()
@@ -140,8 +143,11 @@ class _IndexChecker(_Checker):
                      "('uint8' or 'uint16')")
         fields = ((ident.get("vector_fields") or {}).get("fields")) if isinstance(ident.get("vector_fields"), dict) \
             else None
-        if isinstance(fields, dict):
+        if isinstance(fields, dict) and fields:
             self._vector_index = {fid: i for i, fid in enumerate(sorted(fields))}
+            if ident["vector_fields"].get("default_field") in fields:  # 0.9.x: the caller names the default
+                rule = "velocity_umap" if "velocity_umap" in fields else sorted(fields)[0]  # the key layout's
+                ident = {**ident, "vector_fields": {**ident["vector_fields"], "default_field": rule}}
         return ident
 
     def check_placeholders(self, name: str, pattern: Any, allowed: set[str], what: str) -> None:
@@ -239,6 +245,7 @@ class _V2Checker(_IndexChecker):
     """``compact_v2`` (cellucid 0.9.3-0.9.4): its own embeddings, var keys, centroids and vector fields."""
 
     layout = V2_LAYOUT
+    category_limits = {"uint8": (255, 255), "uint16": (65535, 65535), "uint32": (4294967295, 4294967295)}
 
     def __init__(self, root: Path, **options: Any) -> None:
         super().__init__(root, **options)
@@ -257,7 +264,7 @@ class _V2Checker(_IndexChecker):
             view["version"] = spec.IDENTITY_VERSION  # the shared checks know version 2 only
         emb = ident.get("embeddings")
         items = emb.get("items") if isinstance(emb, dict) else None
-        if not isinstance(items, dict) or not items:
+        if not isinstance(emb, dict) or not isinstance(items, dict) or not items:
             self.add(name, "embedding_invalid", "embeddings.items must be a non-empty object {id: item}")
             return view
         self.check_embeddings(emb, items)

@@ -171,6 +171,7 @@ class _Checker:
     rules: dict[str, str] = RULES
     placeholder = "{key}"
     constant_range_ok = False
+    category_limits: dict[str, tuple[int, int]] = spec.CATEGORY_LIMITS
 
     def fill(self, pattern: str, key: Any, ext: str | None = None) -> str:
         """The file a path pattern names for one field (key layout: ``safe(key)``)."""
@@ -587,11 +588,12 @@ class _Checker:
         if len(set(categories)) != len(categories):
             dup = sorted({c for c in categories if categories.count(c) > 1})[:5]
             self.add(name, "categories_not_unique", f"field {key!r} repeats categories {dup}")
-        limits = spec.CATEGORY_LIMITS.get(codes_dtype)
+        limits = self.category_limits.get(codes_dtype)
         if limits is None or missing != limits[1] or len(categories) > limits[0]:
             self.add(name, "codes_dtype_invalid",
                      f"field {key!r}: codesDtype {codes_dtype!r} with missing marker {missing!r} and "
-                     f"{len(categories)} categories (uint8: <= 254 categories, missing 255; uint16: <= 65534, missing 65535)")
+                     f"{len(categories)} categories (codes dtype: (most categories, missing marker) "
+                     f"{self.category_limits})")
             return
         self.check_centroids(name, key, categories, centroids)
         if obits:

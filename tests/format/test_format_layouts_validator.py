@@ -140,6 +140,55 @@ def test_damage_reports_exactly_its_rule(case: str, tmp_path: Path) -> None:
     assert all(p.detail and p.file for p in problems)
 
 
+def test_index_layout_default_vector_field_is_the_writers_choice(tmp_path: Path) -> None:
+    folder = shutil.copytree(INDEX, tmp_path / "two_fields")
+    shutil.copy(folder / "vectors" / "0_2d.bin.gz", folder / "vectors" / "1_2d.bin.gz")
+
+    def add_field(m: dict) -> None:
+        block = m["vector_fields"]
+        block["fields"]["zeta_umap"] = {"label": "zeta_umap", "available_dimensions": [2], "default_dimension": 2,
+                                        "files": {"2d": "vectors/1_2d.bin.gz"}, "basis": "umap"}
+        block["default_field"] = "zeta_umap"  # 0.9.2's vector_field_default: any field
+
+    _edit(folder / "dataset_identity.json", add_field)
+    assert validate_export(folder) == []
+    _edit(folder / "dataset_identity.json", lambda m: m["vector_fields"].__setitem__("default_field", "nope"))
+    assert {p.rule for p in validate_export(folder)} == {"vector_field_invalid"}
+
+
+def _phase_categories(p: Path, n: int) -> None:
+    extra = [f"extra {i}" for i in range(n - 3)]
+    _edit(p / "obs_manifest.json", lambda m: m["_categoricalFields"][2][2].extend(extra))
+    _edit(p / "dataset_identity.json", lambda m: m["obs_fields"][4].__setitem__("n_categories", n))
+
+
+def test_index_layout_uint8_holds_255_categories(tmp_path: Path) -> None:
+    for n, rules in ((255, set()), (256, {"codes_dtype_invalid"})):  # uint8: codes 0-254, missing 255 (0.9.2)
+        folder = shutil.copytree(INDEX, tmp_path / f"many{n}")
+        _phase_categories(folder, n)
+        assert {p.rule for p in validate_export(folder)} == rules
+
+
+def test_v2_uint32_codes_are_read_and_valid(tmp_path: Path) -> None:
+    import numpy as np
+
+    from cellucid_nb.format.reader import read_export
+
+    folder = shutil.copytree(V2, tmp_path / "u32")
+    path = folder / "obs" / "4.codes.u8.gz"
+    codes = np.frombuffer(gzip.decompress(path.read_bytes()), dtype=np.uint8).astype("<u4")
+    codes[codes == 255] = 4294967295
+    (folder / "obs" / "4.codes.u32.gz").write_bytes(gzip.compress(codes.tobytes(), mtime=0))
+    path.unlink()
+    def to_u32(m: dict) -> None:
+        m["_categoricalFields"][2][3:5] = ["uint32", 4294967295]
+
+    _edit(folder / "obs_manifest.json", to_u32)
+    assert validate_export(folder) == [], format_problems(validate_export(folder))
+    column = read_export(folder).obs_column("phase")
+    np.testing.assert_array_equal(column.cat.codes.to_numpy(), read_export(V2).obs_column("phase").cat.codes)
+
+
 def test_mixed_formats_name_the_file_and_what_was_expected(tmp_path: Path) -> None:
     folder = shutil.copytree(INDEX, tmp_path / "mixed")
     d_v2_identity_over_v1(folder)
