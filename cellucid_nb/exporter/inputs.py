@@ -445,6 +445,11 @@ def _check_obs(obs: Any, obs_keys: Any, n_cells: int, settings: ExportSettings) 
         series = obs[key]
         if isinstance(series, pd.DataFrame):
             raise ValueError(f"obs has several columns named {key!r}; expected unique column names.")
+        if series.dtype.kind == "c":
+            raise ValueError(
+                f"obs[{key!r}] has complex dtype {series.dtype}; expected real numbers (the imaginary part would be "
+                f"dropped): export e.g. np.abs(obs[{key!r}]) or its .real part as a column of its own."
+            )
         if obs_column_kind(series) == "continuous":
             if series.dtype.kind == "f" and series.dtype.itemsize > 4:  # also pandas' nullable Float64
                 wide = np.float64 if series.dtype.itemsize <= 8 else np.longdouble
@@ -568,6 +573,11 @@ def _check_genes(
         if isinstance(identifiers, str):
             raise TypeError(f"gene_identifiers={identifiers!r} is a string, expected a sequence of gene ids such as [{identifiers!r}].")
         requested = list(identifiers)
+        if not requested:
+            raise ValueError(
+                "gene_identifiers is empty: expected at least one gene id, or None for every gene "
+                "(leave gene_expression=None to export no genes)."
+            )
         unique = list(dict.fromkeys(requested))
         if len(unique) != len(requested):
             _warn(messages, f"gene_identifiers lists {len(requested) - len(unique)} gene(s) more than once; each is exported once.")

@@ -179,6 +179,8 @@ CASES = {
     "manifest_is_dir": (_set(connectivity_manifest_filename="var"), ValueError, r"connectivity_manifest_filename='var' collides with var_binary_dirname='var'"),
     "dir_is_vectors": (_set(obs_binary_dirname="vectors"), ValueError, r"obs_binary_dirname='vectors' collides with the vector fields folder"),
     "dir_is_points": (_set(obs_binary_dirname="points_2d.bin.gz"), ValueError, r"collides with the 2D embedding file"),
+    "obs_complex": (_set(obs=pd.DataFrame({"c": np.ones(N, complex)})), ValueError, r"obs\['c'\] has complex dtype complex128; expected real numbers"),
+    "gene_identifiers_empty": (_set(gene_identifiers=[]), ValueError, r"gene_identifiers is empty: expected at least one gene id, or None"),
     "out_dir_empty": (_set(out_dir=""), ValueError, r"out_dir='' is empty: expected a folder path"),
     "out_dir_blank": (_set(out_dir="  "), ValueError, r"out_dir='  ' is empty"),
     "out_dir_not_path": (_set(out_dir=3), TypeError, r"out_dir is a int, expected a path"),
