@@ -162,7 +162,7 @@ def measure_standalone(export: Path, browser) -> dict:
 
     with serve(export, port=0) as srv:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(srv.url + "?dim=2")
+        page.goto(srv.url + "&dim=2")
         page.wait_for_function("() => window.cellucidViewer && window.cellucidViewer.stats.timings.first_frame", timeout=120_000)
         first = page.evaluate("window.cellucidViewer.stats.t_mount + window.cellucidViewer.stats.timings.first_frame")
         result = _interaction(page)

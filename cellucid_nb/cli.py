@@ -112,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p_serve.add_argument("--port", type=int, default=8765, help="port; the next free one is used if taken")
     p_serve.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    p_serve.add_argument("--no-token", action="store_true",
+                         help="answer requests without the random token (anyone who can reach the port can read)")
+    p_serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                         help="let pages of this origin (https://example.org) read the answers (CORS); repeatable")
+    p_serve.add_argument("--allow-remote", action="store_true",
+                         help="needed with a --host that is not loopback (other machines can connect; token stays on)")
     return parser
 
 
@@ -282,7 +288,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if not args.directory.is_dir():
         raise CliError(f"{args.directory}: not a folder (expected an exports folder)")
-    with serve(args.directory, host=args.host, port=args.port, open_browser=not args.no_browser) as server:
+    try:
+        server_ = serve(args.directory, host=args.host, port=args.port, open_browser=not args.no_browser,
+                        token=None if args.no_token else "auto", allow_origins=args.allow_origin,
+                        allow_remote=args.allow_remote)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    with server_ as server:
         sys.stdout.write(f"serving {args.directory} at {server.url} (Ctrl+C to stop)\n")
         sys.stdout.flush()
         with contextlib.suppress(KeyboardInterrupt):

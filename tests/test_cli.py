@@ -116,9 +116,10 @@ def test_serve_answers_until_interrupted() -> None:
     try:
         line = proc.stdout.readline()  # "serving DIR at URL (Ctrl+C to stop)"
         assert line.startswith("serving "), (line, proc.stderr.read() if proc.poll() is not None else "")
-        url = line.split(" at ", 1)[1].split()[0].rstrip("/")
-        assert url.startswith("http://127.0.0.1:")
-        with urllib.request.urlopen(f"{url}/_cellucid/health", timeout=10) as response:
+        url = line.split(" at ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and "?token=" in url
+        base, token = url.split("?token=")
+        with urllib.request.urlopen(f"{base}_cellucid/health?token={token}", timeout=10) as response:
             assert response.status == 200
             assert json_mod.loads(response.read())
     finally:

@@ -1,12 +1,20 @@
-"""The HTTP server: endpoints, raw files, the viewer API, path safety, ports."""
+"""The HTTP server: endpoints, raw files, the viewer API, and that only its user can read it.
+
+One test per rule of issue 12 section 2 (foreign Origin, foreign Host, missing token,
+a dotfile, a staging folder, a non-export file in the root, an outward symlink, slow
+clients), over real sockets on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import socket
 import struct
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,7 +23,7 @@ import numpy as np
 import pytest
 
 from cellucid_nb.format.reader import read_export
-from cellucid_nb.server import CellucidServer, find_free_port, serve
+from cellucid_nb.server import TOKEN_HEADER, CellucidServer, find_free_port, serve
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cellucid_0_0_9"
 
@@ -27,25 +35,36 @@ def server():
     srv.stop()
 
 
-def get(srv, path, method="GET"):
+def get(srv, path, method="GET", headers=None, token=True, host=None):
+    """A raw request (no client-side normalisation of ".."), with the token header unless told."""
     conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
-    conn.request(method, path)  # raw path: no client-side normalisation of "..".
+    hdrs = dict(headers or {})
+    if token and srv.token:
+        hdrs.setdefault(TOKEN_HEADER, srv.token)
+    conn.putrequest(method, path, skip_host=True)
+    conn.putheader("Host", host if host is not None else f"127.0.0.1:{srv.port}")
+    for k, v in hdrs.items():
+        conn.putheader(k, v)
+    conn.endheaders()
     resp = conn.getresponse()
     body = resp.read()
     conn.close()
     return resp.status, dict(resp.getheaders()), body
 
 
-def test_binds_localhost_by_default(server):
+def test_binds_localhost_with_a_random_token(server):
     assert server.host == "127.0.0.1"
-    assert server.url == f"http://127.0.0.1:{server.port}/"
+    assert server.token and len(server.token) >= 24
+    assert server.url == f"http://127.0.0.1:{server.port}/?token={server.token}"
+    with serve(FIXTURES / "gzip_q8", port=0) as other:
+        assert other.token != server.token
 
 
 @pytest.mark.parametrize("endpoint", ["health", "info", "datasets"])
-def test_cellucid_endpoints_answer_json_with_cors(server, endpoint):
+def test_cellucid_endpoints_answer_json_without_cors(server, endpoint):
     status, headers, body = get(server, f"/_cellucid/{endpoint}")
     assert status == 200
-    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Origin" not in headers
     data = json.loads(body)
     if endpoint == "health":
         assert data["status"] == "ok"
@@ -55,11 +74,215 @@ def test_cellucid_endpoints_answer_json_with_cors(server, endpoint):
         assert data["n_datasets"] == 1 and data["port"] == server.port
 
 
-def test_preflight_is_allowed(server):
-    status, headers, _ = get(server, "/_cellucid/health", method="OPTIONS")
-    assert status == 204 and headers["Access-Control-Allow-Origin"] == "*"
+def test_no_answer_reveals_an_absolute_path(server):
+    root = str(FIXTURES.parent.parent.parent)
+    for path in ("/_cellucid/info", "/_cellucid/datasets", "/_cellucid/health", "/nope.bin", "/_cellucid/api/x/meta",
+                 "/_cellucid/api/ref_gzip_q8/meta", "/_cellucid/api/ref_gzip_q8/obs?key=missing", "/../x"):
+        status, _, body = get(server, path)
+        assert root.encode() not in body, (path, body[:200])
+        assert b"/work/" not in body and b"/tmp/" not in body, (path, body[:200])
+    info = json.loads(get(server, "/_cellucid/info")[2])
+    assert "data_dir" not in info
 
 
+# ---------------------------------------------------------------- rule: foreign Origin
+def test_foreign_origin_gets_no_cors_and_is_refused(server):
+    status, headers, body = get(server, "/_cellucid/datasets", headers={"Origin": "https://evil.example"})
+    assert status == 403 and "Access-Control-Allow-Origin" not in headers
+    assert b"ref_gzip_q8" not in body
+    status, headers, _ = get(server, "/_cellucid/datasets", method="OPTIONS", headers={"Origin": "https://evil.example"})
+    assert status == 403 and "Access-Control-Allow-Origin" not in headers
+    # the page's own origin is fine
+    status, headers, _ = get(server, "/_cellucid/datasets", headers={"Origin": f"http://127.0.0.1:{server.port}"})
+    assert status == 200 and "Access-Control-Allow-Origin" not in headers
+
+
+def test_allowed_origin_gets_cors_for_itself_only(tmp_path):
+    with serve(FIXTURES / "gzip_q8", port=0, allow_origins=["https://app.example"]) as srv:
+        status, headers, _ = get(srv, "/_cellucid/health", headers={"Origin": "https://app.example"})
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == "https://app.example"
+        assert headers["Vary"] == "Origin"
+        status, headers, _ = get(srv, "/_cellucid/health", method="OPTIONS", token=False,
+                                 headers={"Origin": "https://app.example", "Access-Control-Request-Headers": TOKEN_HEADER})
+        assert status == 204 and TOKEN_HEADER in headers["Access-Control-Allow-Headers"]
+        status, headers, _ = get(srv, "/_cellucid/health", headers={"Origin": "https://other.example"})
+        assert status == 403 and "Access-Control-Allow-Origin" not in headers
+    with pytest.raises(ValueError, match="not an origin"):
+        serve(FIXTURES / "gzip_q8", port=0, allow_origins=["app.example/path"])
+
+
+# ---------------------------------------------------------------- rule: foreign Host
+@pytest.mark.parametrize("host", ["evil.example:{port}", "127.0.0.1:1", "attacker.localhost.evil:{port}", "127.0.0.1"])
+def test_foreign_host_is_refused(server, host):
+    status, _, body = get(server, "/_cellucid/datasets", host=host.format(port=server.port))
+    assert status == 421, (host, status)
+    assert b"ref_gzip_q8" not in body
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}", "[::1]:{port}"])
+def test_loopback_hosts_are_accepted(server, host):
+    assert get(server, "/_cellucid/health", host=host.format(port=server.port))[0] == 200
+
+
+def test_missing_host_is_a_bad_request(server):
+    with socket.create_connection((server.host, server.port), timeout=5) as s:
+        s.sendall(f"GET /_cellucid/health HTTP/1.0\r\n{TOKEN_HEADER}: {server.token}\r\n\r\n".encode())
+        reply = s.recv(4096)
+    assert reply.startswith(b"HTTP/1.0 400") or reply.startswith(b"HTTP/1.1 400"), reply[:40]
+
+
+# ---------------------------------------------------------------- rule: missing token
+@pytest.mark.parametrize("path", ["/", "/_cellucid/datasets", "/_cellucid/api/ref_gzip_q8/meta", "/obs_manifest.json",
+                                  "/_cellucid/static/standalone.js"])
+def test_missing_or_wrong_token_is_403(server, path):
+    status, _, body = get(server, path, token=False)
+    assert status == 403 and b"token" in body
+    status, _, _ = get(server, path, token=False, headers={TOKEN_HEADER: "x" * len(server.token)})
+    assert status == 403
+    sep = "&" if "?" in path else "?"
+    assert get(server, f"{path}{sep}token={server.token}", token=False)[0] == 200
+
+
+def test_page_carries_the_token_to_its_assets(server):
+    status, headers, body = get(server, f"/?token={server.token}", token=False)
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert f"/_cellucid/static/standalone.js?token={server.token}".encode() in body
+    assert headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_no_token_when_turned_off():
+    with serve(FIXTURES / "gzip_q8", port=0, token=None) as srv:
+        assert srv.token is None and srv.url == f"http://127.0.0.1:{srv.port}/"
+        assert get(srv, "/_cellucid/datasets", token=False)[0] == 200
+    with pytest.raises(ValueError, match="at least 8"):
+        serve(FIXTURES / "gzip_q8", port=0, token="short")
+
+
+# ---------------------------------------------------------------- rule: only export files
+@pytest.fixture
+def cluttered(tmp_path):
+    """An exports root with one export, and beside / inside it things that must never be served."""
+    root = tmp_path / "root"
+    export = shutil.copytree(FIXTURES / "gzip_q8", root / "gzip_q8")
+    (root / ".env").write_text("SECRET=1")
+    (export / ".secret").write_text("SECRET=2")
+    (root / "notes.txt").write_text("SECRET=3")
+    (export / "notes.txt").write_text("SECRET=4")
+    staging = root / ".gzip_q8.staging-123-abc"
+    shutil.copytree(FIXTURES / "gzip_q8", staging)
+    (staging / "obs_manifest.json").write_text('{"SECRET": 5}')
+    old = root / ".gzip_q8.old-123-abc"
+    shutil.copytree(FIXTURES / "gzip_q8", old)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("SECRET=6")
+    return root
+
+
+@pytest.fixture
+def cluttered_server(cluttered):
+    with serve(cluttered, port=0) as srv:
+        yield srv
+
+
+def test_a_dotfile_is_not_served(cluttered_server):
+    for path in ("/.env", "/gzip_q8/.secret", "/%2eenv"):
+        status, _, body = get(cluttered_server, path)
+        assert status == 404 and b"SECRET" not in body, path
+
+
+def test_a_staging_folder_is_not_served(cluttered_server):
+    for path in ("/.gzip_q8.staging-123-abc/obs_manifest.json", "/.gzip_q8.old-123-abc/dataset_identity.json"):
+        status, _, body = get(cluttered_server, path)
+        assert status == 404 and b"SECRET" not in body and b"compact_v1" not in body, path
+    datasets = json.loads(get(cluttered_server, "/_cellucid/datasets")[2])["datasets"]
+    assert [d["path"] for d in datasets] == ["/gzip_q8/"]
+
+
+def test_a_non_export_file_in_the_root_is_not_served(cluttered_server):
+    for path in ("/notes.txt", "/gzip_q8/notes.txt", "/gzip_q8/"):
+        status, _, body = get(cluttered_server, path)
+        assert status == 404 and b"SECRET" not in body, path
+    # while the export's own files are
+    status, _, body = get(cluttered_server, "/gzip_q8/obs/cell_type.codes.u8.gz")
+    assert status == 200 and body == (FIXTURES / "gzip_q8" / "obs" / "cell_type.codes.u8.gz").read_bytes()
+
+
+def test_an_outward_symlink_is_not_served(tmp_path):
+    export = shutil.copytree(FIXTURES / "gzip_q8", tmp_path / "export")
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"SECRET" * 100)
+    target = export / "obs" / "score.values.u8.gz"
+    target.unlink()
+    os.symlink(secret, target)  # a payload the manifest names, now a link out of the export
+    os.symlink(tmp_path, export / "up")  # a folder link
+    with serve(export, port=0) as srv:
+        for path in ("/obs/score.values.u8.gz", "/up/secret.bin", "/up/export/obs_manifest.json"):
+            status, _, body = get(srv, path)
+            assert status == 404 and b"SECRET" not in body, path
+        # swapping a served file for a link after start is caught too
+        served = export / "points_2d.bin.gz"
+        served.unlink()
+        os.symlink(secret, served)
+        status, _, body = get(srv, "/points_2d.bin.gz")
+        assert status == 404 and b"SECRET" not in body
+
+
+def test_a_linked_export_folder_is_not_served(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copytree(FIXTURES / "gzip_q8", root / "real")
+    os.symlink(FIXTURES / "plain", root / "linked")
+    with serve(root, port=0) as srv:
+        datasets = json.loads(get(srv, "/_cellucid/datasets")[2])["datasets"]
+        assert [d["path"] for d in datasets] == ["/real/"]
+        assert get(srv, "/linked/obs_manifest.json")[0] == 404
+
+
+# ---------------------------------------------------------------- rule: slow clients
+def test_slow_clients_do_not_block_others_and_idle_ones_are_closed():
+    with serve(FIXTURES / "gzip_q8", port=0, idle_timeout=1.5) as srv:
+        slow = []
+        for _ in range(100):  # each sends half a request line and then nothing
+            s = socket.create_connection((srv.host, srv.port), timeout=10)
+            s.sendall(b"GET /_cellucid/hea")
+            slow.append(s)
+        try:
+            t0 = time.monotonic()
+            status, _, body = get(srv, "/_cellucid/health")
+            assert status == 200 and json.loads(body)["status"] == "ok"
+            assert time.monotonic() - t0 < 1.0, "a free client waited behind the slow ones"
+            # the idle ones are closed by the server after the timeout: recv sees EOF
+            slow[0].settimeout(10)
+            assert slow[0].recv(100) == b""
+            assert time.monotonic() - t0 < 8
+        finally:
+            for s in slow:
+                s.close()
+        # keep-alive connections that stay idle are closed too
+        conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+        conn.request("GET", "/_cellucid/health", headers={TOKEN_HEADER: srv.token})
+        conn.getresponse().read()
+        conn.sock.settimeout(10)
+        assert conn.sock.recv(10) == b""
+        conn.close()
+
+
+# ---------------------------------------------------------------- rule: non-loopback bind
+def test_non_loopback_bind_needs_an_explicit_option():
+    with pytest.raises(ValueError, match="allow_remote"):
+        serve(FIXTURES / "gzip_q8", host="0.0.0.0", port=0)
+    with pytest.warns(UserWarning, match="other machines"):
+        srv = serve(FIXTURES / "gzip_q8", host="0.0.0.0", port=0, allow_remote=True)
+    try:
+        assert srv.token  # the token stays on
+        assert get(srv, "/_cellucid/health", token=False)[0] == 403
+        assert get(srv, "/_cellucid/health", host=f"10.1.2.3:{srv.port}")[0] == 200  # an IP literal: no rebinding
+        assert get(srv, "/_cellucid/health", host=f"rebind.example:{srv.port}")[0] == 421
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------- files and the API
 def test_gz_files_are_served_as_raw_bytes(server):
     rel = "points_2d.bin.gz"
     status, headers, body = get(server, f"/{rel}")
@@ -127,20 +350,21 @@ def test_next_free_port_when_taken():
         assert find_free_port("127.0.0.1", taken) > taken
         with CellucidServer(FIXTURES / "plain", port=taken) as srv:
             assert srv.port != taken
-            with urllib.request.urlopen(srv.url + "_cellucid/health", timeout=5) as r:
+            req = urllib.request.Request(srv.base_url + "_cellucid/health", headers={TOKEN_HEADER: srv.token})
+            with urllib.request.urlopen(req, timeout=5) as r:
                 assert json.loads(r.read())["status"] == "ok"
+            with pytest.raises(urllib.error.HTTPError, match="403"):
+                urllib.request.urlopen(srv.base_url + "_cellucid/health", timeout=5)
 
 
 def test_a_folder_of_exports_lists_every_dataset(tmp_path):
     for name in ("plain", "gzip_q8"):
         shutil.copytree(FIXTURES / name, tmp_path / name)
     with serve(tmp_path, port=0) as srv:
-        with urllib.request.urlopen(srv.url + "_cellucid/datasets", timeout=5) as r:
-            datasets = json.loads(r.read())["datasets"]
+        datasets = json.loads(get(srv, "/_cellucid/datasets")[2])["datasets"]
         assert {d["id"] for d in datasets} == {"ref_plain", "ref_gzip_q8"}
         assert {d["path"] for d in datasets} == {"/plain/", "/gzip_q8/"}
-        with urllib.request.urlopen(srv.url + "plain/obs_manifest.json", timeout=5) as r:
-            assert json.loads(r.read())["_format"] == "compact_v1"
+        assert json.loads(get(srv, "/plain/obs_manifest.json")[2])["_format"] == "compact_v1"
 
 
 def test_refuses_folders_without_exports(tmp_path):
@@ -148,3 +372,17 @@ def test_refuses_folders_without_exports(tmp_path):
         serve(tmp_path)
     with pytest.raises(FileNotFoundError):
         serve(tmp_path / "missing")
+
+
+def test_concurrent_requests_are_answered(server):
+    results = []
+
+    def worker():
+        results.append(get(server, "/_cellucid/api/ref_gzip_q8/points?dim=3")[0])
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [200] * 16

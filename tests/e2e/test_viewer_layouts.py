@@ -23,7 +23,7 @@ def test_viewer_draws_index_and_v2_exports(page, tmp_path, fixture):
     reader = read_export(folder)
     srv = serve(folder, port=0)
     try:
-        open_viewer(page, srv.url + "?dim=2")
+        open_viewer(page, srv.url + "&dim=2")
         page.select_option(".cnb-field", "obs:bulk_labels")
         wait_drawn(page, field="obs:bulk_labels", dim=2)
         two = canvas_pixels(page, name=f"layouts_{fixture.split('/')[0]}_2d")

@@ -43,7 +43,7 @@ def wait_drawn(page, field=None, dim=None):
 
 
 def test_known_export_draws_in_its_colours(page, known_server):
-    open_viewer(page, known_server.url + "?dim=2")
+    open_viewer(page, known_server.url + "&dim=2")
     px = canvas_pixels(page, name="standalone_known_2d")
     h, w, _ = px.shape
     red, blue = color_mask(px, RED), color_mask(px, BLUE)
@@ -59,7 +59,7 @@ def test_known_export_draws_in_its_colours(page, known_server):
 
 
 def test_switching_field_and_dimension_changes_the_picture(page, known_server):
-    open_viewer(page, known_server.url + "?dim=2")
+    open_viewer(page, known_server.url + "&dim=2")
     before = canvas_pixels(page)
     page.select_option(".cnb-field", "obs:score")
     wait_drawn(page, field="obs:score")
@@ -83,7 +83,7 @@ def test_switching_field_and_dimension_changes_the_picture(page, known_server):
 
 
 def test_gene_search_and_legend_clicks(page, known_server):
-    open_viewer(page, known_server.url + "?dim=2")
+    open_viewer(page, known_server.url + "&dim=2")
     page.fill(".cnb-gene", "g1")
     page.wait_for_selector(".cnb-gene-item[data-gene='G1']")
     page.keyboard.press("Enter")
@@ -110,7 +110,7 @@ def test_gene_search_and_legend_clicks(page, known_server):
 
 
 def test_lasso_selects_the_cells_inside(page, known_server):
-    open_viewer(page, known_server.url + "?dim=2")
+    open_viewer(page, known_server.url + "&dim=2")
     page.click(".cnb-tools button[data-value='lasso']")
     box = page.locator(".cnb-canvas").bounding_box()
     x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
@@ -134,14 +134,14 @@ def test_a_cellucid_0_0_9_export_draws(page, tmp_path):
     out = make_known_export(tmp_path / "ref", n_cells=600, colors=False)
     assert not (out / "cellucid_nb.json").exists()
     with serve(out, port=0) as srv:
-        open_viewer(page, srv.url + "?dim=2")
+        open_viewer(page, srv.url + "&dim=2")
         px = canvas_pixels(page, name="standalone_reference_0_0_9")
     assert color_mask(px, "#1f77b4").sum() > 200 and color_mask(px, "#ff7f0e").sum() > 200
 
 
 def test_reference_fixture_with_1d_and_uint16_codes(page):
     with serve(FIXTURES / "gzip_q16_u16", port=0) as srv:
-        open_viewer(page, srv.url + "?dim=1")
+        open_viewer(page, srv.url + "&dim=1")
         assert page.evaluate("window.cellucidViewer.state.dim") == 1
         px = canvas_pixels(page, name="standalone_fixture_1d")
         assert non_background(px).sum() > 50
