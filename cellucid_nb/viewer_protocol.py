@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -71,7 +71,7 @@ class _BadMessage(ValueError):
         self.rid = rid
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int | np.integer]:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
@@ -149,7 +149,7 @@ def pack_arrays(arrays: Sequence[tuple[str, np.ndarray]]) -> tuple[list[dict], b
 class _Transfer:
     """One response being sent in acknowledged chunks."""
 
-    id: int
+    id: str | int  # the request id as sent
     header: dict
     blob: memoryview
     chunk_bytes: int
@@ -321,7 +321,7 @@ class ViewerBackend:
         self._send = send
         self.chunk_bytes = int(chunk_bytes)
         self.window = max(1, int(window))
-        self._transfers: dict[int, _Transfer] = {}
+        self._transfers: dict[str | int, _Transfer] = {}
         self._selected = np.zeros(0, dtype=np.int64)
         self._select_callbacks: list[Callable[[np.ndarray], None]] = []
         self._event_callbacks: list[Callable[[str, dict], None]] = []
@@ -452,7 +452,7 @@ class ViewerBackend:
             del self._transfers[rid]
 
     def _send_chunk(self, t: _Transfer, seq: int | None) -> None:
-        content = {
+        content: dict[str, Any] = {
             "type": MESSAGE_PREFIX + "response",
             "id": t.id,
             "seq": seq if seq is not None else 0,
