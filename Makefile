@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup python-deps node-deps chromium build demo test test-fast bench clean
+.PHONY: setup python-deps node-deps chromium nginx build demo lint test test-fast docs-images bench clean
 
 setup: python-deps node-deps build
 
@@ -30,19 +30,43 @@ chromium:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The static-site tests serve a published site with Debian's nginx (started by the test on 127.0.0.1).
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  echo "installing Debian's nginx for the static-site tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+
 build: node-deps
 	node js/build.mjs
 
 # Main job: JupyterLab open on the quick-start notebook (scanpy's bundled pbmc68k_reduced).
 # JupyterLab refuses to run as root unless told; containers and CI machines often are root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# Opens the notebook itself (/lab/tree/...), not the Launcher.
 demo: setup
-	cd notebooks && ../$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ALLOW_ROOT) 01_quickstart.ipynb
+	cd notebooks && ../$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ALLOW_ROOT) \
+	  --ServerApp.default_url=/lab/tree/01_quickstart.ipynb
 
-# Every test: JS unit tests, Python unit tests, browser tests, notebooks under nbval.
-test: setup chromium
-	node --test js/tests/
+# Static checks: ruff (lint), mypy (Python types), tsc --checkJs (JS types).
+lint: setup
+	$(BIN)/ruff check cellucid_nb tests benchmarks
+	$(BIN)/mypy
+	npm run --silent typecheck
+
+# Every test: static checks, JS unit tests with line coverage over every js/ source (>= 80 %),
+# Python unit tests, browser tests, notebooks under nbval.
+test: setup chromium nginx lint
+	npm run --silent coverage
 	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+
+# Unit tests only (JS and Python; no browser, no notebooks): a couple of minutes.
+test-fast: setup
+	node --test js/tests/
+	$(BIN)/python -m pytest tests -m "not browser" -p no:cacheprovider -q
+
+# Screenshots for the README (docs/images/), taken by the wizard's browser test.
+docs-images: setup chromium
+	CELLUCID_DOCS_IMAGES=1 $(BIN)/python -m pytest tests/e2e/test_wizard_lab.py -p no:cacheprovider -q
 
 bench: setup
 	$(BIN)/python -m benchmarks.run_all
