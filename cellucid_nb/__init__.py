@@ -22,6 +22,8 @@ _EXPORTS = {
     "ExportReader": "cellucid_nb.format.reader",
     "validate_export": "cellucid_nb.format.validator",
     "Problem": "cellucid_nb.format.validator",
+    "detect_format": "cellucid_nb.format.layouts",
+    "FormatError": "cellucid_nb.format.layouts",
     "inspect": "cellucid_nb.adata.inspection",
     "DatasetSummary": "cellucid_nb.adata.inspection",
     "ExportPlan": "cellucid_nb.adata.plan",
@@ -57,6 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from cellucid_nb.exporter.prepare import prepare
     from cellucid_nb.exporter.progress import ExportCancelled, ExportResult, ProgressEvent
     from cellucid_nb.format.datasets import generate_datasets_manifest
+    from cellucid_nb.format.layouts import FormatError, detect_format
     from cellucid_nb.format.reader import ExportReader, read_export
     from cellucid_nb.format.validator import Problem, validate_export
     from cellucid_nb.adata.inspection import DatasetSummary, inspect
