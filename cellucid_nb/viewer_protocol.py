@@ -8,6 +8,13 @@ JS -> Python
     ``{"type": "viewer:request", "id": str | int, "kind": str, "args": dict}``
         kinds and args: ``meta`` {}; ``points`` {dim}; ``obs`` {key};
         ``gene`` {gene}; ``edges`` {}; ``vectors`` {field, dim}.
+        Progressive loading (large exports): ``points``, ``obs``, ``gene`` and
+        ``vectors`` also take ``order="permuted"`` with ``start``/``stop``: the
+        answer holds the cells at draw positions ``[start, stop)`` of the fixed
+        pseudo-random draw order of :mod:`cellucid_nb.viewer_order` (a prefix is
+        a uniform subsample), and its header repeats ``order``, ``start``, ``stop``.
+        ``edges`` with ``order="permuted"`` gives the pairs as draw positions.
+        ``meta["order"]`` says how the front-end recomputes that order.
     ``{"type": "viewer:ack", "id": str | int, "seq": int}``
         one per received chunk; the next chunk goes out only when the window
         of unacknowledged chunks has room, so a dropped message stalls the
@@ -37,6 +44,7 @@ import json
 import logging
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +54,7 @@ import numpy as np
 
 # Imported with the module (it pulls in pandas) so that show() itself stays fast.
 from cellucid_nb.format.reader import read_export
+from cellucid_nb.viewer_order import draw_order_slice, draw_positions, order_spec
 
 __all__ = ["ViewerBackend", "build_response", "build_meta", "frame_response", "MESSAGE_PREFIX", "FRAME_MAGIC"]
 
@@ -212,8 +221,67 @@ def build_meta(reader: Any) -> dict:
             "has_edges": conn is not None,
             "n_edges": int(conn["n_edges"]) if conn else 0,
             "vectors": vectors,
+            "order": order_spec(),
         }
     )
+
+
+#: Full per-cell arrays kept between the chunk requests of a progressive load
+#: (reader, kind, key) -> array; a few entries, so a 10^7-cell stream reads each file once.
+_FULL_CACHE: OrderedDict[tuple, tuple[Any, np.ndarray]] = OrderedDict()
+_FULL_CACHE_SIZE = 4
+
+
+def _full_array(reader: Any, key: tuple, load: Callable[[], np.ndarray]) -> np.ndarray:
+    """``load()`` once per (reader, key) while it is among the last few used."""
+    ck = (id(reader), *key)
+    hit = _FULL_CACHE.get(ck)
+    if hit is not None and hit[0] is reader:
+        _FULL_CACHE.move_to_end(ck)
+        return hit[1]
+    arr = load()
+    _FULL_CACHE[ck] = (reader, arr)  # the reader is held so its id is not reused meanwhile
+    while len(_FULL_CACHE) > _FULL_CACHE_SIZE:
+        _FULL_CACHE.popitem(last=False)
+    return arr
+
+
+def _int_arg(args: dict, name: str, default: int, kind: str) -> int:
+    value = args.get(name, default)
+    try:
+        return int(value)  # HTTP query values arrive as strings
+    except (TypeError, ValueError):
+        raise ValueError(f"{kind}: argument {name}={value!r:.40} is not an integer") from None
+
+
+def _wants_permuted(kind: str, args: dict) -> bool:
+    """Does the request ask for the draw order (``order="permuted"``)?"""
+    order = args.get("order")
+    if order in (None, "", "original"):
+        return False
+    if order != "permuted":
+        raise ValueError(f"{kind}: order={order!r:.40} is not known, expected 'permuted' or 'original'")
+    return True
+
+
+def _draw_slice(reader: Any, kind: str, args: dict) -> tuple[np.ndarray, int, int] | None:
+    """The cells of ``args``' draw-order slice, or None when the original order is asked."""
+    if not _wants_permuted(kind, args):
+        return None
+    n = int(reader.n_cells)
+    start, stop = _int_arg(args, "start", 0, kind), _int_arg(args, "stop", n, kind)
+    if not 0 <= start <= stop <= n:
+        raise ValueError(f"{kind}: slice start={start}, stop={stop} is not within 0 <= start <= stop <= n_cells={n}")
+    return draw_order_slice(n, start, stop), start, stop
+
+
+def _sliced(reader: Any, kind: str, args: dict, key: tuple, load: Callable[[], np.ndarray]) -> tuple[np.ndarray, dict]:
+    """The whole array (original order), or the rows of a draw-order slice and its header keys."""
+    part = _draw_slice(reader, kind, args)
+    if part is None:
+        return load(), {}
+    cells, start, stop = part
+    return _full_array(reader, key, load)[cells], {"order": "permuted", "start": start, "stop": stop}
 
 
 def _require(args: dict, name: str, kind: str) -> Any:
@@ -245,45 +313,49 @@ def build_response(reader: Any, kind: str, args: dict | None = None) -> tuple[di
         dim = int(_require(args, "dim", kind))
         if dim not in reader.dimensions:
             raise ValueError(f"points: dimension {dim} is not in the export, which has {list(reader.dimensions)}")
-        pts = np.asarray(reader.points(dim), dtype=np.float32)
+        pts, extra = _sliced(reader, kind, args, ("points", dim), lambda: np.asarray(reader.points(dim), dtype=np.float32))
         specs, blob = pack_arrays([("points", pts)])
-        return {"arrays": specs, "dim": dim}, blob
+        return {"arrays": specs, "dim": dim, **extra}, blob
     if kind == "obs":
         key = str(_require(args, "key", kind))
         if key not in reader.obs_keys:
             raise KeyError(f"obs field {key!r} is not in the export; fields: {list(reader.obs_keys)[:20]}")
         info = reader.obs_field_info(key)
-        raw = np.asarray(reader.obs_raw(key))
+        raw, extra = _sliced(reader, kind, args, ("obs", key), lambda: np.asarray(reader.obs_raw(key)))
         specs, blob = pack_arrays([("values", raw)])
         header = {"arrays": specs, "key": key, "kind": info.kind, "bits": info.bits, "min": info.min, "max": info.max,
-                  "missing_code": info.missing_code}
+                  "missing_code": info.missing_code, **extra}
         return _jsonable(header), blob
     if kind == "gene":
         gene = str(_require(args, "gene", kind))
         if gene not in reader.genes:
             raise KeyError(f"gene {gene!r} is not in the export ({len(reader.genes)} genes exported)")
         lo, hi, bits = reader.gene_info(gene)
-        raw = np.asarray(reader.gene_raw(gene))
+        raw, extra = _sliced(reader, kind, args, ("gene", gene), lambda: np.asarray(reader.gene_raw(gene)))
         specs, blob = pack_arrays([("values", raw)])
-        return _jsonable({"arrays": specs, "gene": gene, "bits": bits, "min": lo, "max": hi}), blob
+        return _jsonable({"arrays": specs, "gene": gene, "bits": bits, "min": lo, "max": hi, **extra}), blob
     if kind == "edges":
         if reader.connectivity_manifest is None:
             raise ValueError("edges: the export has no connectivity (no connectivity_manifest.json)")
         src, dst, _weights = reader.edges()
+        permuted = _wants_permuted(kind, args)
+        if permuted:  # the front-end's position buffer is in draw order
+            src, dst = draw_positions(int(reader.n_cells), src), draw_positions(int(reader.n_cells), dst)
         # Interleave (src, dst) so the browser can use it directly as a gl.LINES index buffer.
         pairs = np.empty(2 * len(src), dtype=np.uint32 if int(reader.n_cells) > 65536 else np.uint16)
         pairs[0::2] = src
         pairs[1::2] = dst
         specs, blob = pack_arrays([("pairs", pairs)])
-        return {"arrays": specs, "n_edges": int(len(src))}, blob
+        return {"arrays": specs, "n_edges": int(len(src)), **({"order": "permuted"} if permuted else {})}, blob
     if kind == "vectors":
         field_id = str(_require(args, "field", kind))
         dim = int(_require(args, "dim", kind))
         if field_id not in (reader.vector_fields or {}):
             raise KeyError(f"vector field {field_id!r} is not in the export; fields: {sorted(reader.vector_fields or {})}")
-        vec = np.asarray(reader.vector_field(field_id, dim), dtype=np.float32)
+        vec, extra = _sliced(reader, kind, args, ("vectors", field_id, dim),
+                             lambda: np.asarray(reader.vector_field(field_id, dim), dtype=np.float32))
         specs, blob = pack_arrays([("vectors", vec)])
-        return {"arrays": specs, "field": field_id, "dim": dim}, blob
+        return {"arrays": specs, "field": field_id, "dim": dim, **extra}, blob
     raise ValueError(f"unknown viewer request kind {kind!r}; expected meta, points, obs, gene, edges or vectors")
 
 

@@ -20,6 +20,7 @@ LAYERS = [
     ("cellucid_nb.exporter", 2, "exporter"),
     ("cellucid_nb.adata", 3, "adata"),
     ("cellucid_nb.viewer_protocol", 4, "viewer_protocol"),
+    ("cellucid_nb.viewer_order", 4, "viewer_protocol"),
     ("cellucid_nb.widgets", 5, "widgets"),
     ("cellucid_nb.server", 5, "server"),
     ("cellucid_nb.publish", 5, "publish"),
