@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from .graph_blocks import extract_edges_blocked
 from .inputs import ExportInputs
 from .runner import ExportRunner
 
@@ -107,12 +108,13 @@ def write_graph(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any] | 
         return None
     settings = inputs.settings
     folder = settings.connectivity_binary_dirname
-    src, dst, weights, most = extract_edges(inputs.connectivity)
     dtype = index_dtype_for(inputs.n_cells)
+    # extract_edges' result by blocks of rows, at about half its memory and time (graph_blocks.py).
+    src, dst, weights, most = extract_edges_blocked(inputs.connectivity, dtype)
     runner.mkdir(folder)
-    src_path = runner.write_array(f"{folder}/{EDGE_FILES[0]}", src.astype(dtype), items=0)
-    dst_path = runner.write_array(f"{folder}/{EDGE_FILES[1]}", dst.astype(dtype), items=0)
-    w_path = runner.write_array(f"{folder}/{EDGE_FILES[2]}", weights.astype("<f8"), items=1)
+    src_path = runner.write_array(f"{folder}/{EDGE_FILES[0]}", src, items=0)
+    dst_path = runner.write_array(f"{folder}/{EDGE_FILES[1]}", dst, items=0)
+    w_path = runner.write_array(f"{folder}/{EDGE_FILES[2]}", weights, items=1)
     manifest = connectivity_manifest(
         inputs.n_cells, int(src.shape[0]), most, (src_path, dst_path, w_path), settings.compression
     )
