@@ -245,3 +245,24 @@ def test_cli_memory_limit(data, tmp_path, capsys):
     assert cli_main(["export", path, str(tmp_path / "b"), "--memory-limit", "1MB", "--no-progress"]) != 0
     assert "too small for one chunk" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_blocked_graph_edges_equal_extract_edges(seed, monkeypatch):
+    from cellucid_nb.exporter import graph_blocks
+    from cellucid_nb.exporter.graph import extract_edges
+
+    monkeypatch.setattr(graph_blocks, "BLOCK_ENTRIES", 500)
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 2500))
+    m = sparse.random(n, n, density=float(rng.uniform(0.001, 0.02)), random_state=seed, format="csr", dtype=np.float32)
+    if seed % 2:
+        m = m + m.T  # symmetric, as scanpy's
+    if seed % 3 == 0:
+        m.setdiag(rng.random(n).astype(np.float32))  # the diagonal is dropped
+        m.data[::5] = 0  # explicit zeros are dropped
+    src, dst, weights, most = extract_edges(m)
+    got = graph_blocks.extract_edges_blocked(m, "<u4")
+    assert got[0].dtype == np.dtype("<u4") and got[2].dtype == np.dtype("<f8")
+    assert np.array_equal(got[0], src) and np.array_equal(got[1], dst)
+    assert got[2].tobytes() == weights.astype("<f8").tobytes() and got[3] == most

@@ -84,10 +84,11 @@ def write_records(path: str | Path, chunks: Any, n_rows: int) -> list[SpillRecor
             rows = csc.indices.astype(dtype)
             if start:
                 rows += start
-            handle.write(memoryview(np.ascontiguousarray(rows)).cast("B"))
-            handle.write(memoryview(np.ascontiguousarray(csc.data, dtype="<f4")).cast("B"))
+            handle.write(np.ascontiguousarray(rows).data.cast("B"))
+            handle.write(np.ascontiguousarray(csc.data, dtype="<f4").data.cast("B"))
             records.append(SpillRecord(str(path), offset, cum, dtype))
             offset += rows.nbytes + 4 * int(cum[-1])
+            del chunk, csc, rows  # before the next chunk is taken
     return records
 
 
