@@ -318,6 +318,9 @@ def detect_layout(identity: Any, manifests: dict[str, Any], names: dict[str, str
         raise FormatError(f"{ident} holds a {type(identity).__name__}, expected a JSON object")
     version = identity.get("version")
     by_version = {spec.IDENTITY_VERSION: spec.FORMAT_NAME, V2_IDENTITY_VERSION: V2_FORMAT_NAME}
+    if version is None:  # an identity without a version: the manifests' _format decides (validators report it)
+        formats = {m.get("_format") for m in manifests.values() if isinstance(m, dict)} - {None}
+        version = V2_IDENTITY_VERSION if formats == {V2_FORMAT_NAME} else spec.IDENTITY_VERSION
     if isinstance(version, bool) or not isinstance(version, int) or version not in by_version:
         raise FormatError(f"{ident}: version {version!r} is not a Cellucid exports version we know; expected "
                           f"{spec.IDENTITY_VERSION} (compact_v1) or {V2_IDENTITY_VERSION} (compact_v2)")
