@@ -34,9 +34,10 @@ from pathlib import Path
 
 from ..format.leftovers import find_leftovers, old_prefix, owner_pid, pid_alive
 from ..format.spec import SIDECAR_FILE
+from .locking import ExportLock
 from .ownership import owned_files, scan_files
 
-__all__ = ["replace_folder", "finish_replace", "recover", "folder_bytes"]
+__all__ = ["replace_folder", "finish_replace", "recover", "repair", "folder_bytes"]
 
 logger = logging.getLogger(__name__)
 
@@ -193,3 +194,26 @@ def recover(out_dir: Path, manifests: Iterable[str] = (), dirs: Iterable[str] = 
     for text in messages:
         logger.warning("%s: %s", out_dir, text)
     return messages
+
+
+def repair(out_dir: str | os.PathLike[str]) -> list[str]:
+    """Repair the leftovers of interrupted exports beside ``out_dir`` now, without exporting.
+
+    Takes the export lock (fails at once if an export is running), then does what
+    the next export would do first: see :func:`recover`.
+
+    Parameters
+    ----------
+    out_dir
+        The export folder.
+
+    Returns
+    -------
+    list of str
+        What was done, one sentence per repair (empty: nothing to repair).
+    """
+    path = Path(os.path.abspath(out_dir))
+    if not path.parent.is_dir():
+        return []
+    with ExportLock(path):
+        return recover(path)

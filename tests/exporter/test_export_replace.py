@@ -381,3 +381,17 @@ def test_a_users_file_that_cannot_go_back_stays_aside_with_a_warning(tmp_path: P
     (aside,) = find_leftovers(out).old
     assert (aside / "var" / "G0.values.u8.gz").read_bytes() == b"user bytes"  # never deleted
     assert sorted(p.name for p in aside.rglob("*")) == ["G0.values.u8.gz", "var"]
+
+
+def test_repair_without_exporting(tmp_path: Path) -> None:
+    from cellucid_nb.exporter.swap import repair
+
+    out = tmp_path / "export"
+    prepare(out_dir=out, **make_kwargs(n=N))
+    before = snapshot(out)
+    _kill(_start_child(out, "between"))
+    assert not out.exists()
+    (message,) = [m for m in repair(out) if m.startswith("restored")]
+    assert "a replace was interrupted between its two renames" in message
+    assert snapshot(out) == before and siblings(out) == ["export"] and validate_export(out) == []
+    assert repair(out) == []  # nothing left to do
