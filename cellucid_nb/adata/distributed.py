@@ -94,8 +94,8 @@ def _submit(client: Any, source: RowSource, columns: np.ndarray, spill: SpillDir
         blocks = source.matrix.to_delayed().ravel()
         starts = np.concatenate([[0], np.cumsum(source.matrix.chunks[0])[:-1]]).astype(np.int64)
         tasks = [dask.delayed(_spill_block_task)(block, int(start), columns, str(spill.file(f"rows_{start:012d}.bin")), n)
-                 for block, start in zip(blocks, starts)]
-        for future, rows in zip(client.compute(tasks, retries=TASK_RETRIES), source.matrix.chunks[0]):
+                 for block, start in zip(blocks, starts, strict=True)]  # one column chunk: one block per row chunk
+        for future, rows in zip(client.compute(tasks, retries=TASK_RETRIES), source.matrix.chunks[0], strict=True):
             futures[future] = int(rows)
         return futures
     for start, stop in source.row_chunks(chunk_rows):

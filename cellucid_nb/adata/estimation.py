@@ -38,11 +38,11 @@ from scipy import sparse
 
 from cellucid_nb.adata import estimation_sampling as sampling
 from cellucid_nb.adata.estimation_sampling import GZIP_OVERHEAD, RecordingRunner, json_len
-from cellucid_nb.format import codecs
-from cellucid_nb.format.layouts import LAYOUTS
 from cellucid_nb.adata.gene_choice import gene_ids
 from cellucid_nb.adata.inspection import expression_matrix, expression_var, inspect
 from cellucid_nb.adata.plan import ExportPlan
+from cellucid_nb.format import codecs
+from cellucid_nb.format.layouts import LAYOUTS
 
 __all__ = ["SizeEstimate", "estimate", "format_bytes", "block_size", "disk_bytes", "FULL_GENES", "FULL_GENE_VALUES", "SAMPLED_GENES"]
 
@@ -245,6 +245,8 @@ def _sample_inputs(adata: Any, plan: ExportPlan, sample: _Sample, target: Path, 
     if sample.sub_matrix is sample.source_matrix:
         kw.update(prepare_kwargs(adata, plan))
     else:
+        # a sub-matrix apart from the source exists only for a gene sample of an expression source
+        assert plan.expression_source is not None and sample.gene_cols is not None and sample.sampled is not None
         var = expression_var(adata, plan.expression_source)
         picked = sample.gene_cols[sample.sampled]
         kw.update(prepare_kwargs(adata, plan, sample.sub_matrix, var.iloc[picked]))
@@ -358,13 +360,14 @@ def _gene_part(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample, plan
     elif not plan.compression:
         sizes = np.full(k, float(sample.n * spec.numpy_dtype.itemsize))
     else:
+        assert sample.sampled is not None  # _choose_sample picks genes whenever there are any
         # the dry run numbered only the sampled genes, 0..m-1
         picked = [f"{var_dir}{j}{tail}" for j in range(len(sample.sampled))] if index_layout else \
             [names[i] for i in sample.sampled]
         rates = np.array([(recorded[r][1] - GZIP_OVERHEAD) / sample.m for r in picked])
         density = sample.density if sample.density is not None else np.zeros(k)
         sizes = sampling.stratified_rates(density, sample.sampled, rates) * sample.n + GZIP_OVERHEAD
-    totals.files.update(zip(names, np.rint(sizes).astype(np.int64).tolist()))
+    totals.files.update(zip(names, np.rint(sizes).astype(np.int64).tolist(), strict=True))
     totals.add("genes", var_dir, int(round(float(sizes.sum()))), k, sample.exact or not plan.compression)
 
 
@@ -413,6 +416,7 @@ def _manifest_parts(totals: _Totals, run: _DryRun, inputs: Any, sample: _Sample,
             from cellucid_nb.exporter.genes import block_ranges
 
             indexed = settings.layout == "index"  # [index, gene, ...]: the index adds "i, " per gene
+            assert sample.gene_cols is not None  # a var manifest means genes were chosen
             fields = sampling.full_var_fields(
                 [f[1:] for f in run.var_manifest["fields"]] if indexed else run.var_manifest["fields"],
                 sample.gene_names, plan.var_quantization, sample.source_matrix,

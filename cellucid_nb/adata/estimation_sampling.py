@@ -131,7 +131,7 @@ def row_sample(n: int) -> np.ndarray:
 def _segments(rows: np.ndarray) -> list[tuple[int, int]]:
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1
     bounds = np.concatenate([[0], breaks, [rows.shape[0]]])
-    return [(int(rows[a]), int(rows[b - 1]) + 1) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [(int(rows[a]), int(rows[b - 1]) + 1) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def sample_density(matrix: Any, rows: np.ndarray, n_genes: int) -> tuple[np.ndarray, Any]:
@@ -148,9 +148,10 @@ def sample_density(matrix: Any, rows: np.ndarray, n_genes: int) -> tuple[np.ndar
         return counts / max(rows.shape[0], 1), None
     pieces = []
     for a, b in segs:
-        block = matrix[a:b]
-        pieces.append(sparse.csr_matrix(block) if sparse.issparse(block) else np.asarray(block))
-    block = sparse.vstack(pieces, format="csr") if sparse.issparse(pieces[0]) else np.concatenate(pieces)
+        part = matrix[a:b]
+        pieces.append(sparse.csr_matrix(part) if sparse.issparse(part) else np.asarray(part))
+    # CSR or dense: scipy's sparse types are not visible to the type checker
+    block: Any = sparse.vstack(pieces, format="csr") if sparse.issparse(pieces[0]) else np.concatenate(pieces)
     if sparse.issparse(block):
         counts = np.bincount(block.indices, minlength=n_genes)
     else:
@@ -292,7 +293,7 @@ def full_var_fields(sample_fields: list, gene_names: list[str], bits: int | None
         floats = 0
         for block in iter_column_blocks(matrix, cols):
             lo, hi = block_ranges(block, n)
-            floats += sum(float_field_len(a, b) for a, b in zip(lo.tolist(), hi.tolist()))
+            floats += sum(float_field_len(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True))
         return ids_len + structure + floats
     sample = [(float_field_len(f[1], f[2])) for f in sample_fields] or [40]
     return ids_len + structure + int(round(np.mean(sample) * count))
