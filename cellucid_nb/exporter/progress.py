@@ -68,7 +68,7 @@ class ExportResult:
     warnings
         Warning messages issued during the export.
     skipped
-        Relative paths of existing files that were kept (``force=False``).
+        Relative paths of existing payloads reused because their bytes equal the new ones (``force=False``).
     """
 
     path: Path
