@@ -1,4 +1,4 @@
-// Wire format shared by the comm and HTTP transports (see viewer_backend.py for the
+// Wire format shared by the comm and HTTP transports (see cellucid_nb/viewer_protocol.py for the
 // full protocol). A response is a JSON header plus one binary blob; the header's
 // `arrays` list says where each typed array sits in the blob.
 

@@ -3,7 +3,7 @@
 //   onCommand(cb) -> unsubscribe      (Python -> JS commands: highlight, reset_view, ...)
 //   sendSelection(Uint32Array)        (JS -> Python, comm only; HTTP keeps it local)
 //   destroy()
-// The comm protocol is documented at the top of cellucid_nb/widgets/viewer_backend.py.
+// The comm protocol is documented at the top of cellucid_nb/viewer_protocol.py.
 import { MESSAGE_PREFIX, arraysFromBlob, asBytes, parseFramed } from "./protocol.js";
 
 export const DEFAULT_TIMEOUT_MS = 30000;

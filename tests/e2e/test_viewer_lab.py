@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conftest import (
-    ARTIFACTS, KNOWN_COLORS, canvas_pixels, cell_output_text, color_mask, make_known_export,
+    ARTIFACTS, KNOWN_COLORS, canvas_pixels, cell_output_text, color_mask, make_known_export, non_background,
     run_notebook_in_lab, wait_kernel_idle, write_notebook,
 )
 
@@ -68,3 +68,29 @@ def test_show_draws_and_box_selection_reaches_python(page, jupyter_lab):
     page.wait_for_timeout(300)
     score = canvas_pixels(page, name="lab_viewer_score")
     assert color_mask(score, KNOWN_COLORS["group"][0]).sum() < 50, "no red left once coloured by score"
+
+
+def test_show_keeps_the_colour_field_it_was_given(page, jupyter_lab):
+    """show(path, color_field=...) colours by that field from the first frame, and Python keeps it."""
+    make_known_export(jupyter_lab.root / "known")
+    nb = write_notebook(
+        jupyter_lab.root / "field.ipynb",
+        [
+            "import cellucid_nb\nv = cellucid_nb.show('known', color_field='obs:score', height=420)\nv",
+            "print('FIELD', v.color_field)",
+        ],
+    )
+    run_notebook_in_lab(page, jupyter_lab, nb)
+    page.wait_for_function(
+        "() => [...(window.__cellucidViewers || [])].some((c) => c.stats.timings.first_frame)", timeout=60_000
+    )
+    assert page.evaluate("() => [...window.__cellucidViewers].map((c) => c.state.colorField)") == ["obs:score"]
+    px = canvas_pixels(page, name="lab_viewer_given_field")
+    # coloured by the continuous score, not by the first categorical ("group": red / blue)
+    assert color_mask(px, KNOWN_COLORS["group"][0]).sum() < 50
+    assert non_background(px).sum() > 300
+    # run the second cell again now that the front-end has started: the trait was not reset
+    page.locator(".jp-Notebook .jp-CodeCell").nth(1).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    wait_kernel_idle(page)
+    assert "FIELD obs:score" in cell_output_text(page, 1)
