@@ -876,6 +876,14 @@ class _Checker:
         return []
 
 
+def _through_link(root: Path, rel: str) -> bool:
+    try:
+        check_no_links(root, rel)
+    except SymlinkError:
+        return True
+    return False
+
+
 def _check_datasets(root: Path, problems: list[Problem]) -> list[str]:
     """Check ``datasets.json``; return the dataset folders it names that exist."""
     name = spec.DATASETS_FILE
@@ -903,6 +911,9 @@ def _check_datasets(root: Path, problems: list[Problem]) -> list[str]:
         norm = os.path.normpath(rel)
         if os.path.isabs(rel) or norm.startswith(".."):
             problems.append(Problem(name, "datasets_path_missing", f"path {rel!r} of {did!r} points outside {root}"))
+        elif _through_link(root, norm):
+            problems.append(Problem(Path(norm).as_posix(), "symlink",
+                                    f"dataset folder of {did!r} is reached through a symbolic link; readers refuse it"))
         elif not (root / norm / spec.IDENTITY_FILE).is_file():
             problems.append(Problem(name, "datasets_path_missing",
                                     f"path {rel!r} of {did!r} has no {spec.IDENTITY_FILE}"))

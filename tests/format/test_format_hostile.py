@@ -264,3 +264,13 @@ def test_sidecar_listing_a_path_outside_is_reported(export: Path) -> None:
     (export / "cellucid_nb.json").write_text(json.dumps(side))
     problems = validate_export(export, checksums=True)
     assert [p.rule for p in problems] == ["sidecar_mismatch"] and "outside" in problems[0].detail
+
+
+def test_datasets_root_with_a_linked_dataset_folder(clean: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "ds").symlink_to(clean)
+    (root / "datasets.json").write_text(json.dumps(
+        {"version": 1, "default": "a", "datasets": [{"id": "a", "path": "ds/", "name": "A"}]}))
+    problems = validate_export(root)
+    assert [(p.file, p.rule) for p in problems] == [("ds", "symlink")]
