@@ -200,12 +200,14 @@ def test_index_layout_has_the_key_layouts_values_and_payload_bytes(both_layouts)
     for fid, entry in key.vector_fields.items():
         for dim in entry["available_dimensions"]:
             np.testing.assert_array_equal(key.vector_field(fid, dim), index.vector_field(fid, dim))
-    # the files differ only in their names: same sizes, compressed bytes included
-    def sizes(folder: Path, sub: str) -> list[int]:
-        return sorted(p.stat().st_size for p in (folder / sub).iterdir())
+    # the files differ only in their names: the same compressed bytes, file for file
+    def contents(folder: Path, sub: str) -> list[bytes]:
+        return sorted(p.read_bytes() for p in (folder / sub).iterdir())
 
     for sub in ("obs", "var", "vectors", "connectivity"):
-        assert sizes(both_layouts["key"], sub) == sizes(both_layouts["index"], sub)
+        assert contents(both_layouts["key"], sub) == contents(both_layouts["index"], sub)
+    for name in ("points_1d.bin.gz", "points_2d.bin.gz", "points_3d.bin.gz"):
+        assert (both_layouts["key"] / name).read_bytes() == (both_layouts["index"] / name).read_bytes()
     assert sorted(p.name for p in (both_layouts["index"] / "obs").iterdir())[:3] == \
         ["0.values.u16.gz", "1.values.u16.gz", "2.codes.u8.gz"]
 
