@@ -401,6 +401,10 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6  # an IPv6 host
+
+
 class CellucidServer:
     """A running HTTP server (in a background thread).
 
@@ -480,9 +484,7 @@ class CellucidServer:
             "allow_origins": frozenset(origins), "allowed_hosts": frozenset(allowed), "any_ip_host": wildcard,
             "port": self.port, "served": served, "timeout": idle_timeout,
         })
-        server_cls = _Server
-        if ":" in host:
-            server_cls = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
+        server_cls = _Server6 if ":" in host else _Server
         self._httpd = server_cls((host, self.port), handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="cellucid-serve", daemon=True)
         self._thread.start()

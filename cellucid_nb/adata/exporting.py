@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from cellucid_nb.exporter.progress import ExportCancelled, ExportResult, ProgressEvent
-from cellucid_nb.format.spec import SIDECAR_FILE
+from cellucid_nb.adata.budget import parse_memory_limit
 from cellucid_nb.adata.gene_choice import gene_ids
 from cellucid_nb.adata.inspection import expression_matrix, expression_var
 from cellucid_nb.adata.plan import ExportPlan
-from cellucid_nb.adata.budget import parse_memory_limit
 from cellucid_nb.adata.spill import SpillDir
 from cellucid_nb.adata.streaming import choose_export_path, streamed_genes
+from cellucid_nb.exporter.progress import ExportCancelled, ExportResult, ProgressEvent
+from cellucid_nb.format.spec import SIDECAR_FILE
 
 __all__ = ["export", "prepare_kwargs", "load_genes", "category_colors_for"]
 
@@ -46,6 +46,8 @@ def category_colors_for(adata: Any, plan: ExportPlan) -> dict[str, list[str]]:
 
 def _gene_columns(adata: Any, plan: ExportPlan) -> np.ndarray:
     """Matrix columns of the plan's genes, in the plan's order."""
+    if plan.expression_source is None:
+        raise ValueError("_gene_columns: the plan exports no expression (expression_source=None); expected a source")
     ids = gene_ids(adata, plan.expression_source, plan.var_gene_id_column)
     if plan.genes is None:
         return np.arange(len(ids), dtype=np.int64)
@@ -300,7 +302,7 @@ def export(
                 eta = elapsed / done * (total - done) if done else None
                 emit(ProgressEvent("load", done, total, 0, elapsed, eta))
 
-            emit(ProgressEvent("load", 0, state["offset"], 0, 0.0, None))
+            emit(ProgressEvent("load", 0, int(state["offset"]), 0, 0.0, None))
             if choice.path == "memory":
                 gene_matrix = load_genes(matrix, columns, on_rows=on_rows, cancel=cancel)
             else:
@@ -314,7 +316,7 @@ def export(
             gene_var = var.iloc[columns]
 
     def relay(event: ProgressEvent) -> None:
-        offset = state["offset"]
+        offset = int(state["offset"])  # state holds floats (times) too
         emit(ProgressEvent(
             event.phase, event.done + offset, event.total + offset, event.bytes_written,
             time.perf_counter() - started, event.eta,

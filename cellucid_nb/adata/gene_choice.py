@@ -186,8 +186,9 @@ def column_stats(matrix: Any, row_block: int = _ROW_BLOCK) -> tuple[np.ndarray, 
         data = np.where(np.isfinite(matrix.data), matrix.data, 0).astype(np.float64, copy=False)
         counts = np.diff(matrix.indptr)
         cols = np.repeat(np.arange(g), counts)
-        total = np.bincount(cols, weights=data, minlength=g)
-        total_sq = np.bincount(cols, weights=data * data, minlength=g)
+        # float64 already (weighted counts); astype without a copy tells the numpy stubs so
+        total = np.bincount(cols, weights=data, minlength=g).astype(np.float64, copy=False)
+        total_sq = np.bincount(cols, weights=data * data, minlength=g).astype(np.float64, copy=False)
     else:
         for start in range(0, n, row_block):
             block = read_rows(matrix, start, min(n, start + row_block))

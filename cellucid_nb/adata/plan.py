@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+from cellucid_nb.adata.inspection import DatasetSummary, expression_matrix, expression_var, inspect
 from cellucid_nb.format.codecs import check_bits, check_compression
 from cellucid_nb.format.naming import safe_name
 from cellucid_nb.format.spec import CATEGORY_LIMITS
 from cellucid_nb.format.suggest import did_you_mean
-from cellucid_nb.adata.inspection import DatasetSummary, expression_matrix, expression_var, inspect
 
 __all__ = ["ExportPlan", "PlanError", "PLAN_VERSION"]
 
@@ -465,8 +465,8 @@ class ExportPlan:
                 raise PlanError(f"obsp[{self.connectivities!r}] has shape {shape}, expected ({n}, {n})")
         for fkey, okey in self.vector_fields.items():
             shape = _obsm_shape(obsm, okey, f"vector_fields[{fkey!r}]")
-            cols = 1 if len(shape) == 1 else shape[1]
-            if shape[0] != n or len(shape) > 2 or not 1 <= cols <= 3:
+            width = 1 if len(shape) == 1 else shape[1]
+            if shape[0] != n or len(shape) > 2 or not 1 <= width <= 3:
                 raise PlanError(f"obsm[{okey!r}] has shape {shape}, expected ({n}, 1|2|3) for vector field {fkey!r}")
 
     # ------------------------------------------------------------------ code
