@@ -30,6 +30,7 @@ __all__ = [
     "GzipDataError",
     "SymlinkError",
     "MAX_DEFLATE_RATIO",
+    "max_gzip_size",
 ]
 
 _CHUNK = 1 << 20
@@ -101,6 +102,11 @@ def read_payload(path: Path, dtype: np.dtype | str, count: int, label: str | Non
     with os.fdopen(fd, "rb") as handle:
         got = os.fstat(handle.fileno()).st_size
         if is_gzip_path(path):
+            if got > max_gzip_size(expected):
+                raise PayloadSizeError(
+                    f"{name}: {got} compressed bytes, more than the {max_gzip_size(expected)} that {count} values of "
+                    f"{dtype.name} can need; the file is not this export's payload"
+                )
             if expected > got * MAX_DEFLATE_RATIO:
                 raise PayloadSizeError(
                     f"{name}: {got} compressed bytes cannot inflate to the {expected} bytes expected "
@@ -122,6 +128,16 @@ def read_payload(path: Path, dtype: np.dtype | str, count: int, label: str | Non
                 f"({count} values of {dtype.name}); the file is truncated or was written with other settings"
             )
         return np.fromfile(handle, dtype=dtype, count=count)
+
+
+def max_gzip_size(n_bytes: int) -> int:
+    """Largest gzip file that ``n_bytes`` of data can need (incompressible data stored, several members).
+
+    Deflate's worst case adds 5 bytes per 64 KiB stored block; each gzip member
+    adds 18 bytes of header and trailer. The bound leaves room for members of a
+    few hundred kilobytes and a little zero padding.
+    """
+    return n_bytes + n_bytes // 256 + 65536
 
 
 def _gunzip_bounded(raw: bytes, limit: int, name: str) -> bytearray:

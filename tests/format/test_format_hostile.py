@@ -16,7 +16,7 @@ from scipy import sparse
 
 from cellucid_nb.cli import main as cli_main
 from cellucid_nb.exporter.prepare import prepare
-from cellucid_nb.format.payloads import MAX_DEFLATE_RATIO, PayloadSizeError, inflated_size, read_payload
+from cellucid_nb.format.payloads import MAX_DEFLATE_RATIO, PayloadSizeError, inflated_size, max_gzip_size, read_payload
 from cellucid_nb.format.reader import read_export
 from cellucid_nb.format.safe_io import SymlinkError, parse_json
 from cellucid_nb.format.validator import validate_export
@@ -72,7 +72,9 @@ def _cli(path: Path, capsys) -> tuple[int, str]:
 
 # -- gzip bombs --------------------------------------------------------------------------------------
 def test_gzip_bomb_gene_is_refused_without_inflating_it(export: Path, capsys) -> None:
-    (export / GENE).write_bytes(_bomb(300 << 20))  # 300 MB of zeros in ~300 kB
+    bomb = _bomb(48 << 20)  # 48 MB of zeros in ~47 kB: small enough to pass the compressed-size bound
+    assert len(bomb) < max_gzip_size(N)
+    (export / GENE).write_bytes(bomb)
     before = _peak_rss_mb()
     reader = read_export(export)
     with pytest.raises(PayloadSizeError, match=rf"G0.values.u8.gz: inflates to more than the {N} bytes the manifests imply"):
@@ -86,11 +88,11 @@ def test_gzip_bomb_gene_is_refused_without_inflating_it(export: Path, capsys) ->
     assert problems[(GENE, "payload_size")].startswith(f"{N} cells x uint8: inflates to more than the expected {N} bytes")
     code, out = _cli(export, capsys)
     assert code == 1 and "payload_size" in out
-    assert _peak_rss_mb() - before < 100  # never near the 300 MB the bomb holds
+    assert _peak_rss_mb() - before < 40  # never near the 48 MB the bomb holds
 
 
 def test_gzip_bomb_points_is_refused(export: Path) -> None:
-    (export / "points_2d.bin.gz").write_bytes(_bomb(64 << 20))
+    (export / "points_2d.bin.gz").write_bytes(_bomb(48 << 20))
     with pytest.raises(PayloadSizeError, match=r"points_2d.bin.gz: inflates to more than the 512 bytes"):
         read_export(export).points(2)
     with pytest.raises(PayloadSizeError):
@@ -162,6 +164,27 @@ def test_negative_declared_count_is_a_clear_error(compression, tmp_path: Path) -
     with pytest.raises(PayloadSizeError, match=r"declare -10 values, expected a count >= 0"):
         read_export(out).points(2)
     assert any(p.rule == "identity_invalid" and "n_cells -5" in p.detail for p in validate_export(out))
+
+
+def test_big_bomb_is_refused_by_its_compressed_size(export: Path) -> None:
+    (export / GENE).write_bytes(_bomb(300 << 20))  # 300 MB of zeros in ~300 kB
+    with pytest.raises(PayloadSizeError, match=r"305\d{3} compressed bytes, more than the 65600 that 64 values"):
+        read_export(export).gene("G0")
+    assert {p.rule for p in validate_export(export)} == {"payload_size", "sidecar_mismatch"}
+
+
+def test_oversized_compressed_payload_is_refused_before_reading(export: Path) -> None:
+    with open(export / GENE, "ab") as handle:  # valid gzip, then 2 MB of zero padding
+        handle.write(bytes(2 << 20))
+    with pytest.raises(PayloadSizeError, match=rf"compressed bytes, more than the {max_gzip_size(N)} that {N} values"):
+        read_export(export).gene("G0")
+
+
+@pytest.mark.parametrize("n", [0, 1, 1000, 1 << 20])
+def test_max_gzip_size_holds_for_incompressible_data(n: int) -> None:
+    data = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8).tobytes()
+    for level in (1, 6, 9):
+        assert len(gzip.compress(data, level, mtime=0)) <= max_gzip_size(n)
 
 
 def test_ratio_bound_is_deflates_limit() -> None:
