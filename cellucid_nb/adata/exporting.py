@@ -254,8 +254,8 @@ def export(
     n_workers
         Exporter threads.
     memory_limit
-        Memory budget: bytes or a size such as ``"2GB"``; default ``plan.memory_limit``,
-        else half the machine's memory. A backed or lazy matrix whose chosen genes fit
+        Memory the export may add to what ``adata`` already holds: bytes or a size such
+        as ``"2GB"``; default ``plan.memory_limit``, else half the machine's memory. A backed or lazy matrix whose chosen genes fit
         is loaded whole (fastest); a larger one is exported in two passes through
         spill files on disk (see :mod:`cellucid_nb.adata.streaming`), with the same bytes.
     client

@@ -88,7 +88,7 @@ class ExportPlan:
     vector_basis
         Basis named for vector fields whose id does not end in ``_umap``.
     memory_limit
-        Memory budget of :func:`~cellucid_nb.adata.exporting.export` (bytes or a size such as
+        Memory :func:`~cellucid_nb.adata.exporting.export` may add to the AnnData (bytes or a size such as
         ``"2GB"``); ``None`` means half the machine's memory. Never changes the output.
     layout
         Payload file names: ``"key"`` (default, as cellucid 0.0.9) or ``"index"``

@@ -188,7 +188,8 @@ def spill_rows(
 def per_cell_bytes(adata: Any, plan: Any) -> int:
     """Bytes per cell of the exporter's own copies besides the genes: points, latent, obs codes, vectors, graph.
 
-    (What the AnnData itself holds is not counted: it is there before and after the export.)
+    (What the AnnData itself holds is not counted: it is there before and after the export, and
+    the budget is what the export adds to it.)
     """
     dims = sum(int(adata.obsm[k].shape[1]) for k in plan.embeddings.values())
     dims += sum(int(adata.obsm[k].shape[1]) for k in (plan.vector_fields or {}).values())
@@ -197,9 +198,10 @@ def per_cell_bytes(adata: Any, plan: Any) -> int:
     if plan.connectivities is not None:
         graph = adata.obsp[plan.connectivities]
         edges = float(getattr(graph, "nnz", 0)) / max(adata.n_obs, 1)
-    # float32 coordinates, a float32 latent, 8 bytes per obs field, one direction of the graph as
-    # uint32 + uint32 + float64 per edge.
-    return int(4 * dims + 4 * latent + 8 * len(plan.obs_keys) + 8 * edges + 16)
+    # float32 coordinates, a float32 latent, 8 bytes per obs field; the graph writer holds the
+    # transpose (8 bytes per stored entry) and the edge payloads (uint32 + uint32 + float64 per
+    # undirected edge, about 8 bytes per stored entry), plus ~4 bytes per entry of blocks and gzip.
+    return int(4 * dims + 4 * latent + 8 * len(plan.obs_keys) + 20 * edges + 16)
 
 
 def output_upper_bound(adata: Any, plan: Any, n_genes: int) -> int:

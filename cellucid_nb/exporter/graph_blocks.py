@@ -19,8 +19,8 @@ from scipy import sparse
 
 __all__ = ["extract_edges_blocked", "BLOCK_ENTRIES"]
 
-#: Stored entries of ``A`` and ``Aᵀ`` summed per block.
-BLOCK_ENTRIES = 1 << 22
+#: Stored entries of ``A`` and ``Aᵀ`` summed per block (~50 bytes each while a block is summed).
+BLOCK_ENTRIES = 1 << 20
 
 
 def _row_blocks(indptr_a: np.ndarray, indptr_t: np.ndarray, target: int) -> list[tuple[int, int]]:
