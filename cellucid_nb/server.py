@@ -461,7 +461,7 @@ class CellucidServer:
         if not datasets:
             raise ValueError(f"{self.root.name} holds no export: expected {spec.IDENTITY_FILE} in it or in its sub-folders")
         for d in datasets:
-            d.reader  # open now: the first request should not pay for imports and manifest parsing
+            _ = d.reader  # open now: the first request should not pay for imports and manifest parsing
         served: dict[str, tuple[Path, str]] = {}
         for d in datasets:
             for rel in d.files:

@@ -39,8 +39,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import anywidget
 import traitlets
@@ -71,7 +72,7 @@ def _plan_to_json(plan: Any, widget: Any) -> dict:
     return {} if plan is None else _json_roundtrip(plan.to_dict())
 
 
-def _plan_from_json(data: Any, widget: "ExportWizard") -> Any:
+def _plan_from_json(data: Any, widget: ExportWizard) -> Any:
     # Edits from the browser: an invalid one keeps the last valid plan and says why.
     return widget._accept_plan_from_frontend(data)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["LatestOnlyWorker", "Throttle", "ExportJob", "ProgressSnapshot", "ProgressTracker"]
 
