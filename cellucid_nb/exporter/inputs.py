@@ -800,6 +800,12 @@ def check_out_dir(out_dir: Any) -> Path:
         )
     if os.path.exists(path) and not os.path.isdir(path):
         raise NotADirectoryError(f"out_dir={str(out_dir)!r} exists and is not a folder; expected a folder or a new path.")
+    if os.path.ismount(path):
+        # a replace renames out_dir, and a mount point cannot be renamed (EBUSY after staging)
+        raise ValueError(
+            f"out_dir={str(out_dir)!r} is a mount point; expected a folder inside it, e.g. "
+            f"out_dir={str(path / 'export')!r} (a replace renames out_dir, which a mount point does not allow)."
+        )
     ancestor = path.parent
     while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
         ancestor = ancestor.parent

@@ -44,6 +44,10 @@ def collect_datasets(exports_dir: str | os.PathLike[str]) -> list[dict]:
     entries: list[dict] = []
     owner: dict[str, str] = {}
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if sub.is_symlink():
+            # a link may lead out of the exports folder: never list (and so never serve) what it points at
+            warnings.warn(f"skipping {sub.name}: it is a symbolic link (to {os.readlink(sub)!r})", stacklevel=3)
+            continue
         identity_file = sub / spec.IDENTITY_FILE
         if not identity_file.is_file():
             logger.info("skipping %s: no %s", sub, spec.IDENTITY_FILE)

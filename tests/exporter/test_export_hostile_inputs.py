@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from export_helpers import make_kwargs, siblings, snapshot
 from scipy import sparse
 
 from cellucid_nb.exporter.inputs import F32_MAX, name_max
 from cellucid_nb.exporter.prepare import prepare
 from cellucid_nb.format.reader import read_export
 from cellucid_nb.format.validator import validate_export
-
-from export_helpers import make_kwargs, siblings, snapshot
 
 N = 120
 
@@ -360,3 +359,11 @@ def test_long_keys_are_fine_when_files_are_named_by_index(tmp_path: Path) -> Non
     prepare(out_dir=tmp_path / "e", layout="index", **kw)
     reader = read_export(tmp_path / "e")
     assert "s" * 250 in reader.obs_keys and "G" * 300 in reader.genes
+
+
+def test_out_dir_mount_point_is_refused_before_writing() -> None:
+    # a replace renames out_dir, which a mount point refuses (EBUSY) after staging began
+    assert os.path.ismount("/proc")
+    with pytest.raises(ValueError, match=r"out_dir='/proc' is a mount point; expected a folder inside it"):
+        prepare(out_dir="/proc", **make_kwargs(n=N))
+    assert not any(p.name.startswith((".proc", "proc.")) for p in Path("/").iterdir())

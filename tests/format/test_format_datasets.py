@@ -90,3 +90,12 @@ def test_same_output_as_the_reference_on_reference_exports(tmp_path):
     assert ours == json.loads((tmp_path / "reference.json").read_text())
     ours_params = list(inspect.signature(generate_datasets_manifest).parameters)
     assert ours_params[:3] == list(inspect.signature(reference).parameters)
+
+
+def test_a_linked_dataset_folder_is_skipped_with_a_warning(root, handmade_cache, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside") / "private"
+    shutil.copytree(handmade_cache()[0], outside)
+    (root / "c_link").symlink_to(outside, target_is_directory=True)
+    with pytest.warns(UserWarning, match=r"skipping c_link: it is a symbolic link"):
+        manifest = generate_datasets_manifest(root, write=False)
+    assert [d["path"] for d in manifest["datasets"]] == ["a_first/", "b_second/"]
