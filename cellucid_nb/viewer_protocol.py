@@ -6,8 +6,12 @@ comm and forward only these to :meth:`ViewerBackend.handle`.
 
 JS -> Python
     ``{"type": "viewer:request", "id": str | int, "kind": str, "args": dict}``
-        kinds and args: ``meta`` {}; ``points`` {dim}; ``obs`` {key};
-        ``gene`` {gene}; ``edges`` {}; ``vectors`` {field, dim}.
+        kinds and args: ``meta`` {}; ``points`` {dim, embedding?}; ``obs`` {key};
+        ``gene`` {gene}; ``edges`` {}; ``vectors`` {field, dim, embedding?};
+        ``centroids`` {key, embedding?} (header only: ``centroids`` of a categorical field).
+        ``embedding`` is an id of ``meta["embeddings"]`` (``compact_v2`` holds several
+        per dimension; absent or empty: the dimension's default); an unknown id, or
+        one of another dimension, is answered with an error naming the known ones.
         Progressive loading (large exports): ``points``, ``obs``, ``gene`` and
         ``vectors`` also take ``order="permuted"`` with ``start``/``stop``: the
         answer holds the cells at draw positions ``[start, stop)`` of the fixed
@@ -196,6 +200,7 @@ def build_meta(reader: Any) -> dict:
             entry["categories"] = list(info.categories or [])
             entry["missing_code"] = info.missing_code
             entry["centroids"] = info.centroids or {}
+            entry["centroids_by_embedding"] = _centroids_by_embedding(reader, key)
             try:
                 entry["colors"] = reader.category_colors(key)
             except Exception:  # colours are a nicety; never block the viewer on them
@@ -206,6 +211,8 @@ def build_meta(reader: Any) -> dict:
         vectors[field_id] = {
             "label": spec.get("label", field_id),
             "dims": sorted(int(d) for d in spec.get("available_dimensions", [])),
+            "embeddings": sorted(spec.get("embedding_files") or
+                                 (f"{int(d)}d" for d in spec.get("available_dimensions", []))),
         }
     conn = reader.connectivity_manifest
     identity = reader.identity or {}
@@ -216,6 +223,7 @@ def build_meta(reader: Any) -> dict:
             "n_cells": int(reader.n_cells),
             "dimensions": [int(d) for d in reader.dimensions],
             "default_dimension": int(reader.default_dimension),
+            "embeddings": embeddings_meta(reader),
             "obs": fields,
             "genes": [str(g) for g in reader.genes],
             "has_edges": conn is not None,
@@ -290,6 +298,67 @@ def _require(args: dict, name: str, kind: str) -> Any:
     return args[name]
 
 
+def _embedding_items(reader: Any) -> list[tuple[str, int, str]]:
+    """``(id, dimension, label)`` of every embedding (``"<d>d"`` per dimension for a reader without ids)."""
+    items = getattr(reader, "embeddings", None)
+    if items is None:
+        return [(f"{int(d)}d", int(d), f"{int(d)}D") for d in reader.dimensions]
+    return [(str(e.id), int(e.dim), str(e.label)) for e in items]
+
+
+def _default_embeddings(reader: Any) -> dict[int, str]:
+    defaults = getattr(reader, "default_embeddings", None)
+    return {int(d): str(e) for d, e in defaults.items()} if defaults is not None else \
+        {int(d): f"{int(d)}d" for d in reader.dimensions}
+
+
+def embeddings_meta(reader: Any) -> dict[str, list[dict]]:
+    """The embeddings of each dimension, for ``meta["embeddings"]``.
+
+    Parameters
+    ----------
+    reader
+        An ``ExportReader``.
+
+    Returns
+    -------
+    dict
+        ``{"<dim>": [{"id", "label", "dimension", "default"}, ...]}`` in export order;
+        ``default`` is true for the one ``points`` serves without an ``embedding``.
+    """
+    defaults = _default_embeddings(reader)
+    out: dict[str, list[dict]] = {}
+    for eid, dim, label in _embedding_items(reader):
+        out.setdefault(str(dim), []).append(
+            {"id": eid, "label": label, "dimension": dim, "default": defaults.get(dim) == eid})
+    return out
+
+
+def _centroids_by_embedding(reader: Any, key: str) -> dict[str, list]:
+    """A categorical field's centroids on every embedding (``{}`` for a reader without them)."""
+    if not hasattr(reader, "centroids"):
+        return {}
+    return {eid: reader.centroids(key, eid) for eid, _dim, _label in _embedding_items(reader)}
+
+
+def _embedding_arg(reader: Any, args: dict, kind: str, dim: int | None = None) -> tuple[str | None, str | None]:
+    """Check the request's ``embedding`` id against the export.
+
+    Returns ``(id, id for the reader)``: the reader's argument is None for the
+    dimension's default embedding (``(None, None)`` when neither is known).
+    """
+    eid = args.get("embedding")
+    items = {i: d for i, d, _label in _embedding_items(reader)}
+    if eid in (None, ""):
+        return (_default_embeddings(reader).get(dim) if dim is not None else None), None
+    if not isinstance(eid, str) or eid not in items:
+        raise ValueError(f"{kind}: embedding {eid!r:.80} is not in the export; known embeddings: {sorted(items)}")
+    if dim is not None and items[eid] != dim:
+        same = sorted(i for i, d in items.items() if d == dim)
+        raise ValueError(f"{kind}: embedding {eid!r} is {items[eid]}D, expected one of the {dim}D embeddings {same}")
+    return eid, (None if _default_embeddings(reader).get(items[eid]) == eid else eid)
+
+
 def build_response(reader: Any, kind: str, args: dict | None = None) -> tuple[dict, bytes]:
     """Answer one viewer request with a header and a binary blob.
 
@@ -298,7 +367,7 @@ def build_response(reader: Any, kind: str, args: dict | None = None) -> tuple[di
     reader
         An ``ExportReader``.
     kind
-        ``meta``, ``points``, ``obs``, ``gene``, ``edges`` or ``vectors``.
+        ``meta``, ``points``, ``obs``, ``gene``, ``edges``, ``vectors`` or ``centroids``.
     args
         Request arguments (see the module docstring).
 
@@ -313,9 +382,11 @@ def build_response(reader: Any, kind: str, args: dict | None = None) -> tuple[di
         dim = int(_require(args, "dim", kind))
         if dim not in reader.dimensions:
             raise ValueError(f"points: dimension {dim} is not in the export, which has {list(reader.dimensions)}")
-        pts, extra = _sliced(reader, kind, args, ("points", dim), lambda: np.asarray(reader.points(dim), dtype=np.float32))
+        eid, own = _embedding_arg(reader, args, kind, dim)
+        load = (lambda: reader.points(dim)) if own is None else (lambda: reader.points(dim, embedding=own))
+        pts, extra = _sliced(reader, kind, args, ("points", dim, eid), lambda: np.asarray(load(), dtype=np.float32))
         specs, blob = pack_arrays([("points", pts)])
-        return {"arrays": specs, "dim": dim, **extra}, blob
+        return {"arrays": specs, "dim": dim, "embedding": eid, **extra}, blob
     if kind == "obs":
         key = str(_require(args, "key", kind))
         if key not in reader.obs_keys:
@@ -352,11 +423,21 @@ def build_response(reader: Any, kind: str, args: dict | None = None) -> tuple[di
         dim = int(_require(args, "dim", kind))
         if field_id not in (reader.vector_fields or {}):
             raise KeyError(f"vector field {field_id!r} is not in the export; fields: {sorted(reader.vector_fields or {})}")
-        vec, extra = _sliced(reader, kind, args, ("vectors", field_id, dim),
-                             lambda: np.asarray(reader.vector_field(field_id, dim), dtype=np.float32))
+        eid, own = _embedding_arg(reader, args, kind, dim)
+        load_vec = (lambda: reader.vector_field(field_id, dim)) if own is None else \
+            (lambda: reader.vector_field(field_id, dim, embedding=own))
+        vec, extra = _sliced(reader, kind, args, ("vectors", field_id, dim, eid),
+                             lambda: np.asarray(load_vec(), dtype=np.float32))
         specs, blob = pack_arrays([("vectors", vec)])
-        return {"arrays": specs, "field": field_id, "dim": dim, **extra}, blob
-    raise ValueError(f"unknown viewer request kind {kind!r}; expected meta, points, obs, gene, edges or vectors")
+        return {"arrays": specs, "field": field_id, "dim": dim, "embedding": eid, **extra}, blob
+    if kind == "centroids":
+        key = str(_require(args, "key", kind))
+        if key not in reader.obs_keys or reader.obs_field_info(key).kind != "categorical":
+            raise KeyError(f"centroids: {key!r} is not a categorical obs field of the export")
+        eid, _own = _embedding_arg(reader, args, kind)
+        eid = eid or _default_embeddings(reader)[int(reader.default_dimension)]
+        return _jsonable({"key": key, "embedding": eid, "centroids": reader.centroids(key, eid)}), b""
+    raise ValueError(f"unknown viewer request kind {kind!r}; expected meta, points, obs, gene, edges, vectors or centroids")
 
 
 def frame_response(header: dict, blob: bytes) -> bytes:
