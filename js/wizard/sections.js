@@ -161,6 +161,23 @@ const META_FIELDS = [
   ["source_citation", "Citation"],
 ];
 
+/**
+ * The advanced "File layout" choice: options from the model's `layout_choices`
+ * ({value, label, note}), the plan's `layout` ("key" when absent), the choice's note below.
+ */
+export function layoutField(draft, model) {
+  const choices = () => model.get("layout_choices") || [];
+  const note = h("div", { class: "cw-hint", "data-testid": "layout-note" });
+  const sel = select(choices(), draft.plan.layout ?? "key", (v) => draft.edit((p) => { p.layout = v; }), { "data-testid": "layout" });
+  const show = (value) => {
+    sel.value = value;
+    note.textContent = choices().find((c) => c.value === value)?.note ?? "";
+  };
+  show(draft.plan.layout ?? "key");
+  const el = h("details", { class: "cw-advanced" }, h("summary", {}, "Advanced"), field("File layout", sel), note);
+  return { el, update: (plan) => show(plan.layout ?? "key") };
+}
+
 export function outputSection(draft, model) {
   const outDir = h("input", { type: "text", class: "cw-text", value: model.get("out_dir"), "data-testid": "out-dir", spellcheck: false,
     onchange: (e) => { model.set("out_dir", e.target.value); model.save_changes(); } });
@@ -178,10 +195,12 @@ export function outputSection(draft, model) {
     inputs[key] = input;
     meta.append(field(label, input));
   }
+  const layout = layoutField(draft, model);
   const s = section("Output", [
     field("Output folder", outDir, "The export is written to a temporary folder beside it and moved into place at the end."),
     h("div", { class: "cw-check" }, overwrite, h("label", { for: overwriteId }, "Overwrite an existing export")),
     meta,
+    layout.el,
   ]);
   const onOut = () => { if (document.activeElement !== outDir) outDir.value = model.get("out_dir"); };
   const onOver = () => { overwrite.checked = model.get("overwrite"); };
@@ -195,6 +214,7 @@ export function outputSection(draft, model) {
         if (document.activeElement !== el) el.value = plan[key] ?? "";
       }
       s.badgeEl.textContent = plan.dataset_name || "";
+      layout.update(plan);
     },
     destroy() {
       model.off("change:out_dir", onOut);
