@@ -4,7 +4,9 @@ Run: ``python -m benchmarks.bench_atlas --size 2Mx2k --runs memory,backed,dask -
 
 The h5ad (and zarr) files come from ``benchmarks.atlas_data`` (streamed, cached in
 ``benchmarks/.data/``). Each run is a fresh child process; only the export call
-is timed, and the child's peak RSS (``ru_maxrss``, inputs included) is reported:
+is timed, and the child's peak RSS during the export (``VmHWM`` after resetting it through
+``/proc/self/clear_refs`` right before the call; inputs included) is reported with the RSS
+the opened AnnData had before the export:
 
 - ``memory``: ``read_h5ad(path)`` (everything in memory), then ``export``;
 - ``backed``: ``read_h5ad(path, backed="r")``, then ``export(..., memory_limit=...)``
@@ -48,6 +50,20 @@ if run == "backed":
     t = time.perf_counter()
     info["estimate_bytes"] = estimate(adata, plan, out_dir=out).total_bytes
     info["estimate_s"] = time.perf_counter() - t
+def reset_peak():
+    # The peak RSS counter starts again here (estimate() and the data loading are not the export).
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+def peak_rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+info["rss_before"] = int(open("/proc/self/statm").read().split()[1]) * 4096
+info["peak_reset"] = reset_peak()
 phases = {}
 def progress(event):
     phases.setdefault(event.phase, round(event.elapsed, 2))
@@ -61,9 +77,10 @@ result = export(adata, plan, out, created_at=created, progress=progress,
                 memory_limit=None if limit == "auto" else limit, client=client)
 info["seconds"] = time.perf_counter() - t
 info["bytes"], info["files"], info["phases"] = result.n_bytes, result.n_files, phases
-info["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+info["peak_rss"] = peak_rss()
 if client is not None:
     peaks = client.run(lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss * 1024)
+    info["worker_rss_now"] = sorted(client.run(lambda: int(open("/proc/self/statm").read().split()[1]) * 4096).values())
     info["worker_peaks"] = sorted(peaks.values())
     client.close(); cluster.close()
 print(json.dumps(info))
@@ -114,7 +131,8 @@ def main() -> None:
             ok, why = _same_tree(first, out)
             info["identical"] = why if ok else f"NOT identical: {why}"
         results.append(info)
-        line = (f"{args.size} {run}: {info['seconds']:.1f} s, peak RSS {info['peak_rss'] / 1e9:.2f} GB, "
+        line = (f"{args.size} {run}: {info['seconds']:.1f} s, peak RSS {info['peak_rss'] / 1e9:.2f} GB "
+                f"(AnnData before the export {info['rss_before'] / 1e9:.2f} GB), "
                 f"{info['bytes'] / 1e6:.1f} MB in {info['files']} files, plan {info['plan_s']:.2f} s; {info['identical']}")
         if "estimate_s" in info:
             error = info["estimate_bytes"] / info["bytes"] - 1

@@ -31,7 +31,7 @@ from cellucid_nb.adata.sources import RowSource, opened_element, read_row_chunk
 from cellucid_nb.adata.spill import SpillDir, SpilledMatrix, SpillRecord, write_records
 from cellucid_nb.exporter.progress import ExportCancelled
 
-__all__ = ["spill_with_client", "TASK_RETRIES"]
+__all__ = ["check_workers", "spill_with_client", "TASK_RETRIES"]
 
 #: Extra attempts Dask gives a task that failed (a worker that dies is not counted by Dask).
 TASK_RETRIES = 2
@@ -65,7 +65,8 @@ def _probe(kind: str, path: str, element: str, spill: str) -> str | None:
     return None
 
 
-def _check_workers(client: Any, source: RowSource, spill: SpillDir) -> None:
+def check_workers(client: Any, source: RowSource, spill: SpillDir) -> None:
+    """Refuse (before anything is written) when a worker cannot open the source or write the spill folder."""
     if source.kind == "dask":
         problems = client.run(lambda folder: None if os.path.isdir(folder) and os.access(folder, os.W_OK)
                               else f"cannot write the spill folder {folder!r}", str(spill.path))
@@ -118,16 +119,15 @@ def spill_with_client(
 ) -> SpilledMatrix:
     """Row pass on the cluster of ``client``: one spill file per task in ``spill``.
 
+    Call :func:`check_workers` first.
+
     Raises
     ------
-    ValueError
-        A worker cannot open the source or write the spill folder (checked before any task runs).
     ExportCancelled
         ``cancel`` was set; the futures are cancelled.
     """
     from distributed import wait
 
-    _check_workers(client, source, spill)
     futures = _submit(client, source, columns, spill, chunk_rows)
     pending = set(futures)
     records: list[SpillRecord] = []

@@ -23,7 +23,7 @@ from cellucid_nb.adata.gene_choice import gene_ids
 from cellucid_nb.adata.inspection import expression_matrix, expression_var
 from cellucid_nb.adata.plan import ExportPlan
 from cellucid_nb.adata.spill import SpillDir
-from cellucid_nb.adata.streaming import choose_export_path, streamed_genes
+from cellucid_nb.adata.streaming import BackgroundRowPass, choose_export_path, streamed_genes
 from cellucid_nb.exporter.progress import ExportCancelled, ExportResult, ProgressEvent
 from cellucid_nb.format.spec import SIDECAR_FILE
 
@@ -308,7 +308,7 @@ def export(
             else:
                 spill = SpillDir(Path(spill_dir) if spill_dir is not None else target.absolute().parent)
                 try:
-                    gene_matrix = streamed_genes(choice, matrix, columns, spill, client, on_rows, cancel)
+                    gene_matrix = streamed_genes(choice, matrix, columns, spill, client, cancel)
                 except BaseException:
                     spill.close()
                     raise
@@ -317,8 +317,10 @@ def export(
 
     def relay(event: ProgressEvent) -> None:
         offset = int(state["offset"])  # state holds floats (times) too
+        # Rows read so far by a row pass running beside the exporter (all of them otherwise).
+        rows = gene_matrix.rows_done if isinstance(gene_matrix, BackgroundRowPass) else offset
         emit(ProgressEvent(
-            event.phase, event.done + offset, event.total + offset, event.bytes_written,
+            event.phase, event.done + rows, event.total + offset, event.bytes_written,
             time.perf_counter() - started, event.eta,
         ))
 

@@ -32,7 +32,8 @@ from cellucid_nb.adata.sources import RowSource, row_source
 from cellucid_nb.adata.spill import ColumnSliced, SpillDir, SpilledMatrix, write_records
 from cellucid_nb.exporter.progress import ExportCancelled
 
-__all__ = ["PathChoice", "choose_path", "choose_export_path", "spill_rows", "streamed_genes", "per_cell_bytes",
+__all__ = ["PathChoice", "choose_path", "choose_export_path", "spill_rows", "streamed_genes", "BackgroundRowPass",
+           "per_cell_bytes",
            "output_upper_bound", "MIN_CHUNK_ROWS", "MAX_CHUNK_ROWS"]
 
 logger = logging.getLogger(__name__)
@@ -267,15 +268,107 @@ def choose_export_path(adata: Any, plan: Any, matrix: Any, columns: np.ndarray, 
 
 
 def streamed_genes(choice: PathChoice, matrix: Any, columns: np.ndarray, spill: SpillDir, client: Any,
-                   on_rows: Callable[[int, int], None] | None, cancel: threading.Event | None) -> Any:
-    """The chosen genes as a matrix the exporter reads by column blocks (spill or column-major source)."""
+                   cancel: threading.Event | None) -> Any:
+    """The chosen genes as a matrix the exporter reads by column blocks.
+
+    A column-major source is read directly (:class:`ColumnSliced`); otherwise the row pass
+    starts in the background (:class:`BackgroundRowPass`; on the Dask workers with a
+    ``client``, whose access to the file and the spill folder is checked first).
+    """
     source = row_source(matrix)
     if choice.path == "columns":
-        if on_rows is not None:
-            on_rows(source.n_rows, source.n_rows)
         return ColumnSliced(matrix, columns)
+    chunk = choice.chunk_rows
     if client is not None and source.kind != "memory":
-        from cellucid_nb.adata.distributed import spill_with_client
+        from cellucid_nb.adata.distributed import check_workers, spill_with_client
 
-        return spill_with_client(client, source, columns, spill, choice.chunk_rows, on_rows=on_rows, cancel=cancel)
-    return spill_rows(source, columns, spill, choice.chunk_rows, on_rows=on_rows, cancel=cancel)
+        check_workers(client, source, spill)
+
+        def run(on_rows: Callable[[int, int], None], stop: Any) -> SpilledMatrix:
+            return spill_with_client(client, source, columns, spill, chunk, on_rows=on_rows, cancel=stop)
+    else:
+
+        def run(on_rows: Callable[[int, int], None], stop: Any) -> SpilledMatrix:
+            return spill_rows(source, columns, spill, chunk, on_rows=on_rows, cancel=stop)
+
+    return BackgroundRowPass(run, (source.n_rows, int(columns.shape[0])), cancel)
+
+
+class _Either:
+    """``is_set()`` of either event (the user's cancel or the export's own stop)."""
+
+    def __init__(self, *events: threading.Event | None) -> None:
+        self._events = [e for e in events if e is not None]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self._events)
+
+
+class BackgroundRowPass:
+    """The row pass in a thread of its own while the exporter writes points, graph and obs.
+
+    Reading rows (h5py, scipy) and writing the graph overlap on two cores, so the spill
+    costs little more than the in-memory path. The object is the exporter's gene matrix:
+    a column read waits for the row pass to end (or raises its error, or
+    :class:`ExportCancelled` once ``cancel`` is set). Progress: :attr:`rows_done`, read
+    by the exporting thread (progress callbacks stay on that thread).
+
+    Parameters
+    ----------
+    run
+        ``run(on_rows, stop)`` does the row pass (:func:`spill_rows` or the Dask one) and
+        returns the :class:`SpilledMatrix`; ``stop`` has ``is_set()``, checked between chunks.
+    shape
+        ``(n_rows, n_genes)`` of the result.
+    cancel
+        The export's cancel event.
+    """
+
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    def __init__(self, run: Callable[..., SpilledMatrix], shape: tuple[int, int],
+                 cancel: threading.Event | None) -> None:
+        self.shape = shape
+        self.rows_done = 0
+        self._cancel = cancel
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+        self._matrix: SpilledMatrix | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(run,), name="cellucid-row-pass", daemon=True)
+        self._thread.start()
+
+    def _run(self, run: Callable[..., SpilledMatrix]) -> None:
+        try:
+            self._matrix = run(self._on_rows, _Either(self._cancel, self._stop))
+        except BaseException as err:  # noqa: BLE001 - raised where the genes are read
+            self._error = err
+        finally:
+            self._finished.set()
+
+    def _on_rows(self, done: int, total: int) -> None:
+        self.rows_done = done
+
+    def result(self) -> SpilledMatrix:
+        """The spilled genes, once the row pass has ended."""
+        while not self._finished.wait(0.1):
+            if self._cancel is not None and self._cancel.is_set():
+                raise ExportCancelled("export cancelled while reading rows; nothing was written")
+        if self._error is not None:
+            raise self._error
+        assert self._matrix is not None
+        return self._matrix
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.result()[key]
+
+    def __array__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        raise TypeError("the spilled genes are never densified whole; read them by column blocks")
+
+    def close(self) -> None:
+        """Stop the row pass (within one chunk), wait for it, close the spill files."""
+        self._stop.set()
+        self._thread.join()
+        if self._matrix is not None:
+            self._matrix.close()
