@@ -233,7 +233,7 @@ class _InlineExecutor:
         return future
 
     def map(self, fn: Any, *iterables: Any, timeout: float | None = None, chunksize: int = 1) -> Any:
-        return iter([fn(*args) for args in zip(*iterables)])
+        return iter([fn(*args) for args in zip(*iterables, strict=False)])  # Executor.map stops at the shortest
 
     def shutdown(self, *args: Any, **kwargs: Any) -> None:
         pass

@@ -115,7 +115,7 @@ def test_load_genes_reads_chosen_columns_from_any_backed_layout(tmp_path):
         anndata.AnnData(X=x).write_h5ad(path)
         backed = anndata.read_h5ad(path, backed="r")
         seen = []
-        got = load_genes(backed.X, columns, row_chunk=50, on_rows=lambda d, t: seen.append((d, t)))
+        got = load_genes(backed.X, columns, row_chunk=50, on_rows=lambda d, t, seen=seen: seen.append((d, t)))
         got = got.toarray() if sparse.issparse(got) else got
         np.testing.assert_array_equal(got, dense[:, columns])
         assert seen[-1] == (230, 230) and [d for d, _ in seen] == sorted(d for d, _ in seen)

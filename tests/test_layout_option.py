@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pbmc_data import pbmc68k_reduced
 
 from cellucid_nb.adata.exporting import export
 from cellucid_nb.adata.plan import ExportPlan, PlanError
 from cellucid_nb.cli import main
 from cellucid_nb.format.reader import read_export
 from cellucid_nb.format.validator import validate_export
-from pbmc_data import pbmc68k_reduced
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 
@@ -89,7 +90,7 @@ def test_replace_suggests_the_closest_name_and_plans_stay_frozen():
     plan = ExportPlan(embeddings={2: "X_umap"})
     with pytest.raises(TypeError, match="did you mean 'compression'"):
         plan.replace(compresion=9)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         plan.compression = 1  # type: ignore[misc]
     with pytest.raises(TypeError):
         plan.embeddings[3] = "X_other"  # type: ignore[index]
@@ -212,7 +213,10 @@ def test_default_source_prefers_log_normalised_values_over_z_scores():
 
 def test_gene_rules_are_one_set(pbmc):
     from cellucid_nb.adata.gene_choice import (
-        DEFAULT_TOP_BY, UnknownGenesError, choose_genes, parse_gene_spec,
+        DEFAULT_TOP_BY,
+        UnknownGenesError,
+        choose_genes,
+        parse_gene_spec,
     )
 
     assert DEFAULT_TOP_BY == "variance"

@@ -264,7 +264,7 @@ def test_export_error_surfaces_with_a_hint(wiz, tmp_path):
     blocker.write_text("not a folder")
     wiz.out_dir = str(blocker / "export")
     wiz.export()
-    with pytest.raises(Exception):
+    with pytest.raises(OSError):  # the export's own error: out_dir's parent is a file
         wiz.wait(timeout=60)
     assert wiz.status == "error"
     assert "What to change" in wiz.error

@@ -209,10 +209,10 @@ def start_jupyter_lab(tmp_path: Path) -> JupyterLab:
         try:
             lab.api("status")
             return lab
-        except Exception:
+        except Exception as err:
             if time.monotonic() > deadline:
                 lab.stop()
-                raise RuntimeError(f"jupyter lab did not start within 60 s:\n{lab.log()[-3000:]}")
+                raise RuntimeError(f"jupyter lab did not start within 60 s:\n{lab.log()[-3000:]}") from err
             time.sleep(0.3)
 
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from .conftest import (
-    ARTIFACTS, KNOWN_COLORS, canvas_pixels, cell_output_text, color_mask, make_known_export, non_background,
-    run_notebook_in_lab, wait_kernel_idle, write_notebook,
+    ARTIFACTS,
+    KNOWN_COLORS,
+    canvas_pixels,
+    cell_output_text,
+    color_mask,
+    make_known_export,
+    non_background,
+    run_notebook_in_lab,
+    wait_kernel_idle,
+    write_notebook,
 )
 
 
@@ -24,9 +32,11 @@ def test_show_draws_and_box_selection_reaches_python(page, jupyter_lab):
         page.wait_for_function(
             "() => [...(window.__cellucidViewers || [])].some((c) => c.stats.timings.first_frame)", timeout=60_000
         )
-    except Exception:
+    except Exception as err:
         page.screenshot(path=str(ARTIFACTS / "lab_viewer_failed.png"))
-        raise AssertionError(f"no frame drawn; console errors: {page.console_errors}; lab log: {jupyter_lab.log()[-1500:]}")
+        raise AssertionError(
+            f"no frame drawn; console errors: {page.console_errors}; lab log: {jupyter_lab.log()[-1500:]}"
+        ) from err
     page.wait_for_timeout(300)
     px = canvas_pixels(page, name="lab_viewer_canvas")
     red, blue = color_mask(px, KNOWN_COLORS["group"][0]), color_mask(px, KNOWN_COLORS["group"][1])

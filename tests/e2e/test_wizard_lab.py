@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image

@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from export_helpers import make_kwargs, payload
 from scipy import sparse
 
 from cellucid_nb.exporter.centroids import category_centroids, grouped_quantile, latent_outlier_quantiles
 from cellucid_nb.exporter.prepare import prepare
 from cellucid_nb.format import codecs
 from cellucid_nb.format.spec import CONNECTIVITY_MANIFEST_KEYS, OBS_MANIFEST_KEYS, VAR_MANIFEST_KEYS
-
-from export_helpers import make_kwargs, payload
 
 
 def _json(path: Path) -> dict:
@@ -104,7 +103,7 @@ def test_centroids_follow_reference_semantics() -> None:
         ours = category_centroids(coords, codes, cats, q, min_points)
         ref = _compute_centroids_for_field(coords, codes, cats, q, min_points)
         assert [(c["category"], c["n_points"]) for c in ours] == [(c["category"], c["n_points"]) for c in ref]
-        for a, b in zip(ours, ref):
+        for a, b in zip(ours, ref, strict=True):
             np.testing.assert_allclose(a["position"], b["position"], atol=1e-6)
         latent = rng.normal(size=(500, 6)).astype(np.float32)
         np.testing.assert_allclose(

@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from export_helpers import make_kwargs, siblings, snapshot
 from scipy import sparse
 
 from cellucid_nb.exporter.prepare import prepare
-
-from export_helpers import make_kwargs, siblings, snapshot
 
 N = 300
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from export_helpers import make_kwargs, siblings, snapshot
 
 from cellucid_nb.exporter.locking import ExportBusyError, ExportLock
 from cellucid_nb.exporter.prepare import prepare
@@ -20,8 +21,6 @@ from cellucid_nb.format.leftovers import find_leftovers
 from cellucid_nb.format.reader import read_export
 from cellucid_nb.format.spec import SIDECAR_FILE
 from cellucid_nb.format.validator import validate_export
-
-from export_helpers import make_kwargs, siblings, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from export_helpers import make_kwargs, payload, siblings, snapshot
 from scipy import sparse
 
 from cellucid_nb.exporter.prepare import prepare
 from cellucid_nb.exporter.progress import PHASES, ExportCancelled, ExportResult, ProgressEvent
 from cellucid_nb.format.spec import SIDECAR_FILE
-
-from export_helpers import make_kwargs, payload, siblings, snapshot
 
 
 def test_two_exports_are_byte_identical(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from export_helpers import CREATED
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import sparse
@@ -25,8 +26,6 @@ from cellucid_nb.exporter.gc_pause import frozen_heap
 from cellucid_nb.exporter.genes import uses_csr_kernels
 from cellucid_nb.exporter.prepare import prepare
 from cellucid_nb.format import codecs
-
-from export_helpers import CREATED
 
 
 def _gene_files(folder: Path) -> dict[str, bytes]:

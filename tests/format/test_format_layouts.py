@@ -194,7 +194,7 @@ def test_index_layout_has_the_key_layouts_values_and_payload_bytes(both_layouts)
     for g in key.genes:
         assert key.gene_info(g) == index.gene_info(g)
         assert key.gene_raw(g).tobytes() == index.gene_raw(g).tobytes()
-    for a, b in zip(key.edges(), index.edges()):
+    for a, b in zip(key.edges(), index.edges(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert key.vector_fields.keys() == index.vector_fields.keys()
     for fid, entry in key.vector_fields.items():

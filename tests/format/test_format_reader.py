@@ -11,7 +11,8 @@ import pytest
 from format_handmade import CATEGORIES, edit_json, normalise
 from make_fixtures import REFERENCE_FIXTURES, REFERENCE_VARIANTS, make_inputs
 
-from cellucid_nb.format import payloads, reader as reader_module
+from cellucid_nb.format import payloads
+from cellucid_nb.format import reader as reader_module
 from cellucid_nb.format.codecs import QUANT_MAX
 from cellucid_nb.format.reader import ExportReader, read_export
 

@@ -15,7 +15,6 @@ from cellucid_nb.format.codecs import QUANT_MAX
 from cellucid_nb.format.reader import read_export
 from cellucid_nb.format.validator import validate_export
 
-
 CASES = {
     "plain": dict(),
     "gzip6_q8": dict(compression=6, var_quantization=8, obs_continuous_quantization=8),
@@ -68,7 +67,7 @@ def test_obs_manifest_structure_matches(pair):
     assert r["_obsSchemas"] == o["_obsSchemas"]
     for kind in ("_continuousFields", "_categoricalFields"):
         assert [(f[0], len(f)) for f in r[kind]] == [(f[0], len(f)) for f in o[kind]]
-    for rf, of in zip(r["_categoricalFields"], o["_categoricalFields"]):
+    for rf, of in zip(r["_categoricalFields"], o["_categoricalFields"], strict=True):
         assert rf[1:4] == of[1:4]  # categories, codesDtype, codesMissingValue
         assert sorted(rf[4]) == sorted(of[4])  # centroid dimensions
         for dim in rf[4]:

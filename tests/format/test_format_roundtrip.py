@@ -18,7 +18,6 @@ from cellucid_nb.format.codecs import QUANT_MAX
 from cellucid_nb.format.reader import read_export
 from cellucid_nb.format.validator import format_problems, validate_export
 
-
 N = 40
 
 

@@ -140,7 +140,7 @@ def d_range_invalid(p):
 def d_categories_not_unique(p):
     def change(m):
         m["_categoricalFields"][0][1] = ["B cell", "NK", "NK"]
-        for dim, items in m["_categoricalFields"][0][4].items():  # keep the centroids consistent
+        for items in m["_categoricalFields"][0][4].values():  # keep the centroids consistent
             items[:] = [c for c in items if c["category"] != "T cell"]
     edit_json(p / "obs_manifest.json", change)
 
