@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cellucid_nb.adata.plan import PlanError
 from cellucid_nb.widgets.wizard_errors import describe_error
 from cellucid_nb.widgets.wizard_jobs import ExportJob, LatestOnlyWorker, ProgressTracker, Throttle
 from cellucid_nb.widgets.wizard_preview import preview_payload
@@ -80,7 +81,22 @@ def test_progress_tracker_is_monotonic_and_splits_load_phase():
     assert fr[11] == pytest.approx(0.3) and fr[21] == pytest.approx(0.3 + 0.7 * 10 / 20)
     assert fr[-1] == pytest.approx(0.999)  # 1.0 only when the export thread ends
     snap = tr.update(_event("finalize", 30, 30, eta=2.0))
-    assert snap.fraction == pytest.approx(0.999) and snap.to_dict()["eta"] == 2.0
+    assert snap.fraction == pytest.approx(0.999) and 0.0 <= snap.to_dict()["eta"] < 1.0
+
+
+def test_first_eta_is_not_wild():
+    # A 2.3 s export whose first events carry the exporter's wild guess (4 min 53 s):
+    # no ETA until 10 % is done and 1 s has passed, then close to the real time left.
+    tr = ProgressTracker()
+    etas = []
+    for step in range(1, 47):
+        t = step * 0.05
+        event = SimpleNamespace(phase="genes", done=round(1000 * t / 2.3), total=1000, bytes_written=0,
+                                elapsed=t, eta=293.0 if step < 5 else 2.3 - t)
+        etas.append((t, tr.update(event).eta))
+    assert all(eta is None for t, eta in etas if t < 1.0)
+    later = [(t, eta) for t, eta in etas if t >= 1.0]
+    assert later and all(eta is not None and abs(eta - (2.3 - t)) < 0.5 for t, eta in later)
 
 
 def test_export_job_keeps_result_and_error():
@@ -106,9 +122,28 @@ def test_export_job_keeps_result_and_error():
 
 def test_describe_error_names_what_to_change():
     text = describe_error(FileExistsError("export exists at /x; pass force=True or another out_dir"))
-    assert text.startswith("FileExistsError: export exists")
-    assert "Overwrite" in text
-    assert "What to change" in describe_error(RuntimeError("strange"))
+    assert text.startswith("export exists at /x; tick \u201cOverwrite an existing export\u201d or another output folder")
+    assert "force=True" not in text and "What to change: Tick \u201cOverwrite" in text
+    assert describe_error(ZeroDivisionError("strange")).startswith("Unexpected error (ZeroDivisionError): strange")
+
+
+@pytest.mark.parametrize(("error", "words", "click"), [
+    (PlanError("embeddings={}: expected a non-empty {dimension: obsm key} mapping"),
+     "An export needs at least one embedding", "In Embeddings, pick one"),
+    (ValueError("out_dir '/x/pbmc' already holds an export made with different settings "
+                "(var_quantization: existing 8, requested 16). Use force=True to replace it, or choose another out_dir."),
+     "already holds an export made with other settings (var_quantization: existing 8, requested 16)",
+     "Tick \u201cOverwrite an existing export\u201d"),
+    (PlanError("obs_keys ['louvian'] not in obs; did you mean 'louvain'?; obs has ['louvain']"),
+     "Cell metadata column(s) 'louvian' are not in this dataset", "In Cell metadata (obs), untick"),
+    (PlanError("genes: unknown gene id(s): 1 of the genes asked for are not in the 'raw' expression source "
+               "(var index): 'cd3d' (did you mean 'CD3D'?). Expected ids as the var index spells them"),
+     "Some genes are not in this dataset (raw): 'cd3d' (did you mean 'CD3D'?)", "In Genes, fix the spelling"),
+])
+def test_errors_are_in_a_beginners_words(error, words, click):
+    text = describe_error(error)
+    assert words in text and f"What to change: {click}" in text
+    assert "PlanError" not in text and "={" not in text and "force=True" not in text
 
 
 def _toy(n=50_000):

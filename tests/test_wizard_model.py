@@ -307,6 +307,8 @@ def test_cancel_midway_leaves_nothing(tmp_path):
         with pytest.raises(ExportCancelled):
             w.wait(timeout=60)
         assert w.status == "cancelled"
+        assert w.message == f"Export cancelled: nothing was written ({tmp_path / 'big'} was not created)."
+        assert w.progress == {} and w.error == ""
         assert not (tmp_path / "big").exists()
         assert [p.name for p in tmp_path.iterdir()] == []  # no staging folder left either
     finally:
@@ -353,3 +355,106 @@ def test_backed_anndata_preview_and_export_with_load_phase(pbmc, tmp_path):
     finally:
         w.close()
         backed.file.close()
+
+
+def test_none_as_the_only_embedding_then_back_clears_the_error(wiz):
+    # Bug: choosing "none" as the only 2D embedding snapped back to X_umap (the plan was sent
+    # back) and left the error on screen after X_umap was picked again.
+    resent: list[object] = []
+    original_send_state = wiz.send_state
+    wiz.send_state = lambda key=None: (resent.append(key), original_send_state(key))[1]  # type: ignore[method-assign]
+    good = wiz.get_state()["plan"]
+    wiz.set_state({"plan": {**good, "embeddings": {}}})
+    assert wiz.plan.embeddings == {2: "X_umap"}
+    assert wiz.plan_error.startswith("An export needs at least one embedding")
+    assert "PlanError" not in wiz.plan_error and "embeddings={}" not in wiz.plan_error
+    assert "What to change: In Embeddings, pick one" in wiz.plan_error
+    assert "plan" not in resent  # the page keeps "none" beside the error: no snap back
+    # the Export button while the page holds the refused edit: explained, nothing started
+    _from_frontend(wiz, {"type": "wizard:export"})
+    assert not wiz.running and wiz.status == "idle" and "fix the setting" in wiz.error
+    with pytest.raises(RuntimeError, match="settings have a problem"):
+        wiz.export()
+    # picking X_umap again is a change on the page, hence an edit that reaches Python: the error goes
+    wiz.set_state({"plan": good})
+    assert wiz.plan_error == "" and wiz.plan.embeddings == {2: "X_umap"}
+
+
+def test_refused_export_keeps_the_previous_result_and_viewer(wiz, tmp_path):
+    out = tmp_path / "kept"
+    wiz.out_dir = str(out)
+    first = (wiz.export(), wiz.wait(timeout=120))[1]
+    backend = wiz.viewer
+    assert backend is not None and wiz.result is first
+    files = sorted(p.relative_to(out) for p in out.rglob("*"))
+    # settings changed, Overwrite off: the exporter refuses before writing anything
+    wiz.plan = wiz.plan.replace(var_quantization=16)
+    wiz.export()
+    with pytest.raises(ValueError, match="different settings"):
+        wiz.wait(timeout=120)
+    assert wiz.status == "error"
+    assert "Tick \u201cOverwrite an existing export\u201d" in wiz.error and "force=True" not in wiz.error
+    assert wiz.progress == {}  # no "checking inputs · 0 %" beside the error
+    assert wiz.result is first and wiz.get_state()["result"]["path"] == str(first.path)
+    assert wiz.viewer is backend  # still serving the old export, which is intact
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == files
+    _from_frontend(wiz, {"type": "viewer:request", "id": 7, "kind": "meta", "args": {}})
+    assert wiz.send.wait_for("viewer:response")[0]["id"] == 7
+
+
+def test_wizard_exposes_its_viewer_and_selection(wiz, tmp_path):
+    assert wiz.viewer is None and wiz.selected.dtype == np.int64 and wiz.selected.size == 0
+    wiz.out_dir = str(tmp_path / "sel")
+    wiz.export()
+    wiz.wait(timeout=120)
+    picked: list[np.ndarray] = []
+    wiz.viewer.on_select(picked.append)
+    indices = np.array([5, 1, 3], dtype=np.uint32)
+    _from_frontend(wiz, {"type": "viewer:select", "n": 3}, [indices.tobytes()])
+    assert wiz.selected.tolist() == [1, 3, 5]
+    assert picked and picked[-1].tolist() == [1, 3, 5]
+    assert wiz.viewer.reader.n_cells == 700
+
+
+def test_wizard_opens_an_h5ad_path_backed_and_names_the_folder_after_it(pbmc, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "my_pbmc.h5ad"
+    pbmc.write_h5ad(path)
+    w = wizard(str(path))
+    try:
+        assert w._adata.isbacked and w._adata.n_obs == pbmc.n_obs
+        assert w.out_dir == str(tmp_path / "exports" / "my_pbmc")
+    finally:
+        w.close()
+        w._adata.file.close()
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        wizard(tmp_path / "missing.h5ad")
+    with pytest.raises(TypeError, match="expected an AnnData .* or the path of an .h5ad file"):
+        wizard(42)
+
+
+def test_default_folders_differ_between_unnamed_datasets(pbmc, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    other = pbmc[:300].copy()
+    titled = pbmc[:200].copy()
+    titled.uns["title"] = "PBMC 3k"
+    folders = []
+    for adata in (pbmc, other, titled):
+        w = wizard(adata)
+        folders.append(w.out_dir)
+        w.close()
+    assert len(set(folders)) == 3 and str(tmp_path / "exports" / "dataset") not in folders
+    assert folders[2] == str(tmp_path / "exports" / "PBMC_3k")
+    assert folders[0].startswith(str(tmp_path / "exports" / "dataset-"))
+    w = wizard(pbmc)
+    assert w.out_dir == folders[0]  # the same dataset, the same folder
+    w.close()
+
+
+def test_wizard_says_which_expression_source_and_why(wiz):
+    assert wiz.plan.expression_source == "raw"
+    assert wiz.source_note.startswith("Genes come from raw: it holds log-normalised values")
+    assert "X holds scaled values (z-scores" in wiz.source_note
+    wiz.plan = wiz.plan.replace(expression_source="X")
+    assert "as chosen" in wiz.source_note and "raw holds log-normalised values" in wiz.source_note
+    assert wiz.get_state()["source_note"] == wiz.source_note

@@ -8,10 +8,17 @@ and, on success, serves the result to the viewer embedded below it.
 Wire protocol (front-end: ``js/wizard/widget.js``)
 --------------------------------------------------
 Synced traits: ``summary``, ``plan`` (a dict on the wire, an ``ExportPlan`` in
-Python), ``plan_error``, ``estimate`` (dict / ``SizeEstimate``),
-``estimate_pending``, ``estimate_error``, ``status``, ``progress``, ``error``,
-``result`` (dict / ``ExportResult``), ``code``, ``out_dir``, ``overwrite``,
-``gene_report``.
+Python), ``plan_error``, ``estimate`` (dict / ``SizeEstimate``; ``disk_bytes`` is
+the size on disk), ``estimate_pending``, ``estimate_error``, ``status``,
+``progress``, ``error``, ``message`` (one-line notice, e.g. what a cancel left),
+``result`` (dict / ``ExportResult``; the last successful export, kept when a
+later export fails or is cancelled), ``code``, ``out_dir``, ``overwrite``,
+``gene_report``, ``source_note`` (which expression source genes come from, and why).
+
+A plan edit from the browser that is invalid sets ``plan_error`` and leaves
+``plan`` as it was, without sending it back: the page keeps showing the user's
+choice beside the error, and the next valid edit (even back to the same plan)
+clears it. Export refuses to start while ``plan_error`` is set.
 
 Custom messages, front-end to Python (``type`` field):
 
@@ -35,8 +42,10 @@ background thread; errors land in a trait, never only in the kernel log.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
+import numpy as np
 import traitlets
 
 from cellucid_nb.widgets.wizard_errors import describe_error
@@ -101,10 +111,47 @@ def _plan_class() -> Any:
     return ExportPlan
 
 
-def _default_out_dir(plan: Any) -> str:
+def _open_adata(adata: Any) -> tuple[Any, Path | None]:
+    """The AnnData to export and the file it came from: a path is opened backed (X stays on disk)."""
+    if isinstance(adata, (str, os.PathLike)):
+        path = Path(adata).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"wizard({str(adata)!r}): no such file; expected an AnnData or the path of an .h5ad file")
+        import anndata
+
+        return anndata.read_h5ad(path, backed="r"), path
+    if not all(hasattr(adata, name) for name in ("n_obs", "obs", "obsm")):
+        raise TypeError(
+            f"wizard() got a {type(adata).__name__}; expected an AnnData (in memory or backed) "
+            "or the path of an .h5ad file"
+        )
+    filename = getattr(adata, "filename", None) if getattr(adata, "isbacked", False) else None
+    return adata, Path(filename) if filename else None
+
+
+def _dataset_name(adata: Any, plan: Any, path: Path | None) -> str:
+    """A name for the dataset's export folder: plan name, file name, uns title, else a hash of shape and cell names.
+
+    Never a shared name: two datasets without names get different folders.
+    """
+    for name in (getattr(plan, "dataset_name", None), getattr(plan, "dataset_id", None),
+                 path.stem if path is not None else None):
+        if name:
+            return str(name)
+    uns = getattr(adata, "uns", {})
+    title = uns.get("title") if hasattr(uns, "get") else None
+    if isinstance(title, str) and title.strip():
+        return title.strip()
+    import pandas as pd
+
+    digest = hashlib.sha1(f"{adata.n_obs}x{adata.n_vars}".encode())
+    digest.update(pd.util.hash_pandas_object(pd.Index(adata.obs_names), index=False).to_numpy().tobytes())
+    return f"dataset-{digest.hexdigest()[:8]}"
+
+
+def _default_out_dir(name: str) -> str:
     from cellucid_nb.format.naming import safe_name
 
-    name = getattr(plan, "dataset_name", None) or getattr(plan, "dataset_id", None) or "dataset"
     return str(Path.cwd() / "exports" / safe_name(name))
 
 
@@ -114,9 +161,12 @@ class ExportWizard(anywidget.AnyWidget):
     Parameters
     ----------
     adata
-        The AnnData to export (in memory or backed).
+        The AnnData to export (in memory or backed), or the path of an ``.h5ad``
+        file (opened backed: the expression matrix stays on disk).
     out_dir
-        Output folder; default ``./exports/<dataset name>``.
+        Output folder; default ``./exports/<dataset name>``: the plan's
+        ``dataset_name``, else the file name, else ``uns["title"]``, else
+        ``dataset-<hash of shape and cell names>`` (never one shared folder).
     plan
         Starting plan; default ``ExportPlan.from_anndata(adata)``.
     **plan_changes
@@ -131,7 +181,12 @@ class ExportWizard(anywidget.AnyWidget):
         The latest finished estimate (``estimate_pending`` says a newer one runs;
         :meth:`wait_estimate` waits for it).
     result : ExportResult or None
-        Set when an export finished.
+        The last export that finished (kept when a later one fails or is cancelled).
+    viewer : ViewerBackend or None
+        The viewer of the finished export shown below the wizard (``selected``,
+        ``on_select``, ``highlight``, ``reset_view``).
+    selected : numpy.ndarray
+        Indices of the cells selected in that viewer (empty before an export).
     """
 
     _esm = _STATIC / "wizard.js"
@@ -151,6 +206,10 @@ class ExportWizard(anywidget.AnyWidget):
     out_dir = traitlets.Unicode("").tag(sync=True)
     overwrite = traitlets.Bool(False).tag(sync=True)
     gene_report = traitlets.Dict().tag(sync=True)
+    #: which expression source genes come from and why (e.g. raw: log-normalised, X: z-scores)
+    source_note = traitlets.Unicode("").tag(sync=True)
+    #: a one-line notice that is not an error, e.g. "Export cancelled: nothing was written ..."
+    message = traitlets.Unicode("").tag(sync=True)
     #: the advanced "file layout" choice (plan.layout; a plan dict without "layout" means "key"): value, label, note
     layout_choices = traitlets.List(default_value=_LAYOUT_CHOICES).tag(sync=True)
 
@@ -158,6 +217,7 @@ class ExportWizard(anywidget.AnyWidget):
         from cellucid_nb.adata.inspection import inspect
 
         ExportPlan = _plan_class()
+        adata, path = _open_adata(adata)
         self._adata = adata
         self._summary_obj = inspect(adata)
         start = plan if plan is not None else ExportPlan.from_anndata(adata, summary=self._summary_obj)
@@ -179,7 +239,8 @@ class ExportWizard(anywidget.AnyWidget):
         super().__init__(
             summary=self._summary_obj.to_dict(),
             plan=start,
-            out_dir=str(out_dir) if out_dir is not None else _default_out_dir(start),
+            out_dir=str(out_dir) if out_dir is not None else _default_out_dir(_dataset_name(adata, start, path)),
+            source_note=self._source_note(start),
         )
         self.on_msg(self._on_custom_msg)
         self._request_estimate()
@@ -217,18 +278,17 @@ class ExportWizard(anywidget.AnyWidget):
         try:
             plan = self._coerce_plan(data)
         except Exception as exc:  # noqa: BLE001 - shown in the widget
+            # Not sent back: the page keeps the user's choice beside the error, so that picking
+            # the previous value again is a change that reaches Python and clears the error.
             self.plan_error = describe_error(exc)
-            # the browser shows the rejected edit until told otherwise: resend the valid plan
-            self._resend_plan()
             return self.plan
         self.plan_error = ""
         return plan
 
-    def _resend_plan(self) -> None:
-        try:
-            self.send_state("plan")
-        except Exception:  # noqa: BLE001 - widget closed meanwhile
-            logger.debug("could not resend the plan", exc_info=True)
+    def _source_note(self, plan: Any) -> str:
+        from cellucid_nb.adata.gene_choice import expression_source_note
+
+        return expression_source_note(self._summary_obj, plan.expression_source)
 
     @traitlets.observe("plan")
     def _on_plan_change(self, change: Any) -> None:
@@ -237,6 +297,7 @@ class ExportWizard(anywidget.AnyWidget):
         if self.gene_report and self._report_genes != (new.expression_source, new.genes):
             self.gene_report = {}  # the genes changed since the report was made
         self.code = self._code_for(change["new"])
+        self.source_note = self._source_note(new)
         self._request_estimate()
 
     @traitlets.observe("out_dir")
@@ -340,20 +401,29 @@ class ExportWizard(anywidget.AnyWidget):
         return self._job is not None and self._job.running
 
     def export(self) -> None:
-        """Start the export in a background thread (same as the Export button); returns at once."""
+        """Start the export in a background thread (same as the Export button); returns at once.
+
+        Raises
+        ------
+        RuntimeError
+            While an export runs, or while ``plan_error`` says the page holds an invalid edit.
+        """
         if self.running:
             raise RuntimeError("an export is already running; cancel() it or wait() for it")
+        if self.plan_error:
+            raise RuntimeError(f"the settings have a problem; fix it, then export again.\n{self.plan_error}")
         from cellucid_nb.adata.exporting import export as export_fn
 
         plan, adata = self.plan, self._adata
-        out_dir = self.out_dir or _default_out_dir(plan)
+        out_dir = self.out_dir or _default_out_dir(_dataset_name(adata, plan, None))
         force = bool(self.overwrite)
         throttle = Throttle(PROGRESS_RATE)
         tracker = ProgressTracker()
-        state = {"start": time.monotonic()}
-        self._close_viewer_backend()
-        self.result = None
+        state = {"start": time.monotonic(), "out_dir": Path(out_dir), "existed": Path(out_dir).exists()}
+        # The previous result and its viewer stay until this export succeeds (a refused or
+        # cancelled export leaves the old one intact, so it stays on show).
         self.error = ""
+        self.message = ""
         self.progress = {"phase": "start", "done": 0, "total": 0, "bytes": 0, "elapsed": 0.0, "eta": None, "fraction": 0.0}
         self.status = "running"
 
@@ -376,6 +446,7 @@ class ExportWizard(anywidget.AnyWidget):
 
         elapsed = time.monotonic() - state["start"]
         if error is None:
+            self._close_viewer_backend()
             try:
                 self._open_viewer_backend(result.path)
             except Exception as exc:  # noqa: BLE001 - the export itself is fine
@@ -386,11 +457,13 @@ class ExportWizard(anywidget.AnyWidget):
             self.result = result
             self.status = "done"
         elif isinstance(error, ExportCancelled):
-            self.progress = {**self.progress, "phase": "cancelled", "eta": None}
+            self.progress = {}
             self.error = ""
+            self.message = _cancel_message(state["out_dir"], state["existed"])
             self.status = "cancelled"
         else:
             logger.debug("wizard export failed", exc_info=error)
+            self.progress = {}  # no "checking inputs · 0 %" left beside the error
             self.error = describe_error(error)
             self.status = "error"
 
@@ -422,6 +495,21 @@ class ExportWizard(anywidget.AnyWidget):
         return job.result
 
     # ------------------------------------------------------------------ viewer
+
+    @property
+    def viewer(self) -> Any:
+        """The viewer of the last finished export (a ``ViewerBackend``), or ``None`` before one.
+
+        It has ``selected``, ``on_select(callback)``, ``highlight(indices)``,
+        ``reset_view()`` and ``reader`` (the ``ExportReader``), as :class:`~cellucid_nb.Viewer`.
+        """
+        return self._viewer_backend
+
+    @property
+    def selected(self) -> np.ndarray:
+        """Indices (int64, sorted) of the cells selected in the wizard's viewer; empty before an export."""
+        backend = self._viewer_backend
+        return backend.selected if backend is not None else np.zeros(0, dtype=np.int64)
 
     def _open_viewer_backend(self, path: Any) -> None:
         from cellucid_nb.viewer_protocol import ViewerBackend
@@ -463,6 +551,9 @@ class ExportWizard(anywidget.AnyWidget):
             elif kind == "wizard:export":
                 if "out_dir" in content:
                     self.out_dir = str(content["out_dir"])
+                if self.plan_error:  # the page shows an edit Python refused: say so, change nothing else
+                    self.error = f"Not exported: fix the setting first.\n{self.plan_error}"
+                    return
                 self.export()
             elif kind == "wizard:cancel":
                 self.cancel()
@@ -518,15 +609,25 @@ class ExportWizard(anywidget.AnyWidget):
         super().close()
 
 
+def _cancel_message(out_dir: Path, existed: bool) -> str:
+    """What a cancelled export left, checked on disk (the exporter removes its staging folder)."""
+    if existed:
+        return f"Export cancelled: nothing was written; {out_dir} is as it was."
+    if out_dir.exists():
+        return f"Export cancelled, but {out_dir} exists: delete it or export again with \u201cOverwrite\u201d ticked."
+    return f"Export cancelled: nothing was written ({out_dir} was not created)."
+
+
 def wizard(adata: Any, out_dir: str | Path | None = None, **plan_changes: Any) -> ExportWizard:
     """Open the export wizard on ``adata``.
 
     Parameters
     ----------
     adata
-        The AnnData to export (in memory or backed).
+        The AnnData to export (in memory or backed), or the path of an ``.h5ad`` file
+        (opened backed).
     out_dir
-        Output folder; default ``./exports/<dataset name>``.
+        Output folder; default ``./exports/<dataset name>`` (see :class:`ExportWizard`).
     **plan_changes
         Changes to the default plan, e.g. ``compression=9, var_quantization=16``.
 
@@ -534,6 +635,7 @@ def wizard(adata: Any, out_dir: str | Path | None = None, **plan_changes: Any) -
     -------
     ExportWizard
         Display it (last expression of a cell); drive it from Python with
-        ``wiz.plan``, ``wiz.export()``, ``wiz.wait()``, ``wiz.cancel()``.
+        ``wiz.plan``, ``wiz.export()``, ``wiz.wait()``, ``wiz.cancel()``; after an
+        export, ``wiz.viewer`` and ``wiz.selected``.
     """
     return ExportWizard(adata, out_dir=out_dir, **plan_changes)

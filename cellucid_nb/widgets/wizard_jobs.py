@@ -178,11 +178,31 @@ class ProgressTracker:
     load rows as an offset in both ``done`` and ``total``, which is removed
     here. The fraction stays below 1: only the end of the export thread means
     "done" (the wizard sets 1.0 then).
+
+    The time left is the tracker's own, from the overall fraction (the exporter's
+    per-phase ETA swings wildly at the start): none until ``min_fraction`` of the
+    work is done *and* ``min_elapsed`` seconds have passed, then
+    ``elapsed x (1 - f) / f`` smoothed exponentially (``smoothing`` = weight of
+    the newest value), so a 2 s export never shows "about 5 min left".
+
+    Parameters
+    ----------
+    load_share
+        Share of the bar given to the ``"load"`` phase.
+    min_fraction, min_elapsed
+        No ETA before both are reached.
+    smoothing
+        Weight of the newest ETA in the running average (0-1].
     """
 
-    def __init__(self, load_share: float = 0.3) -> None:
+    def __init__(self, load_share: float = 0.3, min_fraction: float = 0.1, min_elapsed: float = 1.0,
+                 smoothing: float = 0.3) -> None:
         self._load_share = load_share
         self._load_total = 0
+        self._min_fraction = min_fraction
+        self._min_elapsed = min_elapsed
+        self._smoothing = smoothing
+        self._eta: float | None = None
         self.fraction = 0.0
 
     def update(self, event: Any) -> ProgressSnapshot:
@@ -191,8 +211,6 @@ class ProgressTracker:
         total = int(getattr(event, "total", 0) or 0)
         written = int(getattr(event, "bytes_written", 0) or 0)
         elapsed = float(getattr(event, "elapsed", 0.0) or 0.0)
-        eta = getattr(event, "eta", None)
-        eta = None if eta is None else max(0.0, float(eta))
         if phase == "load":
             self._load_total = max(self._load_total, total)
             fraction = self._load_share * (done / total if total > 0 else 0.0)
@@ -203,7 +221,16 @@ class ProgressTracker:
         else:
             fraction = done / total if total > 0 else 0.0
         self.fraction = min(max(self.fraction, fraction), 0.999)
-        return ProgressSnapshot(phase, done, total, written, elapsed, eta, self.fraction)
+        return ProgressSnapshot(phase, done, total, written, elapsed, self._time_left(elapsed), self.fraction)
+
+    def _time_left(self, elapsed: float) -> float | None:
+        f = self.fraction
+        if f < self._min_fraction or elapsed < self._min_elapsed:
+            return None
+        raw = elapsed * (1.0 - f) / f
+        a = self._smoothing
+        self._eta = raw if self._eta is None else a * raw + (1.0 - a) * self._eta
+        return self._eta
 
 
 class ExportJob:
