@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -206,28 +207,71 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _ProgressBar:
+    """One bar of 0-100 % for the whole export: its total never changes mid-run.
+
+    The exporter's ``done``/``total`` counts grow while it learns the work (a
+    backed matrix's load phase, then the writers), so the bar shows the overall
+    fraction of :class:`~cellucid_nb.widgets.wizard_jobs.ProgressTracker` (the
+    wizard's: monotonic, load phase included) and its smoothed time left.
+    """
+
+    def __init__(self) -> None:
+        from tqdm.auto import tqdm
+
+        from cellucid_nb.widgets.wizard_jobs import ProgressTracker
+
+        self._tracker = ProgressTracker()
+        self._bar = tqdm(total=100, desc="export", file=sys.stderr, dynamic_ncols=True,
+                         bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}{postfix}")
+
+    def update(self, event: Any) -> None:
+        from cellucid_nb.adata.estimation import format_bytes
+
+        snap = self._tracker.update(event)
+        self._bar.set_description(f"export: {snap.phase}", refresh=False)
+        self._bar.n = round(100 * snap.fraction, 1)
+        left = "" if snap.eta is None else f", about {snap.eta:.0f} s left"
+        self._bar.set_postfix_str(f"{format_bytes(snap.bytes)}{left}", refresh=False)
+        self._bar.refresh()
+
+    def close(self, finished: bool) -> None:
+        """Fill the bar when the export returned, or erase it when it failed (the error line follows)."""
+        if finished:
+            self._bar.n = 100
+            self._bar.refresh()
+        else:
+            self._bar.leave = False
+        self._bar.close()
+
+
+#: Warnings already shown in this run (a library warning and the result's copy of it show once).
+_SHOWN: set[str] = set()
+
+
+def _in_cli_words(message: str) -> str:
+    """Advice written for Python callers, in this command line's terms (``--force``, not ``force=True``)."""
+    message = re.sub(r"\b(Use|use|pass|Pass) force=True\b", "Pass --force", message)
+    return message.replace("force=True", "--force")
+
+
+def _show_warning(message: str) -> None:
+    """Print ``warning: <message>`` on stderr once per distinct message."""
+    if message not in _SHOWN:
+        _SHOWN.add(message)
+        sys.stderr.write(f"warning: {_in_cli_words(message)}\n")
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from cellucid_nb.adata.estimation import format_bytes
     from cellucid_nb.adata.exporting import export
 
     adata = _read_h5ad(args.h5ad)
     plan = _plan_from_args(adata, args)
-    progress = None
-    bar = None
-    if not args.no_progress:
-        from tqdm.auto import tqdm
+    bar = None if args.no_progress else _ProgressBar()
+    progress = None if bar is None else bar.update
 
-        bar = tqdm(total=1, unit="step", desc="export", file=sys.stderr, dynamic_ncols=True)
-
-        def progress(event: Any) -> None:
-            bar.set_description(f"export: {event.phase}")
-            if bar.total != max(event.total, 1):
-                bar.reset(total=max(event.total, 1))
-            bar.n = event.done
-            bar.set_postfix_str(format_bytes(event.bytes_written))
-            bar.refresh()
-
-    client = None
+    client = result = None
     try:
         if args.memory_limit is not None:
             from cellucid_nb.adata.budget import parse_memory_limit
@@ -245,14 +289,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise CliError(str(err)) from err
     finally:
         if bar is not None:
-            bar.close()
+            bar.close(finished=result is not None)
         if client is not None:
             client.close()
     sys.stdout.write(
         f"wrote {result.path}: {format_bytes(result.n_bytes)} in {result.n_files} files, {result.seconds:.1f} s\n"
     )
     for w in result.warnings:
-        sys.stderr.write(f"warning: {w}\n")
+        _show_warning(w)
     return EXIT_OK
 
 
@@ -321,15 +365,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    with warnings.catch_warnings():
-        # Library warnings are shown once each, as plain lines.
-        warnings.simplefilter("default")
+    _SHOWN.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        # Library warnings are shown once each, as plain "warning: ..." lines (never Python's
+        # "file:line: UserWarning" form), after what the command printed itself.
+        warnings.simplefilter("always")
         try:
             return _COMMANDS[args.command](args)
         except CliError as exc:
-            sys.stderr.write(f"cellucid-nb {args.command}: {exc}\n")
+            sys.stderr.write(f"cellucid-nb {args.command}: {_in_cli_words(str(exc))}\n")
             return EXIT_USAGE
         except (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError, NotImplementedError) as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            sys.stderr.write(f"cellucid-nb {args.command}: {message}\n")
+            sys.stderr.write(f"cellucid-nb {args.command}: {_in_cli_words(message)}\n")
             return EXIT_USAGE
+        finally:
+            for w in caught:
+                _show_warning(str(w.message))

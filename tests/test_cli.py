@@ -126,3 +126,61 @@ def test_serve_answers_until_interrupted() -> None:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=10)
     assert code == 0
+
+
+def test_overwrite_refusal_and_warnings_speak_the_cli(pbmc_h5ad: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "export"
+    assert main(["export", str(pbmc_h5ad), str(out), "--genes", "none", "--no-progress"]) == 0
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    # a file no export wrote is kept, and said so once, as a plain line (not a raw UserWarning)
+    assert main(["export", str(pbmc_h5ad), str(out), "--genes", "none", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("kept 1 file(s)") == 1 and err.startswith("warning: kept 1 file(s)")
+    assert "UserWarning" not in err and ".py:" not in err
+    # other settings without --force: refused in the CLI's own words
+    assert main(["export", str(pbmc_h5ad), str(out), "--genes", "none", "--compression", "9", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Pass --force to replace it" in err and "force=True" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+class _RecordingBar:
+    """Stands in for tqdm: records every total and position the CLI shows."""
+
+    instances: list[_RecordingBar] = []
+
+    def __init__(self, total: float = 0, **kwargs: object) -> None:
+        self.total, self.n, self.leave = total, 0, True
+        self.totals: list[float] = [total]
+        self.positions: list[float] = []
+        _RecordingBar.instances.append(self)
+
+    def reset(self, total: float | None = None) -> None:
+        self.totals.append(total if total is not None else self.total)
+        self.total, self.n = self.totals[-1], 0
+
+    def refresh(self) -> None:
+        self.positions.append(self.n)
+
+    def set_description(self, *args: object, **kwargs: object) -> None: ...
+
+    def set_postfix_str(self, *args: object, **kwargs: object) -> None: ...
+
+    def close(self) -> None:
+        self.positions.append(self.n)
+
+
+def test_progress_bar_total_never_changes(pbmc_h5ad: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import tqdm.auto
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", _RecordingBar)
+    _RecordingBar.instances.clear()
+    assert main(["export", str(pbmc_h5ad), str(tmp_path / "export"), "--genes", "top:50"]) == 0
+    (bar,) = _RecordingBar.instances
+    assert bar.totals == [100]  # known up front: no 1 -> 700 -> 701 -> 1025
+    assert len(bar.positions) > 3
+    assert bar.positions == sorted(bar.positions)  # never back from 100 % to 68 %
+    assert bar.positions[-1] == 100
