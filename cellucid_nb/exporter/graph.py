@@ -14,7 +14,7 @@ from scipy import sparse
 
 from .graph_blocks import extract_edges_blocked
 from .inputs import ExportInputs
-from .runner import ExportRunner
+from .writer_runner import WriterRunner
 
 __all__ = ["EDGE_FILES", "connectivity_manifest", "extract_edges", "index_dtype_for", "max_neighbors", "write_graph"]
 
@@ -102,7 +102,7 @@ def connectivity_manifest(
     }
 
 
-def write_graph(runner: ExportRunner, inputs: ExportInputs) -> dict[str, Any] | None:
+def write_graph(runner: WriterRunner, inputs: ExportInputs) -> dict[str, Any] | None:
     """Queue the edge payloads and write ``connectivity_manifest.json`` (``None`` without a graph)."""
     if inputs.connectivity is None:
         return None

@@ -25,8 +25,8 @@ from ..format import codecs
 from ..format.layouts import LAYOUTS
 from ..format.naming import check_no_collisions, safe_name
 from ..format.rules import obs_column_kind
-from ..format.suggest import closest
 from ..format.spec import CATEGORY_LIMITS, DATASETS_FILE, IDENTITY_FILE, SIDECAR_FILE, points_file
+from ..format.suggest import closest
 
 __all__ = [
     "ExportSettings",
