@@ -68,3 +68,46 @@ def test_selection_and_commands(viewer):
     assert viewer.sent[-1][0]["command"] == "reset_view"
     viewer._on_front_msg(viewer, {"type": "viewer:event", "name": "first_frame", "payload": {"ms": 12.5}}, [])
     assert viewer.timings["first_frame"]["ms"] == 12.5
+
+
+@pytest.fixture(scope="module")
+def pbmc_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's export: scanpy's pbmc68k_reduced with the default plan (a 2D UMAP only)."""
+    from pbmc_data import pbmc68k_reduced
+
+    from cellucid_nb.adata.exporting import export
+
+    return export(pbmc68k_reduced(), out_dir=tmp_path_factory.mktemp("viewer") / "pbmc").path
+
+
+def test_a_missing_dimension_is_refused_with_the_available_ones(pbmc_export):
+    # The README's pbmc export has only a 2D UMAP: `v.dimension = 3` must say so and what to do.
+    from cellucid_nb.widgets.viewer import DimensionError
+
+    v = show(pbmc_export, color_field="obs:louvain")
+    try:
+        with pytest.raises(DimensionError, match=r"no 3D embedding; its dimensions are \[2\] \(2D\)") as info:
+            v.dimension = 3
+        assert isinstance(info.value, ValueError) and "n_components=3" in str(info.value)
+        assert v.dimension == 2
+        with pytest.raises(ValueError, match=r"dimensions are \[2\]"):
+            show(pbmc_export, dimension=3)
+        # what the README does instead works on the same export
+        v.color_field = "gene:CD3D"
+        v.highlight([0, 1, 2])
+        v.reset_view()
+    finally:
+        v.close()
+
+
+@pytest.mark.parametrize("field", ["obs:louvain", "gene:CD3D"])
+def test_show_keeps_the_colour_field_it_was_given(pbmc_export, field):
+    # Python side of "show(path, color_field=...) ignored": the widget starts with that field
+    # in its state (the front-end receives it before its first frame) and never replaces it.
+    v = show(pbmc_export, color_field=field)
+    try:
+        assert v.color_field == field and v.get_state()["color_field"] == field
+        v.backend.handle({"type": "viewer:request", "id": 1, "kind": "meta", "args": {}}, [])
+        assert v.color_field == field
+    finally:
+        v.close()

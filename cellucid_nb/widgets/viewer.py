@@ -18,9 +18,27 @@ import traitlets
 from cellucid_nb.format.suggest import did_you_mean
 from cellucid_nb.viewer_protocol import ViewerBackend
 
-__all__ = ["Viewer", "show"]
+__all__ = ["Viewer", "show", "DimensionError"]
 
 _STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+class DimensionError(traitlets.TraitError, ValueError):
+    """A dimension the export has no embedding for (a ``ValueError`` too, for ``except ValueError``)."""
+
+
+def _check_dimension(reader: Any, value: Any) -> int:
+    """Return ``value`` as an int if the export has an embedding of that dimension, else raise DimensionError."""
+    dims = [int(d) for d in reader.dimensions]
+    dim = int(value)
+    if dim not in dims:
+        only = ", ".join(f"{d}D" for d in dims)
+        raise DimensionError(
+            f"dimension={dim}: this export has no {dim}D embedding; its dimensions are {dims} ({only}). "
+            f"Use one of those, or export a {dim}D embedding (e.g. ExportPlan(embeddings={{{dim}: 'X_umap_{dim}d'}}) "
+            f"after sc.tl.umap(adata, n_components={dim}) stored as obsm['X_umap_{dim}d'])."
+        )
+    return dim
 
 
 def _check_field(reader: Any, field: str) -> str:
@@ -97,10 +115,7 @@ class Viewer(anywidget.AnyWidget):
         chunk_bytes = int(kwargs.pop("chunk_bytes", 4 << 20))
         backend = ViewerBackend(path, send=self._send_to_front, chunk_bytes=chunk_bytes)
         reader = backend.reader
-        dims = list(reader.dimensions)
-        dim = int(kwargs.pop("dimension", 0) or reader.default_dimension)
-        if dim not in dims:
-            raise ValueError(f"dimension={dim} is not in the export, which has dimensions {dims}")
+        dim = _check_dimension(reader, kwargs.pop("dimension", 0) or reader.default_dimension)
         field = _check_field(reader, str(kwargs.pop("color_field", "") or ""))
         super().__init__(dimension=dim, color_field=field, **kwargs)
         self._backend = backend
@@ -115,10 +130,7 @@ class Viewer(anywidget.AnyWidget):
     @traitlets.validate("dimension")
     def _validate_dimension(self, proposal: dict) -> int:
         backend = getattr(self, "_backend", None)
-        value = int(proposal["value"])
-        if backend is not None and value not in list(backend.reader.dimensions):
-            raise traitlets.TraitError(f"dimension={value} is not in the export, which has {list(backend.reader.dimensions)}")
-        return value
+        return _check_dimension(backend.reader, proposal["value"]) if backend is not None else int(proposal["value"])
 
     def _send_to_front(self, content: dict, buffers: list) -> None:
         self.send(content, buffers=buffers or None)
