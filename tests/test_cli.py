@@ -56,7 +56,7 @@ def test_estimate_prints_a_table(pbmc_h5ad: Path, capsys: pytest.CaptureFixture[
     assert "points_2d.bin" in out
     assert out.count("\n") > 5
     total_line = [line for line in out.splitlines() if line.startswith("total ")]
-    assert total_line and "files" in total_line[0]
+    assert total_line and "files" in total_line[0] and "on disk" in total_line[0]
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,8 @@ def test_opens_with_summary_default_plan_estimate_and_code(wiz, pbmc, tmp_path):
     state = wiz.get_state()
     assert json.loads(json.dumps(state["plan"]))["embeddings"] == {"2": "X_umap"}
     assert state["estimate"]["total_bytes"] == est.total_bytes
+    # the size on disk travels with it (files rounded up to the file system's blocks)
+    assert state["estimate"]["disk_bytes"] == est.disk_bytes >= est.total_bytes
 
 
 def test_frontend_plan_edit_updates_plan_and_estimate(wiz):

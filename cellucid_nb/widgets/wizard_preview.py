@@ -13,11 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cellucid_nb.format.codecs import MISSING_CODE
+from cellucid_nb.format.spec import CATEGORY_LIMITS
+
 __all__ = ["MAX_PREVIEW_POINTS", "preview_payload"]
 
 MAX_PREVIEW_POINTS = 20_000
-_CAT_MISSING = 65535
-_CONT_MISSING = 255
+#: the export's own missing codes (format/spec.py, format/codecs.py): uint16 categories, 8-bit values
+_CAT_MISSING = CATEGORY_LIMITS["uint16"][1]
+_CONT_MISSING = MISSING_CODE[8]
 
 
 def _sample_rows(n_cells: int, max_points: int, seed: int) -> np.ndarray:
@@ -66,7 +70,7 @@ def _colour_codes(column: pd.Series | None, colors: Any) -> tuple[dict[str, Any]
     lo = float(values[finite].min()) if finite.any() else 0.0
     hi = float(values[finite].max()) if finite.any() else 1.0
     span = hi - lo if hi > lo else 1.0
-    scaled = np.rint((np.where(finite, values, lo) - lo) / span * 254)
+    scaled = np.rint((np.where(finite, values, lo) - lo) / span * (_CONT_MISSING - 1))
     out = np.where(finite, scaled, _CONT_MISSING).astype(np.uint8)
     return {"kind": "continuous", "min": lo, "max": hi}, out
 
