@@ -201,7 +201,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     out = [line, "-" * len(line)]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     out.append("-" * len(line))
-    out.append(f"total {format_bytes(est.total_bytes)} in {est.n_files} files, about {est.seconds:.1f} s to export")
+    out.append(f"total {format_bytes(est.total_bytes)} in {est.n_files} files ({format_bytes(est.disk_bytes)} on disk), "
+               f"about {est.seconds:.1f} s to export")
     out += [f"warning: {w}" for w in est.warnings]
     sys.stdout.write("\n".join(out) + "\n")
     return EXIT_OK
