@@ -406,9 +406,12 @@ def test_refused_export_keeps_the_previous_result_and_viewer(wiz, tmp_path):
 
 def test_wizard_exposes_its_viewer_and_selection(wiz, tmp_path):
     assert wiz.viewer is None and wiz.selected.dtype == np.int64 and wiz.selected.size == 0
-    wiz.out_dir = str(tmp_path / "sel")
+    wiz.out_dir = str(tmp_path / "a_longer_folder_name")
+    est = wiz.wait_estimate()
     wiz.export()
-    wiz.wait(timeout=120)
+    result = wiz.wait(timeout=120)
+    # estimated for this folder (its name is the dataset's name): exact on pbmc, every cell and gene sampled
+    assert (est.total_bytes, est.n_files) == (result.n_bytes, result.n_files)
     picked: list[np.ndarray] = []
     wiz.viewer.on_select(picked.append)
     indices = np.array([5, 1, 3], dtype=np.uint32)

@@ -303,6 +303,8 @@ class ExportWizard(anywidget.AnyWidget):
     @traitlets.observe("out_dir")
     def _on_out_dir_change(self, change: Any) -> None:
         self.code = self._code_for(self.plan)
+        if getattr(self, "_estimates", None) is not None:
+            self._request_estimate()
 
     def _code_for(self, plan: Any) -> str:
         if plan is None:
@@ -322,7 +324,9 @@ class ExportWizard(anywidget.AnyWidget):
         if plan is None:
             return
         self.estimate_pending = True
-        adata = self._adata
+        adata, summary = self._adata, self._summary_obj
+        # the output folder names the dataset (identity sizes) and sets the block size of "on disk"
+        out_dir = self.out_dir or None
 
         def done(serial: int, value: Any, error: BaseException | None) -> None:
             if not self._estimates.is_latest(serial):
@@ -334,7 +338,7 @@ class ExportWizard(anywidget.AnyWidget):
                 self.estimate = value
             self.estimate_pending = False
 
-        self._estimates.submit(lambda: estimate_fn(adata, plan), done)
+        self._estimates.submit(lambda: estimate_fn(adata, plan, out_dir=out_dir, summary=summary), done)
 
     def wait_estimate(self, timeout: float | None = 30.0) -> Any:
         """Wait for the estimate of the current plan and return it (``SizeEstimate``).
