@@ -1,4 +1,4 @@
-// Loading through the transport, with caches: embeddings per dimension, colour fields,
+// Loading through the transport, with caches: embeddings per dimension (and embedding id), colour fields,
 // the kNN edges and vector fields. Concurrent asks for the same thing share one request;
 // a failed request is not cached (asking again retries).
 import { prepareField } from "./fields.js";
@@ -47,11 +47,12 @@ export function createDataCache(transport, stats) {
     /**
      * Embedding of `dim` dimensions: drawn positions (1D as a 2D strip) and the raw ones.
      * @param {number} dim
+     * @param {string|null} [embedding]  an embedding id (embeddings.js); absent: the dimension's default
      * @returns {Promise<{positions: Float32Array, comps: number, raw: Float32Array}>}
      */
-    points(dim) {
-      return once(`points_${dim}d`, async () => {
-        const { arrays } = await transport.request("points", { dim });
+    points(dim, embedding = null) {
+      return once(`points_${dim}d${embedding ? `:${embedding}` : ""}`, async () => {
+        const { arrays } = await transport.request("points", embedding ? { dim, embedding } : { dim });
         return dim === 1 ? { positions: stripFrom1D(arrays.points), comps: 2, raw: arrays.points } : { positions: arrays.points, comps: dim, raw: arrays.points };
       });
     },
@@ -77,9 +78,10 @@ export function createDataCache(transport, stats) {
     edges() {
       return once("edges", async () => (await transport.request("edges", {})).arrays.pairs);
     },
-    /** Vectors of one vector field at one dimension (n * dim floats). */
-    vectors(field, dim) {
-      return once(`vectors:${field}|${dim}`, async () => (await transport.request("vectors", { field, dim })).arrays.vectors);
+    /** Vectors of one vector field at one dimension (n * dim floats), over `embedding` when given. */
+    vectors(field, dim, embedding = null) {
+      const args = embedding ? { field, dim, embedding } : { field, dim };
+      return once(`vectors:${field}|${dim}|${embedding || ""}`, async () => (await transport.request("vectors", args)).arrays.vectors);
     },
   };
 }

@@ -35,6 +35,26 @@ export const browserFrames = {
 };
 
 /**
+ * Follow the stage's size (`onResize`) and JupyterLab's theme (`onTheme`): JupyterLab
+ * switches themes by changing <body> attributes and stylesheets, and the canvas clear
+ * colour comes from CSS. Observers missing from the host are skipped.
+ * @param {Element} stage
+ * @param {() => void} onResize
+ * @param {() => void} onTheme
+ * @returns {() => void} disconnects both
+ */
+export function observeStage(stage, onResize, onTheme) {
+  const ro = typeof ResizeObserver !== "undefined" ? new ResizeObserver(() => onResize()) : null;
+  if (ro) ro.observe(stage);
+  let theme = null;
+  if (typeof MutationObserver !== "undefined" && globalThis.document && document.body) {
+    theme = new MutationObserver(() => onTheme());
+    theme.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
+  }
+  return () => { if (ro) ro.disconnect(); if (theme) theme.disconnect(); };
+}
+
+/**
  * One pending frame at a time.
  * @param {() => void} draw
  * @param {FrameScheduler} [frames]

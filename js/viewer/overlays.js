@@ -1,5 +1,6 @@
 // kNN edges and vector-field arrows: load them when switched on, hand them to the renderer.
 import { arrowSegments } from "./decode.js";
+import { requestEmbedding, vectorsBound } from "./embeddings.js";
 
 /**
  * Arrow length factor so that a typical arrow is `fraction` of the [-1, 1] view.
@@ -23,7 +24,7 @@ export function arrowScale(vec, dim, fraction = 0.06) {
  * @param {ReturnType<typeof import("./data_cache.js").createDataCache>} ctx.data
  * @param {() => any} ctx.getRenderer
  * @param {() => any} ctx.meta
- * @param {() => {showEdges: boolean, showVectors: boolean, vectorField: string|null, dim: number}} ctx.state
+ * @param {() => {showEdges: boolean, showVectors: boolean, vectorField: string|null, dim: number, embedding?: string|null}} ctx.state
  * @param {(text: string) => void} ctx.setStatus
  */
 export function createOverlays(ctx) {
@@ -41,15 +42,16 @@ export function createOverlays(ctx) {
     async refreshVectors() {
       const r = ctx.getRenderer();
       if (!r) return;
-      const { showVectors, vectorField, dim } = ctx.state();
+      const { showVectors, vectorField, dim, embedding = null } = ctx.state();
       const spec = vectorField && (ctx.meta().vectors || {})[vectorField];
-      if (!showVectors || !spec || !spec.dims.includes(dim) || dim === 1) { r.setArrows(null); return; }
+      if (!showVectors || !spec || !spec.dims.includes(dim) || dim === 1 || !vectorsBound(spec, embedding)) { r.setArrows(null); return; }
       ctx.setStatus("loading vectors…");
-      const [vec, pts] = await Promise.all([ctx.data.vectors(vectorField, dim), ctx.data.points(dim)]);
+      const e = requestEmbedding(ctx.meta(), dim, embedding);
+      const [vec, pts] = await Promise.all([ctx.data.vectors(vectorField, dim, e), ctx.data.points(dim, e)]);
       ctx.setStatus("");
       const s = ctx.state(), now = ctx.getRenderer();
-      // the dimension or field may have changed while loading: draw only what is still asked
-      if (!now || !s.showVectors || s.dim !== dim || s.vectorField !== vectorField) return;
+      // the dimension, embedding or field may have changed while loading: draw only what is still asked
+      if (!now || !s.showVectors || s.dim !== dim || (s.embedding ?? null) !== embedding || s.vectorField !== vectorField) return;
       now.setArrows(arrowSegments(pts.raw, vec, dim, arrowScale(vec, dim)));
     },
   };

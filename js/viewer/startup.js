@@ -1,5 +1,6 @@
 // The start-up sequence: meta first, then the embedding and the colour field in
 // parallel while the GPU compiles its shaders, then the first frame.
+import { dimensionOf, requestEmbedding } from "./embeddings.js";
 import { defaultField, isValidField } from "./fields.js";
 
 function now() {
@@ -25,6 +26,23 @@ export function initialChoice(meta, options) {
 }
 
 /**
+ * The embedding to start with: `options.embedding` when the export has it (it sets the
+ * dimension), else null (the dimension's default) with an error to show for an unknown id.
+ * @param {any} meta
+ * @param {{embedding?: string}} options
+ * @param {number} dim  the dimension chosen otherwise
+ * @returns {{dim: number, embedding: string|null, error: Error|null}}
+ */
+export function initialEmbedding(meta, options, dim) {
+  if (!options.embedding) return { dim, embedding: null, error: null };
+  try {
+    return { dim: dimensionOf(meta, options.embedding), embedding: options.embedding, error: null };
+  } catch (err) {
+    return { dim, embedding: null, error: /** @type {Error} */ (err) };
+  }
+}
+
+/**
  * Run the start-up. The viewer reports its state (onStateChange) once, at the end, with
  * the field and dimension it shows: a report in between would carry a half-set state
  * (e.g. no field yet) back to the host, which would then ask for that.
@@ -37,12 +55,15 @@ export async function startViewer(v) {
   v.stats.timings.meta = now() - tm;
   if (v.isDestroyed()) return;
   v.setMeta(meta);
-  const { dim, field, error } = initialChoice(meta, v.options);
+  const first = initialChoice(meta, v.options);
+  const { field } = first;
+  const { dim, embedding, error: embeddingError } = initialEmbedding(meta, v.options, first.dim);
+  const error = first.error || embeddingError;
   if (error) v.showError(error);
   // Points and colours travel in parallel; meanwhile the GPU compiles the shaders for
   // these data formats, and the points go to the GPU as soon as they arrive.
   if (field) v.data.field(meta, field).catch(() => {}); // reported by setColorField below
-  const pointsPromise = v.data.points(dim);
+  const pointsPromise = v.data.points(dim, requestEmbedding(meta, dim, embedding));
   const renderer = v.getRenderer();
   if (renderer) {
     const fm = field.startsWith("obs:") ? meta.obs.find((f) => f.key === field.slice(4)) : null;
@@ -53,7 +74,7 @@ export async function startViewer(v) {
   }
   await pointsPromise;
   if (v.isDestroyed()) return;
-  await v.setDimension(dim, { emit: false });
+  await v.setDimension(dim, { emit: false, embedding });
   await v.setColorField(field, { emit: false });
   if (v.state.showEdges) await v.refreshEdges();
   v.stats.timings.data_ready = now() - v.stats.t_mount;

@@ -27,6 +27,14 @@ export function fillFieldSelect(select, obs) {
   );
 }
 
+/** Save a data URL as a file (the PNG button). */
+export function downloadURL(url, filename) {
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = filename;
+  a.click();
+}
+
 /**
  * Wire the toolbar and keyboard.
  * @param {any} ui  layout from buildLayout
@@ -34,6 +42,7 @@ export function fillFieldSelect(select, obs) {
  * @param {object} a  actions
  * @param {(field: string) => void} a.setColorField
  * @param {(d: number) => void} a.setDimension
+ * @param {(id: string) => void} a.setEmbedding
  * @param {(tool: string) => void} a.setTool
  * @param {() => void} a.resetView
  * @param {() => void} a.clearSelection
@@ -51,6 +60,7 @@ export function wireToolbar(ui, listen, a) {
   listen(ui.reset, "click", () => a.resetView());
   listen(ui.clear, "click", () => a.clearSelection());
   listen(ui.field, "change", () => { if (ui.field.value) a.setColorField(ui.field.value); });
+  listen(ui.embedding, "change", () => a.setEmbedding(ui.embedding.value));
   listen(ui.snapshot, "click", () => a.snapshot());
   const edgesBox = ui.edges.querySelector("input"), vectorsBox = ui.vectors.querySelector("input");
   listen(edgesBox, "change", () => a.setShowEdges(edgesBox.checked));

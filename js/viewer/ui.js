@@ -23,6 +23,8 @@ export function buildLayout(root) {
   ui.gene = h("input", { class: "cnb-gene", type: "search", placeholder: "gene…", title: "Colour by gene", "aria-label": "gene search", autocomplete: "off", spellcheck: "false" });
   ui.geneList = h("div", { class: "cnb-gene-list", role: "listbox" });
   ui.dims = h("div", { class: "cnb-group cnb-dims" });
+  ui.embedding = h("select", { class: "cnb-embedding", title: "Embedding of this dimension", "aria-label": "embedding" });
+  ui.embeddingWrap = h("label", { class: "cnb-embedding-wrap cnb-absent" }, ["Embedding ", ui.embedding]);
   ui.tools = h("div", { class: "cnb-group cnb-tools" });
   ui.reset = h("button", { class: "cnb-btn cnb-reset", title: "Reset view", text: "⟲ reset" });
   ui.edges = h("label", { class: "cnb-check cnb-edges", title: "Show kNN edges" }, [h("input", { type: "checkbox" }), " edges"]);
@@ -35,7 +37,7 @@ export function buildLayout(root) {
   ui.toolbar = h("div", { class: "cnb-toolbar" }, [
     ui.field,
     h("div", { class: "cnb-gene-wrap" }, [ui.gene, ui.geneList]),
-    ui.dims, ui.tools, ui.clear, ui.reset, ui.edges, ui.vectors, ui.vectorField, ui.cmap, ui.size, ui.snapshot,
+    ui.dims, ui.embeddingWrap, ui.tools, ui.clear, ui.reset, ui.edges, ui.vectors, ui.vectorField, ui.cmap, ui.size, ui.snapshot,
   ]);
   ui.canvas = h("canvas", { class: "cnb-canvas" });
   ui.labels = h("div", { class: "cnb-labels" });
