@@ -158,3 +158,15 @@ def test_inspect_handles_a_million_cells():
     s = inspect(adata)
     assert s.obs_column("barcode").identifier_like
     assert s.expression_source("X").nnz == n * per_row
+
+
+def test_scaled_values_are_told_from_other_negative_values():
+    rng = np.random.default_rng(3)
+    logn = np.log1p(rng.poisson(3.0, size=(400, 30))).astype(np.float32)
+    z = (logn - logn.mean(0)) / logn.std(0)
+    noisy = logn + rng.normal(0, 0.05, size=logn.shape).astype(np.float32)  # a few small negatives, not centred
+    assert noisy.min() < 0
+    adata = anndata.AnnData(X=z, layers={"noisy": noisy, "log1p": logn},
+                            obs=pd.DataFrame(index=[f"c{i}" for i in range(400)]))
+    hints = {e.name: e.value_hint for e in inspect(adata).expression}
+    assert hints == {"X": "scaled", "layers/noisy": "other", "layers/log1p": "log-normalized"}

@@ -374,6 +374,25 @@ def read_rows(matrix: Any, start: int, stop: int) -> Any:
     return block
 
 
+def _centred_per_gene(block: Any) -> bool:
+    """Whether sampled rows look like z-scores: per-gene means near 0 next to the spread (median |mean| / sd < 0.5).
+
+    Scaled data (``sc.pp.scale``) is centred per gene; data with a few negative values
+    (imputation noise, log ratios) is not.
+    """
+    if sparse.issparse(block):
+        mean = np.asarray(block.mean(axis=0), dtype=np.float64).ravel()
+        sq = np.asarray(block.multiply(block).mean(axis=0), dtype=np.float64).ravel()
+    else:
+        dense = np.where(np.isfinite(block), block, 0.0).astype(np.float64, copy=False)
+        mean, sq = dense.mean(axis=0), (dense * dense).mean(axis=0)
+    sd = np.sqrt(np.maximum(sq - mean * mean, 0.0))
+    varying = sd > 0
+    if not varying.any():
+        return False
+    return bool(np.median(np.abs(mean[varying]) / sd[varying]) < 0.5)
+
+
 def _value_hint(matrix: Any, n_rows: int) -> str:
     if n_rows == 0:
         return "empty"
@@ -388,7 +407,7 @@ def _value_hint(matrix: Any, n_rows: int) -> str:
     if values.size == 0:
         return "empty"
     if values.min() < 0:
-        return "scaled"
+        return "scaled" if _centred_per_gene(block) else "other"
     integral = values.dtype.kind in "iu" or bool(np.all(values == np.round(values)))
     if integral:
         return "counts"
