@@ -6,7 +6,8 @@
    subprocess) at all four sizes, compression 6 and none, 8-bit quantization;
 2. each other benchmark script present in ``benchmarks/`` (``bench_estimate.py``,
    ``bench_backed_export.py``, ``bench_viewer.py``), each as
-   ``python -m benchmarks.<name>`` in a subprocess with a time limit; if its
+   ``python -m benchmarks.<name>`` in a subprocess with a time limit (``bench_atlas``: 2M x 2k
+   backed vs in memory vs Dask, see its docstring); if its
    ``--help`` mentions ``--json``, it is asked to write
    ``benchmarks/results/<name>.json``, which is then included; its printed output
    is kept either way.
@@ -34,7 +35,7 @@ from benchmarks.synthetic import SIZES
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 #: Benchmarks written by other engineers, run when their file exists.
-OTHER_BENCHMARKS = ("bench_estimate", "bench_backed_export", "bench_viewer")
+OTHER_BENCHMARKS = ("bench_estimate", "bench_backed_export", "bench_atlas", "bench_viewer")
 OUTPUT_TAIL_CHARS = 6000
 
 

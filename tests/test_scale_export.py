@@ -267,3 +267,39 @@ def test_blocked_graph_edges_equal_extract_edges(seed, monkeypatch):
     assert got[0].dtype == np.dtype("<u4") and got[2].dtype == np.dtype("<f8")
     assert np.array_equal(got[0], src) and np.array_equal(got[1], dst)
     assert got[2].tobytes() == weights.astype("<f8").tobytes() and got[3] == most
+
+
+def _counted_lazy(data, chunk_rows):
+    """The AnnData with a Dask X (whole rows per chunk) that records the rows of every chunk it computes."""
+    import dask.array as da
+
+    computed = []
+
+    def count(block, block_info=None):
+        computed.append(tuple(block_info[0]["array-location"][0]))
+        return block
+
+    lazy = data["adata"].copy()
+    dense = da.from_array(data["adata"].X.toarray(), chunks=(chunk_rows, -1))
+    lazy.X = dense.map_blocks(count, dtype=dense.dtype)
+    return lazy, computed
+
+
+def test_inspect_and_plan_compute_only_the_first_rows_of_a_lazy_matrix(data):
+    from cellucid_nb.adata.inspection import inspect
+
+    lazy, computed = _counted_lazy(data, 500)
+    summary = inspect(lazy)
+    plan = ExportPlan.from_anndata(lazy, summary)
+    assert summary.expression_source("X").value_hint == "log-normalized"
+    assert plan.expression_source == "X"
+    assert set(computed) == {(0, 500)}
+
+
+def test_lazy_matrix_spilled_chunk_by_chunk_gives_the_same_bytes(data, tmp_path, monkeypatch, spy):
+    lazy, computed = _counted_lazy(data, 1000)
+    limit = _spill_budget(lazy, data["plan"], monkeypatch)
+    export(lazy, data["plan"], tmp_path / "export", created_at=CREATED, memory_limit=limit)
+    _assert_same(data["ref"], tmp_path / "export")
+    assert sorted(set(computed)) == [(s, s + 1000) for s in range(0, N_CELLS, 1000)]
+    assert spy == {"spill": 1, "load": 0} and _leftovers(tmp_path) == []

@@ -369,6 +369,8 @@ def read_rows(matrix: Any, start: int, stop: int) -> Any:
     if sparse.issparse(matrix) and matrix.format not in ("csr", "csc"):
         matrix = matrix.tocsr()
     block = matrix[start:stop]
+    if hasattr(block, "compute"):  # a Dask array (lazy AnnData): only these rows are computed
+        block = block.compute()
     if not sparse.issparse(block):
         block = np.asarray(block)
     return block
