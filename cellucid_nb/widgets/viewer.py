@@ -66,6 +66,18 @@ def _check_field(reader: Any, field: str) -> str:
     raise ValueError(f"color_field={field!r}: expected 'obs:<key>', 'gene:<id>' or '' (default field)")
 
 
+def _check_embedding(reader: Any, embedding: str) -> int | None:
+    """Validate an embedding id against the export; return its dimension (None for ``""``, the default)."""
+    if embedding == "":
+        return None
+    dims = {str(e.id): int(e.dim) for e in reader.embeddings}
+    if embedding not in dims:
+        by_dim = {d: [i for i, dd in dims.items() if dd == d] for d in sorted(set(dims.values()))}
+        hint = did_you_mean(embedding, list(dims)) or ""
+        raise ValueError(f"embedding={embedding!r} is not in the export{hint}; embeddings by dimension: {by_dim}")
+    return dims[embedding]
+
+
 class Viewer(anywidget.AnyWidget):
     """Interactive WebGL2 view of a Cellucid export.
 
@@ -75,12 +87,20 @@ class Viewer(anywidget.AnyWidget):
         Export folder (ours or one written by ``cellucid==0.0.9``), or an ``ExportReader``.
     dimension
         1, 2 or 3; default: the export's default dimension.
+    embedding
+        An embedding id of ``reader.embeddings`` (``compact_v2`` exports hold several
+        per dimension; ``"2d"`` style ids otherwise). It sets the dimension; ``""``
+        (default) shows each dimension's default embedding. The front-end reports the
+        embedding it shows here.
     color_field
         ``"obs:<key>"``, ``"gene:<id>"`` or ``""`` (the first categorical field).
     point_size
         Point size in CSS pixels; 0 picks one from the number of cells.
     show_edges, show_vectors
         Draw the kNN graph / vector-field arrows when the export has them.
+    opacity
+        Point opacity in (0, 1]; 0 (default) adapts it to the number of points on
+        screen and the zoom (opaque for small data).
     height
         Height of the plot in pixels.
     chunk_bytes
@@ -97,14 +117,17 @@ class Viewer(anywidget.AnyWidget):
     _css = _STATIC / "viewer.css"
 
     dimension = traitlets.Int(0).tag(sync=True)
+    embedding = traitlets.Unicode("").tag(sync=True)
     color_field = traitlets.Unicode("").tag(sync=True)
     point_size = traitlets.Float(0.0).tag(sync=True)
     show_edges = traitlets.Bool(False).tag(sync=True)
     show_vectors = traitlets.Bool(False).tag(sync=True)
     height = traitlets.Int(520).tag(sync=True)
+    opacity = traitlets.Float(0.0, min=0.0, max=1.0).tag(sync=True)
     timeout_ms = traitlets.Int(30000).tag(sync=True)
 
-    _OPTIONS = ("dimension", "color_field", "point_size", "show_edges", "show_vectors", "height", "timeout_ms", "chunk_bytes")
+    _OPTIONS = ("dimension", "embedding", "color_field", "point_size", "show_edges", "show_vectors", "height", "opacity", "timeout_ms",
+                "chunk_bytes")
 
     def __init__(self, path: Any, **kwargs: Any):
         unknown = [k for k in kwargs if k not in self._OPTIONS]
@@ -115,9 +138,16 @@ class Viewer(anywidget.AnyWidget):
         chunk_bytes = int(kwargs.pop("chunk_bytes", 4 << 20))
         backend = ViewerBackend(path, send=self._send_to_front, chunk_bytes=chunk_bytes)
         reader = backend.reader
-        dim = _check_dimension(reader, kwargs.pop("dimension", 0) or reader.default_dimension)
+        embedding = str(kwargs.pop("embedding", "") or "")
+        embedding_dim = _check_embedding(reader, embedding)
+        asked_dim = int(kwargs.pop("dimension", 0) or 0)
+        if embedding_dim is not None and asked_dim not in (0, embedding_dim):
+            raise ValueError(f"embedding={embedding!r} is {embedding_dim}D but dimension={asked_dim} was asked; "
+                             "give one of them, or an embedding of that dimension")
+        dim = asked_dim or embedding_dim or int(reader.default_dimension)
+        dim = _check_dimension(reader, dim)
         field = _check_field(reader, str(kwargs.pop("color_field", "") or ""))
-        super().__init__(dimension=dim, color_field=field, **kwargs)
+        super().__init__(dimension=dim, embedding=embedding, color_field=field, **kwargs)
         self._backend = backend
         self.on_msg(self._on_front_msg)
 
@@ -126,6 +156,17 @@ class Viewer(anywidget.AnyWidget):
     def _validate_color_field(self, proposal: dict) -> str:
         backend = getattr(self, "_backend", None)
         return _check_field(backend.reader, proposal["value"]) if backend is not None else proposal["value"]
+
+    @traitlets.validate("embedding")
+    def _validate_embedding(self, proposal: dict) -> str:
+        backend = getattr(self, "_backend", None)
+        value = str(proposal["value"] or "")
+        if backend is not None:
+            try:
+                _check_embedding(backend.reader, value)
+            except ValueError as exc:
+                raise traitlets.TraitError(str(exc)) from None
+        return value
 
     @traitlets.validate("dimension")
     def _validate_dimension(self, proposal: dict) -> int:
@@ -187,8 +228,8 @@ def show(path: Any, **kwargs: Any) -> Viewer:
     path
         Export folder or ``ExportReader``.
     **kwargs
-        :class:`Viewer` options: ``dimension``, ``color_field``, ``point_size``,
-        ``show_edges``, ``show_vectors``, ``height``.
+        :class:`Viewer` options: ``dimension``, ``embedding``, ``color_field``, ``point_size``,
+        ``show_edges``, ``show_vectors``, ``height``, ``opacity``.
 
     Returns
     -------

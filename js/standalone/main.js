@@ -62,6 +62,10 @@ async function main() {
     dimension: Number(params.get("dim")) || undefined,
     colorField: params.get("color") || "",
     height,
+    // optional tuning from the URL: ?opacity=0.3, ?first=<cells in the first frame>, ?chunk=<cells per slice>
+    opacity: Number(params.get("opacity")) || 0,
+    firstFrameCells: Number(params.get("first")) || undefined,
+    chunkCells: Number(params.get("chunk")) || undefined,
   });
   viewer.onSelect((idx) => {
     selInfo.textContent = idx.length ? `${idx.length.toLocaleString()} cells selected` : "";

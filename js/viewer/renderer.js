@@ -50,13 +50,14 @@ const POINT_FS = `#version 300 es
 precision mediump float;
 in vec4 v_color;
 uniform bool u_round;
+uniform float u_alpha;  // density opacity (density.js): premultiplied, one alpha for all points
 out vec4 outColor;
 void main() {
   if (u_round) {
     vec2 d = gl_PointCoord - 0.5;
     if (dot(d, d) > 0.25) discard;
   }
-  outColor = v_color;
+  outColor = vec4(v_color.rgb * u_alpha, u_alpha);
 }`;
 
 const LINE_VS = `#version 300 es
@@ -123,6 +124,8 @@ const PALETTE_BINDING = 0;
  * @property {boolean} [highlight]   draw highlight flags when set
  * @property {number[]} [edgeColor]  0..1 RGBA
  * @property {number[]} [arrowColor] 0..1 RGBA
+ * @property {number} [count]       draw only the first `count` points (progressive loading, motion)
+ * @property {number} [alpha]       point opacity in (0, 1]; below 1 blends premultiplied (density.js)
  */
 
 /**
@@ -130,6 +133,9 @@ const PALETTE_BINDING = 0;
  * unit tests with a recording fake (js/tests/helpers/fakes.js).
  * @typedef {object} Renderer
  * @property {(positions: Float32Array, comps: number) => void} setPositions  n * comps floats (comps 2 or 3)
+ * @property {(n: number, comps: number) => void} [reservePositions]  room for n points, filled by updatePositions
+ * @property {(start: number, positions: Float32Array) => void} [updatePositions]  points from index `start` on
+ * @property {(start: number, values: Uint8Array|Uint16Array) => void} [updateValues]  values from index `start` on
  * @property {(values: Uint8Array|Uint16Array|null) => void} setValues  per-cell codes or quantized values; null: one colour
  * @property {(spec: {kind: "palette", colors: Uint8Array, scale?: number, missing?: number}|{kind: "texture", lut: {data: Uint8Array, width: number, height: number}}|{kind: "uniform", color?: number[]}) => void} setColoring
  * @property {(flags: Uint8Array|null) => void} setHighlight  1 = highlighted
@@ -194,22 +200,43 @@ export function createRenderer(canvas) {
     gl.bindBuffer(gl.UNIFORM_BUFFER, null);
   }
 
+  /** Position buffer of n points: the data, or a byte size to fill later; both VAOs read it. */
+  function uploadPositions(n, comps, dataOrBytes) {
+    if (comps !== 2 && comps !== 3) throw new Error(`positions need 2 or 3 components, got ${comps}`);
+    state.count = n;
+    state.comps = comps;
+    gl.bindBuffer(gl.ARRAY_BUFFER, buffers.pos);
+    gl.bufferData(gl.ARRAY_BUFFER, dataOrBytes, gl.STATIC_DRAW);
+    for (const v of [vao, lineVao]) {
+      gl.bindVertexArray(v);
+      gl.bindBuffer(gl.ARRAY_BUFFER, buffers.pos);
+      gl.enableVertexAttribArray(LOC.pos);
+      gl.vertexAttribPointer(LOC.pos, comps, gl.FLOAT, false, 0, 0);
+    }
+    gl.bindVertexArray(null);
+  }
+
   const api = {
     gl,
     /** Positions: Float32Array of n * comps (comps 2 or 3). */
     setPositions(positions, comps) {
-      if (comps !== 2 && comps !== 3) throw new Error(`positions need 2 or 3 components, got ${comps}`);
-      state.count = positions.length / comps;
-      state.comps = comps;
+      uploadPositions(positions.length / comps, comps, positions);
+    },
+    /** Room for n points of `comps` components (zeros until updatePositions fills them). */
+    reservePositions(n, comps) {
+      uploadPositions(n, comps, n * comps * 4);
+    },
+    /** Overwrite points from index `start` on (a slice of n * comps floats). */
+    updatePositions(start, positions) {
       gl.bindBuffer(gl.ARRAY_BUFFER, buffers.pos);
-      gl.bufferData(gl.ARRAY_BUFFER, positions, gl.STATIC_DRAW);
-      for (const v of [vao, lineVao]) {
-        gl.bindVertexArray(v);
-        gl.bindBuffer(gl.ARRAY_BUFFER, buffers.pos);
-        gl.enableVertexAttribArray(LOC.pos);
-        gl.vertexAttribPointer(LOC.pos, comps, gl.FLOAT, false, 0, 0);
-      }
-      gl.bindVertexArray(null);
+      gl.bufferSubData(gl.ARRAY_BUFFER, start * state.comps * 4, positions);
+      gl.bindBuffer(gl.ARRAY_BUFFER, null);
+    },
+    /** Overwrite per-point values from index `start` on (same type as given to setValues). */
+    updateValues(start, values) {
+      gl.bindBuffer(gl.ARRAY_BUFFER, buffers.val);
+      gl.bufferSubData(gl.ARRAY_BUFFER, start * values.BYTES_PER_ELEMENT, values);
+      gl.bindBuffer(gl.ARRAY_BUFFER, null);
     },
     /** Per-point codes or quantized values (Uint8Array / Uint16Array), or null for one colour. */
     setValues(values) {
@@ -324,6 +351,13 @@ export function createRenderer(canvas) {
       gl.uniformMatrix4fv(u.u_mvp, false, mvp);
       gl.uniform1f(u.u_size, size);
       gl.uniform1i(u.u_round, size >= 3 ? 1 : 0);
+      const alpha = o.alpha > 0 && o.alpha < 1 ? o.alpha : 1;
+      gl.uniform1f(u.u_alpha, alpha);
+      if (alpha < 1) {
+        gl.enable(gl.BLEND);
+        gl.blendFunc(gl.ONE, gl.ONE_MINUS_SRC_ALPHA);
+        if (o.depth) gl.depthMask(false); // translucent points must not hide those drawn after them
+      }
       if (texture) {
         gl.activeTexture(gl.TEXTURE0);
         gl.bindTexture(gl.TEXTURE_2D, catTexture);
@@ -338,7 +372,8 @@ export function createRenderer(canvas) {
         gl.uniform3fv(u.u_background, bg);
       }
       gl.bindVertexArray(vao);
-      gl.drawArrays(gl.POINTS, 0, state.count);
+      gl.drawArrays(gl.POINTS, 0, o.count >= 0 ? Math.min(o.count, state.count) : state.count);
+      if (alpha < 1) { gl.disable(gl.BLEND); gl.depthMask(true); }
       if (o.showArrows && state.arrowCount) {
         gl.disable(gl.DEPTH_TEST);
         gl.useProgram(lines.program);

@@ -39,11 +39,13 @@ export function flagsFor(indices, n) {
  * @param {{tooltip: HTMLElement, clear: HTMLElement}} ctx.ui
  * @param {{matrix: (w: number, h: number) => Float32Array, version: number}} ctx.camera
  * @param {() => [number, number]} ctx.viewport
- * @param {() => {positions: Float32Array, comps: number, dim: number}|null} ctx.points
+ * @param {() => {positions: Float32Array, comps: number, dim: number, loaded?: number}|null} ctx.points
  * @param {() => number} ctx.nCells
  * @param {() => any} ctx.getRenderer
  * @param {() => any} ctx.colors  the colour state (field, visibilityTest)
  * @param {(indices: Uint32Array) => void} ctx.sendSelection
+ * @param {(cells: ArrayLike<number>) => ArrayLike<number>} [ctx.toPositions]  cell indices -> draw positions (progressive.js)
+ * @param {(i: number) => number} [ctx.cellId]  draw position -> cell index
  * @param {(text: string) => void} ctx.setStatus
  * @param {() => void} ctx.requestDraw
  */
@@ -58,16 +60,18 @@ export function createSelection(ctx) {
     const p = ctx.points();
     if (!p) return new Float32Array(0);
     const [w, hgt] = ctx.viewport();
-    const key = `${ctx.camera.version}|${w}|${hgt}|${p.dim}|${p.positions.length}`;
+    // a progressive load projects only the cells loaded so far
+    const positions = p.loaded !== undefined ? p.positions.subarray(0, p.loaded * p.comps) : p.positions;
+    const key = `${ctx.camera.version}|${w}|${hgt}|${p.dim}|${positions.length}`;
     if (projection.key !== key) {
-      projection.screen = projectPoints(p.positions, p.comps, ctx.camera.matrix(w, hgt), w, hgt, projection.screen);
+      projection.screen = projectPoints(positions, p.comps, ctx.camera.matrix(w, hgt), w, hgt, projection.screen);
       projection.key = key;
     }
     return projection.screen;
   }
 
   function setFlags(indices) {
-    flags = flagsFor(indices, ctx.nCells());
+    flags = flagsFor(indices && ctx.toPositions ? ctx.toPositions(indices) : indices, ctx.nCells());
     const r = ctx.getRenderer();
     if (r) r.setHighlight(flags);
     ctx.requestDraw();
@@ -105,8 +109,9 @@ export function createSelection(ctx) {
       if (i < 0) { hideTooltip(); return; }
       const f = ctx.colors().field;
       const tip = ctx.ui.tooltip;
-      tip.replaceChildren(h("b", { text: `cell ${i}` }), ...(f ? [h("div", { text: `${f.label}: ${describeCell(f, i)}` })] : []));
-      tip.dataset.cell = String(i);
+      const cell = ctx.cellId ? ctx.cellId(i) : i;
+      tip.replaceChildren(h("b", { text: `cell ${cell}` }), ...(f ? [h("div", { text: `${f.label}: ${describeCell(f, i)}` })] : []));
+      tip.dataset.cell = String(cell);
       tip.style.transform = `translate(${x + 12}px, ${y + 12}px)`;
       tip.classList.add("cnb-visible");
     },

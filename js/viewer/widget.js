@@ -5,11 +5,13 @@ import { createCommTransport } from "./transport.js";
 /** Trait name -> controller setter, for changes made in Python. */
 const SETTERS = {
   dimension: (c, v) => c.setDimension(v),
+  embedding: (c, v) => c.setEmbedding(v),
   color_field: (c, v) => c.setColorField(v),
   point_size: (c, v) => c.setPointSize(v),
   show_edges: (c, v) => c.setShowEdges(v),
   show_vectors: (c, v) => c.setShowVectors(v),
   height: (c, v) => c.setHeight(v),
+  opacity: (c, v) => c.setOpacity(v),
 };
 
 /**
@@ -23,11 +25,13 @@ export function render({ model, el }, deps = {}) {
   const writing = new Set();
   const controller = (deps.mount || mountViewer)(el, transport, {
     dimension: model.get("dimension"),
+    embedding: model.get("embedding") || undefined,
     colorField: model.get("color_field"),
     pointSize: model.get("point_size"),
     showEdges: model.get("show_edges"),
     showVectors: model.get("show_vectors"),
     height: model.get("height"),
+    opacity: model.get("opacity"),
     onStateChange(s) {
       let changed = false;
       const set = (k, v) => {
@@ -37,9 +41,11 @@ export function render({ model, el }, deps = {}) {
         changed = true;
       };
       set("dimension", s.dimension);
+      if (s.embedding !== undefined && model.get("embedding") !== undefined) set("embedding", s.embedding); // older models lack it
       set("color_field", s.colorField);
       set("show_edges", s.showEdges);
       set("show_vectors", s.showVectors);
+      if (s.opacity !== undefined && model.get("opacity") !== undefined) set("opacity", s.opacity); // older models lack it
       if (changed) model.save_changes();
     },
   });
