@@ -160,6 +160,8 @@ def read_row_chunk(matrix: Any, start: int, stop: int, columns: np.ndarray | Non
         block = matrix[start:stop]
     elif _is_dask(matrix):
         block = matrix[start:stop].compute(scheduler="synchronous")
+    elif hasattr(matrix, "group") and getattr(matrix, "format", None) == "csr":
+        block = _csr_rows(matrix.group, start, stop, int(matrix.shape[1]))
     elif hasattr(matrix, "group"):
         block = matrix[start:stop]
     else:  # h5py / zarr dense
@@ -172,6 +174,18 @@ def read_row_chunk(matrix: Any, start: int, stop: int, columns: np.ndarray | Non
     if columns is not None and not (columns.shape[0] == block.shape[1] and np.array_equal(columns, np.arange(block.shape[1]))):
         block = block.tocsr()[:, columns]
     return sparse.csr_matrix(block, dtype=np.float32)
+
+
+def _csr_rows(group: Any, start: int, stop: int, n_cols: int) -> sparse.csr_matrix:
+    """Rows ``start:stop`` of a CSR group on disk, read directly (h5py or zarr): three contiguous slices.
+
+    Half the time of anndata's row slicing of a backed matrix, which matters in a pass over every row.
+    """
+    indptr = np.asarray(group["indptr"][start : stop + 1], dtype=np.int64)
+    first, last = int(indptr[0]), int(indptr[-1])
+    data = np.asarray(group["data"][first:last])
+    indices = np.asarray(group["indices"][first:last])
+    return sparse.csr_matrix((data, indices, indptr - first), shape=(stop - start, n_cols))
 
 
 @contextmanager
