@@ -296,6 +296,9 @@ test("estimate: total, parts, warnings, pending and errors", () => {
   assert.equal(view.el.querySelector(".cw-bars").getAttribute("aria-label"), "Size per part: Genes 2.00 MB, Cell metadata 500.0 kB");
   assert.match(view.el.textContent, /≈2\.00 MB/);
   assert.match(view.el.querySelector(".cw-warnings").textContent, /big/);
+  // the size on disk (files rounded up to file-system blocks) beside the byte count
+  model.remote("estimate", { total_bytes: 2_500_000, disk_bytes: 2_654_208, n_files: 40, seconds: 2.5, warnings: [], parts: [] });
+  assert.match(view.el.textContent, /40 files \(2\.65 MB on disk\) · about 2\.5 s to export/);
   model.remote("estimate_error", "plan refused");
   assert.equal(view.el.querySelector(".cw-error").hidden, false);
   view.destroy();

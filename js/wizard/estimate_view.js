@@ -37,7 +37,7 @@ export function estimateView(model) {
       return;
     }
     total.textContent = formatBytes(est.total_bytes);
-    details.textContent = `${formatCount(est.n_files)} files · about ${formatSeconds(est.seconds)} to export`;
+    details.textContent = `${formatCount(est.n_files)} files${est.disk_bytes ? ` (${formatBytes(est.disk_bytes)} on disk)` : ""} · about ${formatSeconds(est.seconds)} to export`;
     const groups = partsByGroup(est.parts);
     const max = Math.max(1, ...groups.map((g) => g.bytes));
     setChildren(chart, groups.map((g) => h("div", { class: "cw-bar-row" },
