@@ -160,3 +160,16 @@ def test_an_h5ad_the_workers_cannot_open_is_refused_before_writing(client, data,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere.h5ad", "out"]
     assert list((tmp_path / "out").iterdir()) == []
     np.testing.assert_equal(backed.X.shape, (N_CELLS, N_GENES))
+
+
+def test_cli_scheduler_option_exports_with_the_cluster(client, data, tmp_path, capsys):
+    from cellucid_nb.cli import main as cli_main
+    from cellucid_nb.format.validator import validate_export
+
+    with get_task_stream(client) as stream:
+        code = cli_main(["export", str(data["root"] / "a.h5ad"), str(tmp_path / "export"), "--scheduler",
+                         client.scheduler.address, "--memory-limit", "1GB", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert any("_spill_file_task" in str(t["key"]) for t in stream.data)
+    assert validate_export(tmp_path / "export") == []
+    assert _spill_names(tmp_path) == []
