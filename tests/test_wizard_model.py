@@ -463,3 +463,13 @@ def test_wizard_says_which_expression_source_and_why(wiz):
     wiz.plan = wiz.plan.replace(expression_source="X")
     assert "as chosen" in wiz.source_note and "raw holds log-normalised values" in wiz.source_note
     assert wiz.get_state()["source_note"] == wiz.source_note
+
+
+def test_genes_added_to_a_plan_without_genes_come_from_the_default_source(pbmc, tmp_path):
+    w = wizard(pbmc, out_dir=tmp_path / "x", expression_source=None, genes=None)
+    try:
+        assert w.source_note.startswith("No genes are exported")
+        report = w.choose_genes("list", ids=["CD3D"])
+        assert w.plan.expression_source == "raw" and w.plan.genes == ("CD3D",) and report["n_genes"] == 1
+    finally:
+        w.close()

@@ -233,9 +233,10 @@ class ExportWizard(anywidget.AnyWidget):
         self._viewer_backend: Any = None
         self._gene_ids_cache: tuple[str, list[str]] | None = None
         self._report_genes: tuple[Any, Any] = (None, None)  # what gene_report describes
-        # the source genes come from when the plan has none (expression_source=None)
-        names = [e.name for e in self._summary_obj.expression]
-        self._last_source = start.expression_source or ("X" if "X" in names else (names[0] if names else "X"))
+        # the source genes come from when the plan has none (expression_source=None): the default one
+        from cellucid_nb.adata.gene_choice import default_expression_source
+
+        self._last_source = start.expression_source or default_expression_source(self._summary_obj) or "X"
         super().__init__(
             summary=self._summary_obj.to_dict(),
             plan=start,
