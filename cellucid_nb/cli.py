@@ -22,6 +22,8 @@ __all__ = ["main", "build_parser"]
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+#: Ctrl+C, as shells report SIGINT (128 + 2).
+EXIT_CANCELLED = 130
 
 
 class CliError(Exception):
@@ -263,6 +265,15 @@ def _show_warning(message: str) -> None:
         sys.stderr.write(f"warning: {_in_cli_words(message)}\n")
 
 
+def _after_cancel(out_dir: Path, existed: bool) -> str:
+    """What an interrupted export left in ``out_dir``, checked on disk (the exporter removes its staging folder)."""
+    if existed:
+        return f"{out_dir} keeps what it held (an export replaces a folder only when it finishes)"
+    if out_dir.exists():
+        return f"{out_dir} exists: delete it, or export again with --force"
+    return f"nothing was written ({out_dir} was not created)"
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from cellucid_nb.adata.estimation import format_bytes
     from cellucid_nb.adata.exporting import export
@@ -273,6 +284,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     progress = None if bar is None else bar.update
 
     client = result = None
+    existed = args.out_dir.exists()
     try:
         if args.memory_limit is not None:
             from cellucid_nb.adata.budget import parse_memory_limit
@@ -288,6 +300,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
                         memory_limit=args.memory_limit, client=client)
     except (MemoryError, OSError) as err:  # budget too small, not enough disk: said before writing
         raise CliError(str(err)) from err
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close(finished=False)
+            bar = None
+        sys.stderr.write(f"cellucid-nb export: cancelled (Ctrl+C); {_after_cancel(args.out_dir, existed)}\n")
+        return EXIT_CANCELLED
     finally:
         if bar is not None:
             bar.close(finished=result is not None)

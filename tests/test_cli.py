@@ -184,3 +184,20 @@ def test_progress_bar_total_never_changes(pbmc_h5ad: Path, tmp_path: Path, monke
     assert len(bar.positions) > 3
     assert bar.positions == sorted(bar.positions)  # never back from 100 % to 68 %
     assert bar.positions[-1] == 100
+
+
+def test_ctrl_c_during_an_export_says_nothing_was_written(pbmc_h5ad: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import cellucid_nb.cli as cli
+
+    def interrupt(self: object, event: object) -> None:
+        if getattr(event, "phase", "") == "genes":
+            raise KeyboardInterrupt  # what Ctrl+C raises in the main thread, mid-export
+
+    monkeypatch.setattr(cli._ProgressBar, "update", interrupt)
+    out = tmp_path / "export"
+    assert main(["export", str(pbmc_h5ad), str(out), "--genes", "all"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"cellucid-nb export: cancelled (Ctrl+C); nothing was written ({out} was not created)"
+    assert list(tmp_path.iterdir()) == []  # no staging folder left either
