@@ -266,12 +266,14 @@ def _show_warning(message: str) -> None:
 
 
 def _after_cancel(out_dir: Path, existed: bool) -> str:
-    """What an interrupted export left in ``out_dir``, checked on disk (the exporter removes its staging folder)."""
-    if existed:
-        return f"{out_dir} keeps what it held (an export replaces a folder only when it finishes)"
-    if out_dir.exists():
-        return f"{out_dir} exists: delete it, or export again with --force"
-    return f"nothing was written ({out_dir} was not created)"
+    """What an interrupted export left in ``out_dir``, in the command line's words."""
+    from cellucid_nb.widgets.wizard_jobs import cancel_outcome
+
+    return {
+        "kept": f"{out_dir} keeps what it held (an export replaces a folder only when it finishes)",
+        "nothing": f"nothing was written ({out_dir} was not created)",
+        "leftover": f"{out_dir} exists: delete it, or export again with --force",
+    }[cancel_outcome(out_dir, existed)]
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

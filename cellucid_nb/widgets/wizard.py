@@ -57,7 +57,7 @@ import numpy as np
 import traitlets
 
 from cellucid_nb.widgets.wizard_errors import describe_error
-from cellucid_nb.widgets.wizard_jobs import ExportJob, LatestOnlyWorker, ProgressTracker, Throttle
+from cellucid_nb.widgets.wizard_jobs import ExportJob, LatestOnlyWorker, ProgressTracker, Throttle, cancel_outcome
 from cellucid_nb.widgets.wizard_preview import preview_payload
 
 __all__ = ["ExportWizard", "wizard"]
@@ -615,12 +615,12 @@ class ExportWizard(anywidget.AnyWidget):
 
 
 def _cancel_message(out_dir: Path, existed: bool) -> str:
-    """What a cancelled export left, checked on disk (the exporter removes its staging folder)."""
-    if existed:
-        return f"Export cancelled: nothing was written; {out_dir} is as it was."
-    if out_dir.exists():
-        return f"Export cancelled, but {out_dir} exists: delete it or export again with \u201cOverwrite\u201d ticked."
-    return f"Export cancelled: nothing was written ({out_dir} was not created)."
+    """What a cancelled export left, in the wizard's words."""
+    return {
+        "kept": f"Export cancelled: nothing was written; {out_dir} is as it was.",
+        "nothing": f"Export cancelled: nothing was written ({out_dir} was not created).",
+        "leftover": f"Export cancelled, but {out_dir} exists: delete it or export again with \u201cOverwrite\u201d ticked.",
+    }[cancel_outcome(out_dir, existed)]
 
 
 def wizard(adata: Any, out_dir: str | Path | None = None, **plan_changes: Any) -> ExportWizard:

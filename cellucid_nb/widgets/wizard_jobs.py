@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LatestOnlyWorker", "Throttle", "ExportJob", "ProgressSnapshot", "ProgressTracker"]
+__all__ = ["LatestOnlyWorker", "Throttle", "ExportJob", "ProgressSnapshot", "ProgressTracker", "cancel_outcome"]
 
 logger = logging.getLogger(__name__)
 
@@ -286,3 +287,17 @@ class ExportJob:
             logger.exception("wizard export callback failed")
         finally:
             self._finished.set()
+
+
+def cancel_outcome(out_dir: Path, existed: bool) -> str:
+    """What a cancelled export left in ``out_dir``, checked on disk (wizard and CLI word it).
+
+    Returns
+    -------
+    str
+        ``"kept"`` (the folder existed: it holds what it held, an export replaces it only
+        when it finishes), ``"nothing"`` (not created) or ``"leftover"`` (created anyway).
+    """
+    if existed:
+        return "kept"
+    return "leftover" if Path(out_dir).exists() else "nothing"
