@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import traitlets
 
 from cellucid_nb.format.reader import read_export
 from cellucid_nb.viewer_order import draw_order_slice
@@ -146,3 +147,78 @@ def test_bad_embedding_gets_an_error_reply_not_an_exception(reader, kind, args, 
     # the backend still answers afterwards
     backend.handle({"type": "viewer:request", "id": "r2", "kind": "points", "args": {"dim": 2, "embedding": "X_tsne"}}, [])
     assert rec.sent[-1][0]["type"] == "viewer:response" and rec.sent[-1][0]["header"]["embedding"] == "X_tsne"
+
+
+# ---------------------------------------------------------------------------- the Viewer widget's trait
+
+def test_viewer_embedding_trait_sets_the_dimension_and_is_validated():
+    from cellucid_nb.widgets.viewer import Viewer
+
+    v = Viewer(MULTI)
+    try:
+        assert (v.embedding, v.dimension) == ("", 3)  # "": each dimension's default
+        v.embedding = "X_tsne"
+        assert v.embedding == "X_tsne"
+        with pytest.raises(traitlets.TraitError) as err:
+            v.embedding = "X_tsn"
+        msg = str(err.value)
+        assert "embedding='X_tsn' is not in the export; did you mean 'X_tsne'?" in msg
+        assert "{2: ['X_tsne', 'X_umap'], 3: ['X_pca_3d']}" in msg
+        assert v.embedding == "X_tsne", "a refused value leaves the trait as it was"
+        v.embedding = ""
+    finally:
+        v.close()
+    v = Viewer(MULTI, embedding="X_tsne")  # the embedding's dimension, not the export's default (3)
+    assert (v.embedding, v.dimension) == ("X_tsne", 2)
+    v.close()
+    v = Viewer(MULTI, embedding="X_umap", dimension=2)
+    assert v.dimension == 2
+    v.close()
+
+
+def test_viewer_refuses_an_unknown_or_conflicting_embedding_before_showing():
+    from cellucid_nb.widgets.viewer import Viewer
+
+    with pytest.raises(ValueError, match=r"embedding='umap' is not in the export.*did you mean 'X_umap'"):
+        Viewer(MULTI, embedding="umap")
+    with pytest.raises(ValueError, match=r"embedding='X_tsne' is 2D but dimension=3 was asked"):
+        Viewer(MULTI, embedding="X_tsne", dimension=3)
+    with pytest.raises(TypeError, match="did you mean 'embedding'"):
+        Viewer(MULTI, embeding="X_tsne")
+    v1 = Viewer(FIXTURES / "cellucid_0_0_9" / "gzip_q8", embedding="2d")  # v1: one "<d>d" embedding per dimension
+    assert v1.dimension == 2
+    v1.close()
+
+
+# ---------------------------------------------------------------------------- over HTTP (serve)
+
+def test_http_requests_carry_the_embedding(tmp_path):
+    import shutil
+    import struct
+    import urllib.error
+    import urllib.request
+
+    from cellucid_nb.server import TOKEN_HEADER, serve
+
+    folder = shutil.copytree(MULTI, tmp_path / "export")
+    srv = serve(folder, port=0)
+    try:
+        def get(query: str) -> bytes:
+            req = urllib.request.Request(f"http://127.0.0.1:{srv.port}/_cellucid/api/pbmc68k_gzip_q8_u8_multi/{query}",
+                                         headers={TOKEN_HEADER: srv.token})
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.read()
+
+        frame = get("points?dim=2&embedding=X_tsne")
+        assert frame[:4] == b"CLNB"
+        (n,) = struct.unpack("<I", frame[4:8])
+        header = json.loads(frame[8:8 + n])
+        blob = frame[8 + n + (-(8 + n)) % 8:]
+        assert header["embedding"] == "X_tsne"
+        np.testing.assert_array_equal(floats(header, blob, "points"), stored("embeddings/0_2d.bin.gz", 2))
+        with pytest.raises(urllib.error.HTTPError) as err:
+            get("points?dim=2&embedding=X_pca")
+        assert err.value.code == 400
+        assert "embedding 'X_pca' is not in the export; known embeddings" in err.value.read().decode()
+    finally:
+        srv.stop()

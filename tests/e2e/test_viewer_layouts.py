@@ -41,3 +41,35 @@ def test_viewer_draws_index_and_v2_exports(page, tmp_path, fixture):
         assert not page.console_errors, page.console_errors
     finally:
         srv.stop()
+
+
+def test_viewer_switches_between_the_embeddings_of_a_v2_dimension(page, tmp_path):
+    """cellucid 0.9.4 export with two 2D embeddings: the Embedding select switches the picture."""
+    folder = shutil.copytree(FIXTURES / "cellucid_0_9_4" / "gzip_q8_u8_multi", tmp_path / "export")
+    reader = read_export(folder)
+    srv = serve(folder, port=0)
+    try:
+        open_viewer(page, srv.url + "&dim=2")
+        page.select_option(".cnb-field", "obs:bulk_labels")
+        wait_drawn(page, field="obs:bulk_labels", dim=2)
+        wrap = page.locator(".cnb-embedding-wrap")
+        assert wrap.is_visible() and wrap.inner_text().startswith("Embedding")
+        assert page.locator(".cnb-embedding option").all_inner_texts() == ["X_tsne", "X_umap"]  # export order
+        assert page.input_value(".cnb-embedding") == reader.default_embeddings[2] == "X_umap"
+        umap = canvas_pixels(page, name="layouts_v2_X_umap")
+        page.select_option(".cnb-embedding", "X_tsne")
+        page.wait_for_function("() => window.cellucidViewer.state.embedding === 'X_tsne'", timeout=20_000)
+        wait_drawn(page, field="obs:bulk_labels", dim=2)
+        tsne = canvas_pixels(page, name="layouts_v2_X_tsne")
+        assert non_background(tsne).sum() > 300
+        assert (np.abs(tsne.astype(int) - umap.astype(int)).sum(axis=2) > 30).sum() > 100, "the picture changed"
+        # the points drawn are the X_tsne file's (fetched over HTTP with embedding=X_tsne)
+        expected = reader.points(2, embedding="X_tsne")[[0, 57, 199]]
+        got = [page.evaluate(f"() => window.cellucidViewer.positionsOf({i})") for i in (0, 57, 199)]
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+        page.click(".cnb-dims button[data-value='3']")
+        wait_drawn(page, dim=3)
+        assert not wrap.is_visible(), "one 3D embedding: no choice to offer"
+        assert not page.console_errors, page.console_errors
+    finally:
+        srv.stop()
