@@ -145,6 +145,7 @@ def _browser(pw):
 
 def _interaction(page) -> dict:
     """Bare-draw baseline on a canvas like the viewer's, then the viewer's interaction timings."""
+    _wait_all_drawn(page)  # large exports load progressively: time the full picture
     size = page.evaluate(
         "(() => { const c = document.querySelector('.cnb-canvas'); const v = [...window.__cellucidViewers][0];"
         " return {n: v.meta.n_cells, width: c.width, height: c.height, pointSize: Number(document.querySelector('.cnb-size').value)}; })()"
@@ -210,6 +211,116 @@ def measure_lab(export: Path, browser, workdir: Path) -> dict:
         lab.stop()
 
 
+# ------------------------------------------------------------------ 10^7 cells (issue 13 §3)
+# Progressive loading and density opacity, in their own functions: first frame at 10M vs
+# 1M (both stream a 500k subsample first), and redraw at 1M with the automatic density
+# opacity (blended) vs opaque vs a bare WebGL2 draw, all timed in the page.
+
+SCALE_REDRAW_JS = """
+async ({repeat}) => {
+  const c = window.cellucidViewer;
+  const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+  const density = [], opaque = [], bare = [];
+  c.setOpacity(0);
+  c.benchmarkRedraw();
+  const alpha = c.progress.alpha;
+  for (let k = 0; k < repeat; k++) {  // interleaved, so load changes hit all three
+    c.setOpacity(0); density.push(c.benchmarkRedraw());
+    c.setOpacity(1); opaque.push(c.benchmarkRedraw());
+    const t0 = performance.now(); window.__bare.draw(); bare.push(performance.now() - t0);
+  }
+  c.setOpacity(0);
+  window.__bare.destroy();
+  return {alpha, drawn: c.progress.drawn, density_ms: median(density), opaque_ms: median(opaque), bare_ms: median(bare),
+          density_all_ms: density, opaque_all_ms: opaque, bare_all_ms: bare};
+}
+"""
+
+
+def _wait_all_drawn(page, timeout_ms: int = 600_000) -> None:
+    """Wait until the viewer draws every cell (progressive loads end with their last slice)."""
+    page.wait_for_function(
+        "() => { const v = window.cellucidViewer || [...(window.__cellucidViewers || [])][0];"
+        " return v && v.meta && (!v.progress || v.progress.drawn === v.meta.n_cells); }",
+        timeout=timeout_ms,
+    )
+
+
+def measure_first_frame(export: Path, browser) -> dict:
+    """Serve page: navigation -> first frame (and the cells it drew), then -> every cell drawn."""
+    from cellucid_nb.server import serve
+
+    with serve(export, port=0) as srv:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(srv.url + "&dim=2")
+        page.wait_for_function("() => window.cellucidViewer && window.cellucidViewer.stats.timings.first_frame", timeout=600_000)
+        _wait_all_drawn(page)
+        r = page.evaluate(
+            "(() => { const v = window.cellucidViewer, t = v.stats.timings;"
+            " return {n_cells: v.meta.n_cells, first_frame_cells: v.stats.firstFrameCells, progressive: v.progress.progressive,"
+            " navigation_to_first_frame_ms: v.stats.t_mount + t.first_frame, mount_to_first_frame_ms: t.first_frame,"
+            " navigation_to_all_drawn_ms: v.stats.t_mount + t.all_drawn, meta_ms: t.meta}; })()"
+        )
+        page.close()
+    return r
+
+
+def measure_density_redraw(export: Path, browser, repeat: int = 9) -> dict:
+    """Serve page at full load: redraw with automatic density opacity, opaque, and a bare WebGL2 draw."""
+    from cellucid_nb.server import serve
+
+    with serve(export, port=0) as srv:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(srv.url + "&dim=2")
+        _wait_all_drawn(page)
+        size = page.evaluate(
+            "(() => { const c = document.querySelector('.cnb-canvas'); const v = window.cellucidViewer;"
+            " return {n: v.meta.n_cells, width: c.width, height: c.height, pointSize: Number(document.querySelector('.cnb-size').value)}; })()"
+        )
+        page.evaluate(BARE_DRAW_JS, size)
+        r = page.evaluate(SCALE_REDRAW_JS, {"repeat": repeat})
+        r.update(canvas=[size["width"], size["height"]], point_size=size["pointSize"], n_cells=size["n"])
+        page.close()
+    return r
+
+
+def measure_scale(cells: list[int], browser, repeat: int) -> dict:
+    """First frames at each size (runs interleaved across sizes), then the 1M-class density redraw."""
+    exports = {n: make_export(n, None) for n in cells}
+    runs: dict[int, list[dict]] = {n: [] for n in cells}
+    for _ in range(repeat):
+        for n in cells:
+            runs[n].append(measure_first_frame(exports[n], browser))
+    out: dict = {"first_frame": {str(n): _median_run(runs[n], "navigation_to_first_frame_ms") for n in cells}}
+    small, large = min(cells), max(cells)
+    f = out["first_frame"]
+    out["first_frame_ratio"] = f[str(large)]["navigation_to_first_frame_ms"] / f[str(small)]["navigation_to_first_frame_ms"]
+    out["density_redraw"] = measure_density_redraw(exports[small], browser)
+    d = out["density_redraw"]
+    out["density_vs_bare"] = d["density_ms"] / d["bare_ms"]
+    out["opaque_vs_bare"] = d["opaque_ms"] / d["bare_ms"]
+    return out
+
+
+def summarize_scale(r: dict) -> list[str]:
+    lines = ["progressive loading and density opacity (serve page, performance.now() in the page):"]
+    for n, f in r["first_frame"].items():
+        lines.append(
+            f"  {int(n):>11,} cells: first frame {f['navigation_to_first_frame_ms']:7.0f} ms after navigation "
+            f"({f['first_frame_cells']:,} cells drawn; all runs {f['all_navigation_to_first_frame_ms']}), "
+            f"every cell drawn at {f['navigation_to_all_drawn_ms']:7.0f} ms"
+        )
+    lines.append(f"  first frame ratio largest / smallest: {r['first_frame_ratio']:.2f}x (target <= 2x)")
+    d = r["density_redraw"]
+    lines.append(
+        f"  redraw at {d['n_cells']:,} cells, canvas {d['canvas'][0]}x{d['canvas'][1]}, point size {d['point_size']}: "
+        f"density opacity (alpha {d['alpha']:.3f}) {d['density_ms']:.1f} ms, opaque {d['opaque_ms']:.1f} ms, "
+        f"bare WebGL2 {d['bare_ms']:.1f} ms (medians)"
+    )
+    lines.append(f"  density / bare {r['density_vs_bare']:.2f}x (target <= 1.3x); opaque / bare {r['opaque_vs_bare']:.2f}x")
+    return lines
+
+
 def _median_run(runs: list[dict], key: str) -> dict:
     """The run with the median ``key``, plus every run's ``key`` under ``all_<key>``."""
     ordered = sorted(runs, key=lambda r: r[key])
@@ -246,12 +357,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-lab", action="store_true", help="only the standalone page")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each page (the median is reported)")
     parser.add_argument("--json", help="write the measurements here")
+    parser.add_argument("--scale-cells", default="1000000,10000000",
+                        help="sizes of the progressive first-frame comparison (comma-separated; the smallest also times the density redraw)")
+    parser.add_argument("--skip-scale", action="store_true", help="leave out the progressive / density-opacity cases")
+    parser.add_argument("--only-scale", action="store_true", help="only the progressive / density-opacity cases")
     args = parser.parse_args(argv)
     compression = None if args.compression == "none" else int(args.compression)
     from playwright.sync_api import sync_playwright
 
     t = time.perf_counter()
-    export = make_export(args.cells, compression)
+    export = make_export(args.cells, compression) if not args.only_scale else None
     print(f"export: {export} (ready in {time.perf_counter() - t:.1f} s)", flush=True)
     results: dict = {"n_cells": args.cells, "compression": compression, "load_average": list(os.getloadavg())}
     print(f"load average at start: {results['load_average'][0]:.1f} on {os.cpu_count()} CPUs", flush=True)
@@ -260,10 +375,15 @@ def main(argv: list[str] | None = None) -> int:
         with sync_playwright() as pw:
             browser = _browser(pw)
             try:
-                runs = [measure_standalone(export, browser) for _ in range(args.repeat)]
-                results["standalone"] = _median_run(runs, "navigation_to_first_frame_ms")
-                print("\n".join(summarize("standalone page (serve)", results["standalone"])), flush=True)
-                if not args.skip_lab:
+                if not args.skip_scale:
+                    cells = sorted(int(c) for c in args.scale_cells.split(","))
+                    results["scale"] = measure_scale(cells, browser, args.repeat)
+                    print("\n".join(summarize_scale(results["scale"])), flush=True)
+                if not args.only_scale:
+                    runs = [measure_standalone(export, browser) for _ in range(args.repeat)]
+                    results["standalone"] = _median_run(runs, "navigation_to_first_frame_ms")
+                    print("\n".join(summarize("standalone page (serve)", results["standalone"])), flush=True)
+                if not args.skip_lab and not args.only_scale:
                     runs = [measure_lab(export, browser, workdir / f"lab{k}") for k in range(args.repeat)]
                     results["jupyterlab"] = _median_run(runs, "show_to_first_frame_ms")
                     print("\n".join(summarize("JupyterLab widget (comm)", results["jupyterlab"])), flush=True)

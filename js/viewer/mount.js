@@ -185,6 +185,8 @@ export function mountViewer(el, transport, options = {}) {
       stats.firstFrameCells = count;
       if (transport.sendEvent) transport.sendEvent("first_frame", { ms: stats.timings.first_frame, epoch_ms: Date.now(), n_cells: state.meta.n_cells, drawn: count, timings: stats.timings });
     }
+    // every cell on screen for the first time (progressive loads: the last slice drawn)
+    if (count === state.meta.n_cells && stats.timings.all_drawn === undefined) stats.timings.all_drawn = now() - t0;
     stats.lastFrameMs = now() - start;
   }
   /** Draw synchronously and wait for the GPU; returns the frame time in ms (benchmarks). */
