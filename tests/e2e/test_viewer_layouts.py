@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 
 import numpy as np
@@ -17,15 +18,23 @@ from .test_viewer_standalone import open_viewer, wait_drawn
 FIXTURES = REPO / "tests" / "fixtures"
 
 
-@pytest.mark.parametrize("fixture", ["cellucid_0_9_2/gzip_q8_u8_2d3d", "cellucid_0_9_4/gzip_q8_u8_multi"])
-def test_viewer_draws_index_and_v2_exports(page, tmp_path, fixture):
+@contextlib.contextmanager
+def served_in_2d(page, tmp_path, fixture):
+    """Serve a copy of a fixture and show it in 2D coloured by bulk_labels; yields its reader."""
     folder = shutil.copytree(FIXTURES / fixture, tmp_path / "export")
-    reader = read_export(folder)
     srv = serve(folder, port=0)
     try:
         open_viewer(page, srv.url + "&dim=2")
         page.select_option(".cnb-field", "obs:bulk_labels")
         wait_drawn(page, field="obs:bulk_labels", dim=2)
+        yield read_export(folder)
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("fixture", ["cellucid_0_9_2/gzip_q8_u8_2d3d", "cellucid_0_9_4/gzip_q8_u8_multi"])
+def test_viewer_draws_index_and_v2_exports(page, tmp_path, fixture):
+    with served_in_2d(page, tmp_path, fixture) as reader:
         two = canvas_pixels(page, name=f"layouts_{fixture.split('/')[0]}_2d")
         assert non_background(two).sum() > 300
         # the legend counts the cells of each category as the export stores them
@@ -39,19 +48,11 @@ def test_viewer_draws_index_and_v2_exports(page, tmp_path, fixture):
         assert non_background(three).sum() > 300
         assert (np.abs(three.astype(int) - two.astype(int)).sum(axis=2) > 30).sum() > 100
         assert not page.console_errors, page.console_errors
-    finally:
-        srv.stop()
 
 
 def test_viewer_switches_between_the_embeddings_of_a_v2_dimension(page, tmp_path):
     """cellucid 0.9.4 export with two 2D embeddings: the Embedding select switches the picture."""
-    folder = shutil.copytree(FIXTURES / "cellucid_0_9_4" / "gzip_q8_u8_multi", tmp_path / "export")
-    reader = read_export(folder)
-    srv = serve(folder, port=0)
-    try:
-        open_viewer(page, srv.url + "&dim=2")
-        page.select_option(".cnb-field", "obs:bulk_labels")
-        wait_drawn(page, field="obs:bulk_labels", dim=2)
+    with served_in_2d(page, tmp_path, "cellucid_0_9_4/gzip_q8_u8_multi") as reader:
         wrap = page.locator(".cnb-embedding-wrap")
         assert wrap.is_visible() and wrap.inner_text().startswith("Embedding")
         assert page.locator(".cnb-embedding option").all_inner_texts() == ["X_tsne", "X_umap"]  # export order
@@ -71,5 +72,3 @@ def test_viewer_switches_between_the_embeddings_of_a_v2_dimension(page, tmp_path
         wait_drawn(page, dim=3)
         assert not wrap.is_visible(), "one 3D embedding: no choice to offer"
         assert not page.console_errors, page.console_errors
-    finally:
-        srv.stop()
