@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 __all__ = ["LatestOnlyWorker", "Throttle", "ExportJob", "ProgressSnapshot", "ProgressTracker", "cancel_outcome"]
