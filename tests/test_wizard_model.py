@@ -429,9 +429,10 @@ def test_wizard_opens_an_h5ad_path_backed_and_names_the_folder_after_it(pbmc, tm
     try:
         assert w._adata.isbacked and w._adata.n_obs == pbmc.n_obs
         assert w.out_dir == str(tmp_path / "exports" / "my_pbmc")
+        assert w.wait_estimate().n_files > 0
     finally:
         w.close()
-        w._adata.file.close()
+    assert not w._adata.file.is_open  # the wizard opened it, the wizard closed it
     with pytest.raises(FileNotFoundError, match="no such file"):
         wizard(tmp_path / "missing.h5ad")
     with pytest.raises(TypeError, match="expected an AnnData .* or the path of an .h5ad file"):

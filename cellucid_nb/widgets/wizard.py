@@ -217,7 +217,10 @@ class ExportWizard(anywidget.AnyWidget):
         from cellucid_nb.adata.inspection import inspect
 
         ExportPlan = _plan_class()
+        opened_here = isinstance(adata, (str, os.PathLike))
         adata, path = _open_adata(adata)
+        #: the h5ad file this wizard opened itself (closed with the wizard, after its export ends)
+        self._own_file = adata.file if opened_here else None
         self._adata = adata
         self._summary_obj = inspect(adata)
         start = plan if plan is not None else ExportPlan.from_anndata(adata, summary=self._summary_obj)
@@ -604,13 +607,24 @@ class ExportWizard(anywidget.AnyWidget):
         self._previews.submit(lambda: preview_payload(adata, key, color), done)
 
     def close(self) -> None:
-        """Close the widget; a running export is cancelled."""
+        """Close the widget; a running export is cancelled (and the h5ad file it opened, closed)."""
         self.cancel()
         for name in ("_estimates", "_tasks", "_previews"):
             worker = getattr(self, name, None)
             if worker is not None:
                 worker.close()
         self._close_viewer_backend()
+        own = getattr(self, "_own_file", None)
+        if own is not None:
+            job = self._job
+            if job is not None:
+                job.wait(30)  # the cancelled export reads the file until it stops
+            for name in ("_estimates", "_tasks", "_previews"):
+                worker = getattr(self, name, None)
+                if worker is not None:
+                    worker.wait_idle(30)
+            own.close()
+            self._own_file = None
         super().close()
 
 
