@@ -418,7 +418,7 @@ def default_expression_source(summary: DatasetSummary) -> str | None:
 _HINT_WORDS = {
     "log-normalized": "log-normalised values",
     "counts": "raw counts (whole numbers)",
-    "scaled": "scaled values (z-scores: negative values, centred per gene)",
+    "scaled": "scaled values (z-scores, centred per gene)",
     "other": "values that are neither counts nor log-normalised",
     "empty": "no values",
     "unknown": "values that could not be sampled",
@@ -443,7 +443,7 @@ def expression_source_note(summary: DatasetSummary, source: str | None) -> str:
     best = default_expression_source(summary)
     if source == best:
         others = [f"{name} holds {_HINT_WORDS.get(e.value_hint, 'values')}" for name, e in infos.items() if name != source]
-        why = f" ({'; '.join(others)})" if others else ""
+        why = "".join(f"; {o}" for o in others)
         return f"Genes come from {source}: it holds {what}, the best for colouring cells{why}."
     best_info = infos.get(best) if best is not None else None
     better = (
