@@ -188,3 +188,17 @@ def test_sampled_connectivity_manifest_is_the_exporters(tmp_path, monkeypatch):
     assert manifest["max_neighbors"] == 9
     sizes = {p["name"]: p["bytes"] for p in est.parts if p["part"] == "manifests"}
     assert sizes["connectivity_manifest.json"] == real["connectivity_manifest.json"]
+
+
+def test_time_model_divides_by_the_exporters_own_worker_count(monkeypatch):
+    from types import SimpleNamespace
+
+    import cellucid_nb.exporter.prepare as prepare_module
+
+    assert prepare_module.default_n_workers() == max(1, os.cpu_count() or 1)  # prepare(n_workers=None)
+    run = SimpleNamespace(cell_seconds=8.0, gene_seconds=0.0, graph_seconds=0.0)
+    sample = SimpleNamespace(n=10, m=10, gene_names=[], sampled=None)
+    for workers in (1, 8):
+        monkeypatch.setattr(prepare_module, "default_n_workers", lambda w=workers: w)
+        seconds = estimate_module._expected_seconds(run, sample, 0, 0)
+        assert seconds == pytest.approx(8.0 / workers + estimate_module._FIXED_SECONDS)
