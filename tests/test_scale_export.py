@@ -267,6 +267,11 @@ def test_blocked_graph_edges_equal_extract_edges(seed, monkeypatch):
     assert got[0].dtype == np.dtype("<u4") and got[2].dtype == np.dtype("<f8")
     assert np.array_equal(got[0], src) and np.array_equal(got[1], dst)
     assert got[2].tobytes() == weights.astype("<f8").tobytes() and got[3] == most
+    # The estimate's neighbour count: exact when symmetric without stored zeros, else within 2x.
+    bound = graph_blocks.max_neighbors_estimate(m)
+    if seed % 2 and seed % 3:
+        assert bound == most
+    assert most <= 2 * bound and bound <= 2 * max(most, 1)
 
 
 def _counted_lazy(data, chunk_rows):

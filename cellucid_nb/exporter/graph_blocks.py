@@ -90,3 +90,24 @@ def extract_edges_blocked(matrix: Any, index_dtype: Any) -> tuple[np.ndarray, np
         del block, rows, cols, keep, upper
     del t
     return _fill(src_pieces, index_dtype), _fill(dst_pieces, index_dtype), _fill(weight_pieces, "<f8"), most
+
+
+def max_neighbors_estimate(matrix: Any) -> int:
+    """The manifest's ``max_neighbors`` without building ``A + Aᵀ``: the largest row or column count.
+
+    The diagonal is left out as :func:`~cellucid_nb.exporter.graph.extract_edges` leaves it out.
+    Exact for a symmetric matrix without stored zeros off the diagonal (scanpy's connectivities);
+    otherwise within a factor of two of :func:`cellucid_nb.exporter.graph.max_neighbors`, which
+    only changes the number of digits in the manifest. One ``bincount`` over the stored
+    column indices, chunked: ~0.1 s for a 2M-cell scanpy graph instead of seconds.
+    """
+    a = sparse.csr_matrix(matrix)
+    if a.shape[0] == 0 or a.nnz == 0:
+        return 0
+    columns = np.zeros(a.shape[1], dtype=np.int64)
+    chunk = 1 << 24
+    for start in range(0, a.indices.shape[0], chunk):
+        columns += np.bincount(a.indices[start : start + chunk], minlength=a.shape[1])
+    on_diagonal = (a.diagonal() != 0).astype(np.int64)  # the diagonal is never an edge
+    rows = np.diff(a.indptr) - on_diagonal
+    return int(max(rows.max(), (columns - on_diagonal).max()))
