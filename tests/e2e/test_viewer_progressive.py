@@ -14,7 +14,7 @@ from cellucid_nb.exporter.prepare import prepare
 from cellucid_nb.server import serve
 from cellucid_nb.viewer_order import draw_order_slice
 
-from .conftest import canvas_pixels, color_mask, non_background
+from .conftest import canvas_pixels, non_background
 
 N_CELLS = 300_000
 FIRST, CHUNK = 30_000, 90_000
@@ -34,7 +34,7 @@ def big(tmp_path_factory):
         latent_space=xyz, obs=obs, var=pd.DataFrame(index=["G1"]), gene_expression=xyz[:, :1] + 4.0, out_dir=out,
         X_umap_2d=xyz[:, :2].copy(), compression=None, var_quantization=8, dataset_name="big",
     )
-    (out / "cellucid_nb.json").write_text('{"generator": "test", "category_colors": {"group": ["%s", "%s"]}}' % (RED, BLUE))
+    (out / "cellucid_nb.json").write_text(f'{{"generator": "test", "category_colors": {{"group": ["{RED}", "{BLUE}"]}}}}')
     srv = serve(out, port=0)
     yield srv, left
     srv.stop()
