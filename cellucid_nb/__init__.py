@@ -35,6 +35,8 @@ _EXPORTS = {
     "wizard": "cellucid_nb.widgets.wizard",
     "ExportWizard": "cellucid_nb.widgets.wizard",
     "serve": "cellucid_nb.server",
+    "publish": "cellucid_nb.publishing",
+    "PublishResult": "cellucid_nb.publishing",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -54,16 +56,28 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from cellucid_nb.adata.estimation import SizeEstimate, estimate
-    from cellucid_nb.adata.exporting import export
-    from cellucid_nb.exporter.prepare import prepare
-    from cellucid_nb.exporter.progress import ExportCancelled, ExportResult, ProgressEvent
-    from cellucid_nb.format.datasets import generate_datasets_manifest
-    from cellucid_nb.format.layouts import FormatError, detect_format
-    from cellucid_nb.format.reader import ExportReader, read_export
-    from cellucid_nb.format.validator import Problem, validate_export
-    from cellucid_nb.adata.inspection import DatasetSummary, inspect
-    from cellucid_nb.adata.plan import ExportPlan
-    from cellucid_nb.server import serve
-    from cellucid_nb.widgets.viewer import Viewer, show
-    from cellucid_nb.widgets.wizard import ExportWizard, wizard
+    # "import X as X": an explicit re-export (the names are loaded lazily by __getattr__)
+    from cellucid_nb.adata.estimation import SizeEstimate as SizeEstimate
+    from cellucid_nb.adata.estimation import estimate as estimate
+    from cellucid_nb.adata.exporting import export as export
+    from cellucid_nb.adata.inspection import DatasetSummary as DatasetSummary
+    from cellucid_nb.adata.inspection import inspect as inspect
+    from cellucid_nb.adata.plan import ExportPlan as ExportPlan
+    from cellucid_nb.exporter.prepare import prepare as prepare
+    from cellucid_nb.exporter.progress import ExportCancelled as ExportCancelled
+    from cellucid_nb.exporter.progress import ExportResult as ExportResult
+    from cellucid_nb.exporter.progress import ProgressEvent as ProgressEvent
+    from cellucid_nb.format.datasets import generate_datasets_manifest as generate_datasets_manifest
+    from cellucid_nb.format.layouts import FormatError as FormatError
+    from cellucid_nb.format.layouts import detect_format as detect_format
+    from cellucid_nb.format.reader import ExportReader as ExportReader
+    from cellucid_nb.format.reader import read_export as read_export
+    from cellucid_nb.format.validator import Problem as Problem
+    from cellucid_nb.format.validator import validate_export as validate_export
+    from cellucid_nb.publishing import PublishResult as PublishResult
+    from cellucid_nb.publishing import publish as publish
+    from cellucid_nb.server import serve as serve
+    from cellucid_nb.widgets.viewer import Viewer as Viewer
+    from cellucid_nb.widgets.viewer import show as show
+    from cellucid_nb.widgets.wizard import ExportWizard as ExportWizard
+    from cellucid_nb.widgets.wizard import wizard as wizard

@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="let pages of this origin (https://example.org) read the answers (CORS); repeatable")
     p_serve.add_argument("--allow-remote", action="store_true",
                          help="needed with a --host that is not loopback (other machines can connect; token stays on)")
+
+    p_pub = sub.add_parser("publish", help="write a static site (viewer + exports) that opens anywhere")
+    p_pub.add_argument("source", type=Path, nargs="+", help="an export, an exports folder, or several exports")
+    p_pub.add_argument("site_dir", type=Path, help="the site folder to write")
+    p_pub.add_argument("--title", default=None, help="page title (default: the first dataset's name)")
+    p_pub.add_argument("--zip", action="store_true", help="also pack the site into SITE_DIR.zip")
+    p_pub.add_argument("--force", action="store_true", help="replace an existing folder that is not a site")
     return parser
 
 
@@ -199,9 +206,9 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     est = estimate(adata, plan)
     rows = [(p["part"], p["name"], format_bytes(p["bytes"]), str(p["files"])) for p in est.to_dict()["parts"]]
     widths = [max(len(r[i]) for r in rows + [("part", "name", "size", "files")]) for i in range(4)]
-    line = "  ".join(h.ljust(w) for h, w in zip(("part", "name", "size", "files"), widths))
+    line = "  ".join(h.ljust(w) for h, w in zip(("part", "name", "size", "files"), widths, strict=True))
     out = [line, "-" * len(line)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     out.append("-" * len(line))
     out.append(f"total {format_bytes(est.total_bytes)} in {est.n_files} files ({format_bytes(est.disk_bytes)} on disk), "
                f"about {est.seconds:.1f} s to export")
@@ -367,7 +374,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"export": _cmd_export, "estimate": _cmd_estimate, "validate": _cmd_validate, "serve": _cmd_serve}
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from cellucid_nb.publishing import publish
+
+    source = args.source[0] if len(args.source) == 1 else args.source
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = publish(source, args.site_dir, title=args.title, zip=args.zip, force=args.force)
+        except (ValueError, FileNotFoundError) as exc:
+            raise CliError(str(exc)) from None
+    for w in caught:
+        sys.stderr.write(f"warning: {w.message}\n")
+    sys.stdout.write(result.summary() + "\n")
+    return EXIT_OK
+
+
+_COMMANDS = {"export": _cmd_export, "estimate": _cmd_estimate, "validate": _cmd_validate, "serve": _cmd_serve,
+             "publish": _cmd_publish}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

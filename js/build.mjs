@@ -13,6 +13,8 @@ const entries = [
   ["js/wizard/widget.js", "wizard.js"],
   ["js/wizard/wizard.css", "wizard.css"],
   ["js/standalone/main.js", "standalone.js"],
+  // classic script: browsers refuse module scripts on pages opened from file://
+  ["js/site/main.js", "site.js", "iife"],
 ];
 
 const missing = entries.filter(([src]) => !existsSync(src)).map(([src]) => src);
@@ -21,13 +23,13 @@ if (missing.length && process.env.CELLUCID_ALLOW_MISSING !== "1") {
   process.exit(1);
 }
 
-for (const [src, out] of entries) {
+for (const [src, out, format = "esm"] of entries) {
   if (!existsSync(src)) continue;
   await esbuild.build({
     entryPoints: [src],
     outfile: path.join(outDir, out),
     bundle: true,
-    format: "esm",
+    format: /** @type {"esm"|"iife"} */ (format),
     target: "es2020",
     minify: true,
     legalComments: "none",

@@ -24,6 +24,7 @@ LAYERS = [
     ("cellucid_nb.widgets", 5, "widgets"),
     ("cellucid_nb.server", 5, "server"),
     ("cellucid_nb.publish", 5, "publish"),
+    ("cellucid_nb.publishing", 5, "publish"),  # publish(); the package name must not shadow the function
     ("cellucid_nb.cli", 6, "cli"),
     ("cellucid_nb.__main__", 6, "cli"),
 ]

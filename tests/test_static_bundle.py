@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "cellucid_nb" / "static"
-BUNDLES = ["viewer.js", "viewer.css", "wizard.js", "wizard.css", "standalone.js"]
+BUNDLES = ["viewer.js", "viewer.css", "wizard.js", "wizard.css", "standalone.js", "site.js"]
 
 
 def test_committed_bundle_matches_sources(tmp_path: Path) -> None:

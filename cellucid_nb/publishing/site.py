@@ -1,0 +1,231 @@
+"""``publish(source, site_dir)``: write a static site of one or several exports.
+
+The site folder holds ``index.html``, ``viewer/`` (the bundled viewer),
+``datasets.json`` and one folder per export. It is written in a staging folder
+beside ``site_dir`` and moved into place at the end; payloads are hard-linked
+from the source where the file system allows, else copied. The source is never
+modified.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cellucid_nb.format import spec
+from cellucid_nb.publishing.archive import write_zip
+from cellucid_nb.publishing.page import ASSETS, GENERATOR, STATIC_DIR, index_html
+from cellucid_nb.publishing.sources import SiteExport, collect_exports
+
+__all__ = ["publish", "PublishResult", "FILE_LIMIT_BYTES", "SITE_LIMIT_BYTES"]
+
+logger = logging.getLogger(__name__)
+
+#: GitHub refuses files over 100 MB
+FILE_LIMIT_BYTES = 100 * 1000 * 1000
+#: GitHub Pages sites should stay under 1 GB
+SITE_LIMIT_BYTES = 1000 * 1000 * 1000
+
+
+@dataclass
+class PublishResult:
+    """What ``publish`` wrote.
+
+    Attributes
+    ----------
+    path
+        The site folder.
+    n_files, n_bytes
+        Files and bytes of the site.
+    datasets
+        Dataset ids, in the switcher's order.
+    large_files
+        Site-relative paths of files over 100 MB (GitHub's per-file limit).
+    warnings
+        Guardrail messages (large files, a site over 1 GB).
+    zip_path
+        The archive written with ``zip=True``.
+    linked
+        Files hard-linked from the source (the rest were copied).
+    """
+
+    path: Path
+    n_files: int
+    n_bytes: int
+    datasets: list[str]
+    large_files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    zip_path: Path | None = None
+    linked: int = 0
+
+    def summary(self) -> str:
+        """One line: where, how many files, how many bytes."""
+        return (f"published {len(self.datasets)} dataset(s) to {self.path}: {self.n_files} files, "
+                f"{self.n_bytes / 1e6:.1f} MB" + (f"; archive {self.zip_path}" if self.zip_path else ""))
+
+
+#: written into exports without a sidecar: nothing but "no stored colours"
+_EMPTY_SIDECAR = {"generator": GENERATOR, "category_colors": {}}
+
+
+def _is_site(folder: Path) -> bool:
+    index = folder / "index.html"
+    try:
+        return index.is_file() and f'content="{GENERATOR}"' in index.read_text(encoding="utf-8", errors="replace")[:2000]
+    except OSError:
+        return False
+
+
+def _source_roots(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
+    items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    return [Path(p).resolve() for p in items]
+
+
+def _check_target(site: Path, exports: list[SiteExport], roots: list[Path], force: bool) -> None:
+    resolved = site.resolve()
+    for root in roots:
+        if resolved == root or resolved.is_relative_to(root):
+            raise ValueError(f"publish: site_dir {site} is inside the source {root.name!r}; choose a folder outside it")
+    for e in exports:
+        if resolved == e.source or resolved.is_relative_to(e.source):
+            raise ValueError(f"publish: site_dir {site} is inside the export {e.source.name!r}; choose a folder "
+                             "outside it")
+        if e.source.is_relative_to(resolved):
+            raise ValueError(f"publish: the export {e.source.name!r} is inside site_dir {site}; publishing would "
+                             "replace it")
+    if site.exists() and not site.is_dir():
+        raise ValueError(f"publish: site_dir {site} exists and is not a folder")
+    if site.is_dir() and any(site.iterdir()) and not _is_site(site) and not force:
+        raise ValueError(f"publish: site_dir {site} exists and is not a site written by publish; pass force=True "
+                         "(--force) to replace it, or choose another folder")
+
+
+def _place(src: Path, dst: Path) -> bool:
+    """Hard-link ``src`` to ``dst`` (True), else copy it (False)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst, follow_symlinks=False)
+        return True
+    except OSError:
+        shutil.copyfile(src, dst, follow_symlinks=False)
+        return False
+
+
+def _guardrails(sizes: dict[str, int]) -> tuple[list[str], list[str]]:
+    large = sorted(rel for rel, n in sizes.items() if n > FILE_LIMIT_BYTES)
+    notes = [f"{rel} is {sizes[rel] / 1e6:.1f} MB, over the 100 MB per-file limit of GitHub" for rel in large]
+    total = sum(sizes.values())
+    if total > SITE_LIMIT_BYTES:
+        notes.append(f"the site is {total / 1e9:.2f} GB, over the 1 GB GitHub Pages limit; host it elsewhere or "
+                     "publish it as an archive (zip=True) to a data repository")
+    return large, notes
+
+
+def _datasets_manifest(exports: list[SiteExport]) -> dict:
+    entries = []
+    for e in exports:
+        entry: dict = {"id": e.id, "path": f"{e.folder}/", "name": e.name}
+        if e.n_cells:
+            entry["n_cells"] = e.n_cells
+        if e.n_genes:
+            entry["n_genes"] = e.n_genes
+        entries.append(entry)
+    return {"version": spec.DATASETS_VERSION, "default": exports[0].id, "datasets": entries}
+
+
+def _swap(staging: Path, site: Path) -> None:
+    """Move the staged site to ``site``, replacing what was there only once the new one is complete."""
+    if not site.exists():
+        os.replace(staging, site)
+        return
+    old = site.with_name(f".{site.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+    os.replace(site, old)
+    try:
+        os.replace(staging, site)
+    except OSError:
+        os.replace(old, site)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def publish(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], site_dir: str | os.PathLike[str], *,
+            title: str | None = None, zip: bool = False, force: bool = False) -> PublishResult:  # noqa: A002 - the issue's name
+    """Write a self-contained static site of one or several exports.
+
+    Parameters
+    ----------
+    source
+        One export folder, an exports root (its ``datasets.json``, or every export
+        sub-folder), or a list of export folders.
+    site_dir
+        Folder to write; a site written by ``publish`` before is replaced.
+    title
+        Page title (default: the first dataset's name).
+    zip
+        Also pack the site into ``<site_dir>.zip`` (for data repositories).
+    force
+        Replace an existing folder that is not a site.
+
+    Returns
+    -------
+    PublishResult
+        Path, file count and size, guardrail warnings (also issued as ``UserWarning``).
+
+    Raises
+    ------
+    ValueError
+        The source is not a valid export (the validator's findings are listed),
+        ``site_dir`` is inside the source, or ``site_dir`` is another folder and
+        ``force`` is False. Nothing is written in these cases.
+    """
+    site = Path(site_dir)
+    exports = collect_exports(source)
+    _check_target(site, exports, _source_roots(source), force)
+    missing = [name for name in ASSETS if not (STATIC_DIR / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"publish: the built viewer {missing} is missing from {STATIC_DIR.name}/: run "
+                                "`node js/build.mjs`")
+    page = index_html(title or exports[0].name).encode()
+    manifest = (json.dumps(_datasets_manifest(exports), indent=2) + "\n").encode()
+    empty_sidecar = (json.dumps(_EMPTY_SIDECAR) + "\n").encode()
+    sizes = {"index.html": len(page), spec.DATASETS_FILE: len(manifest)}
+    sizes.update({dst: (STATIC_DIR / src).stat().st_size for src, dst in ASSETS.items()})
+    for e in exports:
+        sizes.update({f"{e.folder}/{rel}": (e.source / rel).stat().st_size for rel in e.files})
+        if spec.SIDECAR_FILE not in e.files:
+            sizes[f"{e.folder}/{spec.SIDECAR_FILE}"] = len(empty_sidecar)
+    large, notes = _guardrails(sizes)
+    for note in notes:
+        warnings.warn(f"publish: {note}", stacklevel=2)
+
+    site.parent.mkdir(parents=True, exist_ok=True)
+    staging = site.with_name(f".{site.name}.staging-{os.getpid()}-{secrets.token_hex(4)}")
+    linked = 0
+    try:
+        staging.mkdir()
+        (staging / "index.html").write_bytes(page)
+        (staging / spec.DATASETS_FILE).write_bytes(manifest)
+        for src, dst in ASSETS.items():
+            (staging / dst).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(STATIC_DIR / src, staging / dst)
+        for e in exports:
+            for rel in e.files:
+                linked += _place(e.source / rel, staging / e.folder / rel)
+            if spec.SIDECAR_FILE not in e.files:  # the viewer asks for it (colours): answer instead of a 404
+                (staging / e.folder / spec.SIDECAR_FILE).write_bytes(empty_sidecar)
+        _swap(staging, site)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    result = PublishResult(site, len(sizes), sum(sizes.values()), [e.id for e in exports], large, notes, None, linked)
+    if zip:
+        result.zip_path = write_zip(site, site.with_name(site.name + ".zip"))
+    logger.info(result.summary())
+    return result

@@ -1,0 +1,223 @@
+"""publish(): the site's files, links, staging, guardrails, --zip, bad input refused before writing, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cellucid_nb.format.listing import export_files
+from cellucid_nb.format.validator import validate_export
+from cellucid_nb.publishing import publish
+from cellucid_nb.publishing import site as site_module
+from cellucid_nb.publishing.page import STATIC_DIR
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+KEY = FIXTURES / "cellucid_0_0_9" / "gzip_q8"
+INDEX = FIXTURES / "cellucid_0_9_2" / "gzip_q8_u8_2d3d"
+V2 = FIXTURES / "cellucid_0_9_4" / "gzip_q8_u8_multi"
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.relative_to(folder).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def export(tmp_path):
+    return shutil.copytree(KEY, tmp_path / "src" / "gzip_q8")
+
+
+def test_one_export_becomes_a_site(export, tmp_path):
+    before = snapshot(export)
+    result = publish(export, tmp_path / "site", title="My <data>")
+    site = tmp_path / "site"
+    files = tree(site)
+    assert set(files) == {"index.html", "datasets.json", "viewer/site.js", "viewer/viewer.css"} | {
+        f"gzip_q8/{rel}" for rel in export_files(export)} | {"gzip_q8/cellucid_nb.json"}
+    for rel in export_files(export):
+        assert files[f"gzip_q8/{rel}"] == (export / rel).read_bytes()
+    assert files["viewer/site.js"] == (STATIC_DIR / "site.js").read_bytes()
+    manifest = json.loads(files["datasets.json"])
+    stats = json.loads((export / "dataset_identity.json").read_text())["stats"]
+    assert manifest == {"version": 1, "default": "ref_gzip_q8",
+                        "datasets": [{"id": "ref_gzip_q8", "path": "gzip_q8/", "name": "ref_gzip_q8",
+                                      "n_cells": stats["n_cells"], "n_genes": stats["n_genes"]}]}
+    page = files["index.html"].decode()
+    assert "<title>My &lt;data&gt;</title>" in page and "<data>" not in page
+    # every URL in the page is relative
+    urls = re.findall(r'(?:href|src)="([^"]*)"', page)
+    assert urls and all(not u.startswith(("/", "http:", "https:", "//")) for u in urls if not u.startswith("data:")), urls
+    assert result.n_files == len(files) and result.n_bytes == sum(len(b) for b in files.values())
+    assert result.datasets == ["ref_gzip_q8"] and result.large_files == [] and result.warnings == []
+    assert snapshot(export) == before, "the source was modified"
+    # the site is itself a valid exports root
+    assert validate_export(site) == [] or all(p.rule in {"gzip_header", "manifest_missing_key", "vector_basis_missing"}
+                                              for p in validate_export(site))
+    assert not list(tmp_path.glob(".site.*")), "staging folder left behind"
+
+
+def test_payloads_are_hard_links_else_copies(export, tmp_path, monkeypatch):
+    result = publish(export, tmp_path / "site")
+    payload = "obs/cell_type.codes.u8.gz"
+    assert os.path.samefile(export / payload, tmp_path / "site" / "gzip_q8" / payload)
+    assert result.linked == len(export_files(export))
+
+    def no_links(*_a, **_k):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(site_module.os, "link", no_links)
+    result = publish(export, tmp_path / "copied")
+    copied = tmp_path / "copied" / "gzip_q8" / payload
+    assert result.linked == 0 and not os.path.samefile(export / payload, copied)
+    assert copied.read_bytes() == (export / payload).read_bytes()
+
+
+def test_every_layout_and_several_exports(tmp_path):
+    src = tmp_path / "src"
+    folders = [shutil.copytree(f, src / name) for f, name in ((KEY, "key"), (INDEX, "index"), (V2, "v2"))]
+    result = publish(folders, tmp_path / "site")
+    manifest = json.loads((tmp_path / "site" / "datasets.json").read_text())
+    assert [d["path"] for d in manifest["datasets"]] == ["key/", "index/", "v2/"]
+    assert manifest["default"] == result.datasets[0] == manifest["datasets"][0]["id"]
+    for f, name in zip(folders, ("key", "index", "v2"), strict=True):
+        for rel in export_files(f):
+            assert (tmp_path / "site" / name / rel).read_bytes() == (f / rel).read_bytes()
+    # an exports root: its datasets.json order (default first)
+    (src / "datasets.json").write_text(json.dumps({"version": 1, "default": json.loads((folders[2] / "dataset_identity.json").read_text())["id"],
+                                                    "datasets": [{"id": json.loads((f / "dataset_identity.json").read_text())["id"],
+                                                                  "path": f"{f.name}/", "name": f.name} for f in folders]}))
+    result = publish(src, tmp_path / "site2")
+    assert [d["path"] for d in json.loads((tmp_path / "site2" / "datasets.json").read_text())["datasets"]] == ["v2/", "key/", "index/"]
+    # an exports root without datasets.json: every export sub-folder, in name order
+    (src / "datasets.json").unlink()
+    result = publish(src, tmp_path / "site3")
+    assert len(result.datasets) == 3
+
+
+def test_only_the_exports_files_are_published(export, tmp_path):
+    (export / "notes.txt").write_text("private")
+    (export / ".env").write_text("SECRET")
+    (export / "obs" / "extra.bin").write_bytes(b"x")
+    publish(export, tmp_path / "site")
+    names = set(tree(tmp_path / "site"))
+    assert not {n for n in names if n.endswith(("notes.txt", ".env", "extra.bin"))}
+    # a symbolic link in an export is refused with the validator's finding (never followed)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("SECRET")
+    os.symlink(outside, export / "link.txt")
+    with pytest.raises(ValueError, match=r"link.txt: \[symlink\]"):
+        publish(export, tmp_path / "site2")
+    assert not (tmp_path / "site2").exists()
+
+
+def test_bad_sources_are_refused_before_anything_is_written(tmp_path):
+    broken = shutil.copytree(KEY, tmp_path / "broken")
+    (broken / "obs" / "cell_type.codes.u8.gz").unlink()
+    with pytest.raises(ValueError, match=r"(?s)not a valid export.*cell_type.codes.u8.gz: \[file_missing\]") as info:
+        publish(broken, tmp_path / "site")
+    assert "nothing was written" in str(info.value)
+    (broken / "obs_manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="invalid_json"):
+        publish(broken, tmp_path / "site")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="holds no export"):
+        publish(empty, tmp_path / "site")
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        publish(tmp_path / "missing", tmp_path / "site")
+    assert not (tmp_path / "site").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site")]
+
+
+def test_site_inside_the_source_is_refused(export, tmp_path):
+    for target in (export / "site", export.parent / "site", export):
+        with pytest.raises(ValueError, match="inside"):
+            publish(export.parent if target == export.parent / "site" else export, target)
+    assert not (export / "site").exists() and not (export.parent / "site").exists()
+
+
+def test_an_existing_folder_needs_force_unless_it_is_a_site(export, tmp_path):
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "thesis.tex").write_text("keep me")
+    with pytest.raises(ValueError, match="not a site written by publish.*force"):
+        publish(export, other)
+    assert (other / "thesis.tex").read_text() == "keep me"
+    publish(export, other, force=True)
+    assert not (other / "thesis.tex").exists() and (other / "index.html").is_file()
+    # a site written before is replaced without force
+    (other / "gzip_q8" / "stale.bin").write_bytes(b"old")
+    publish(export, other)
+    assert not (other / "gzip_q8" / "stale.bin").exists()
+    file_target = tmp_path / "file"
+    file_target.write_text("x")
+    with pytest.raises(ValueError, match="not a folder"):
+        publish(export, file_target, force=True)
+
+
+def test_a_failure_leaves_the_previous_site(export, tmp_path, monkeypatch):
+    publish(export, tmp_path / "site")
+    before = tree(tmp_path / "site")
+
+    def boom(*_a, **_k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(site_module, "_place", boom)
+    with pytest.raises(OSError, match="disk full"):
+        publish(export, tmp_path / "site")
+    assert tree(tmp_path / "site") == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_guardrails_name_large_files_and_warn_over_a_gigabyte(export, tmp_path, monkeypatch):
+    monkeypatch.setattr(site_module, "FILE_LIMIT_BYTES", 1000)
+    monkeypatch.setattr(site_module, "SITE_LIMIT_BYTES", 10_000)
+    with pytest.warns(UserWarning) as caught:
+        result = publish(export, tmp_path / "site")
+    big = sorted(rel for rel, data in tree(tmp_path / "site").items() if len(data) > 1000)
+    assert result.large_files == big and "viewer/site.js" in big
+    messages = [str(w.message) for w in caught]
+    assert all(any(rel in m and "100 MB" in m for m in messages) for rel in big)
+    assert any("1 GB GitHub Pages limit" in m for m in messages)
+    assert (tmp_path / "site" / "index.html").is_file(), "a site over the guardrails is still written"
+
+
+def test_zip_packs_the_site(export, tmp_path):
+    result = publish(export, tmp_path / "site", zip=True)
+    assert result.zip_path == tmp_path / "site.zip"
+    with zipfile.ZipFile(result.zip_path) as zf:
+        names = set(zf.namelist())
+        assert names == {f"site/{rel}" for rel in tree(tmp_path / "site")}
+        assert zf.read("site/gzip_q8/points_2d.bin.gz") == (export / "points_2d.bin.gz").read_bytes()
+        assert zf.getinfo("site/gzip_q8/points_2d.bin.gz").compress_type == zipfile.ZIP_STORED
+        assert zf.getinfo("site/index.html").compress_type == zipfile.ZIP_DEFLATED
+
+
+def test_duplicate_dataset_ids_are_refused(tmp_path):
+    a = shutil.copytree(KEY, tmp_path / "a")
+    b = shutil.copytree(KEY, tmp_path / "b")
+    with pytest.raises(ValueError, match="dataset id 'ref_gzip_q8' is used by both"):
+        publish([a, b], tmp_path / "site")
+
+
+def test_cli_publish(export, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "cellucid_nb", "publish", str(export), str(tmp_path / "site"), "--zip",
+                           "--title", "CLI site"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    n = len(tree(tmp_path / "site"))
+    assert f"{n} files" in proc.stdout and "MB" in proc.stdout and "site.zip" in proc.stdout
+    assert "<title>CLI site</title>" in (tmp_path / "site" / "index.html").read_text()
+    proc = subprocess.run([sys.executable, "-m", "cellucid_nb", "publish", str(export), str(export / "inner")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "inside" in proc.stderr
