@@ -9,7 +9,10 @@ measures, in the page with ``performance.now()``:
 - redraw after a camera move (median of several), against a bare WebGL2 draw of the
   same number of points on a canvas of the same size (same point size);
 - switching the colour field: data not yet loaded (includes the transfer), and
-  cached (upload + LUT + redraw, minus a plain redraw).
+  cached (upload + LUT + redraw, minus a plain redraw);
+- 10^7 cells (``measure_scale``): navigation to the first frame at 10M vs 1M cells (both
+  stream a 500k uniform subsample first), and the redraw at 1M with the automatic
+  density opacity vs opaque vs a bare WebGL2 draw (benchmarks/README.md, last section).
 
 Run: ``.venv/bin/python -m benchmarks.bench_viewer [--cells 1000000] [--json out.json]``.
 """

@@ -55,6 +55,15 @@ test("selection indices map from draw positions to sorted cells and back", () =>
   assert.deepEqual(Array.from(order.toPositions([5, 1000, 2000])), [order.positionOf(5)], "indices past n are dropped");
 });
 
+test("gatherDrawOrder picks rows of the original array in the draw order", () => {
+  const order = P.createDrawOrder(1000, SPEC);
+  const src = Float32Array.from({ length: 2000 }, (_, i) => i); // row i holds (2i, 2i + 1)
+  const rows = P.gatherDrawOrder(order, src, 2, 0, 4);
+  assert.deepEqual(Array.from(rows), PINNED[1000].slice(0, 4).flatMap((c) => [2 * c, 2 * c + 1]));
+  assert.ok(P.gatherDrawOrder(order, new Uint8Array(1000), 1, 10, 20) instanceof Uint8Array);
+  assert.throws(() => P.gatherDrawOrder(order, src, 2, 5, 1001), /\[5, 1001\) is not within \[0, 1000\]/);
+});
+
 test("chunk ranges: the subsample first, then equal slices, covering every cell once", () => {
   assert.deepEqual(P.chunkRanges(10, 4, 3), [[0, 4], [4, 7], [7, 10]]);
   assert.deepEqual(P.chunkRanges(3, 4, 3), [[0, 3]]);
@@ -130,12 +139,7 @@ function streamedExport() {
     gene[i] = i % 251;
     xs[i] = i / N;
   }
-  const gather = (src, comps, a, b) => {
-    const out = new src.constructor((b - a) * comps);
-    for (let k = a; k < b; k++) for (let c = 0; c < comps; c++) out[(k - a) * comps + c] = src[order.cellAt(k) * comps + c];
-    return out;
-  };
-  const slice = (args, src, comps) => (args.order === "permuted" ? gather(src, comps, Number(args.start), Number(args.stop)) : src);
+  const slice = (args, src, comps) => (args.order === "permuted" ? P.gatherDrawOrder(order, src, comps, Number(args.start), Number(args.stop)) : src);
   const meta = {
     name: "streamed", n_cells: N, dimensions: [1, 2], default_dimension: 2, has_edges: true, vectors: {}, genes: ["G1"], order: SPEC,
     obs: [{ key: "half", kind: "categorical", categories: ["low", "high"], colors: null, missing_code: 255, centroids: {} },

@@ -85,6 +85,28 @@ export function createDrawOrder(n, spec) {
 }
 
 /**
+ * Rows [start, stop) of the draw order gathered from an array in the original order:
+ * how a transport without a server (a static site) can answer `order: "permuted"`
+ * requests from a payload it has fetched whole.
+ * @template {Float32Array|Uint8Array|Uint16Array|Uint32Array} T
+ * @param {ReturnType<typeof createDrawOrder>} order
+ * @param {T} src  n * comps values
+ * @param {number} comps
+ * @param {number} start
+ * @param {number} stop
+ * @returns {T}
+ */
+export function gatherDrawOrder(order, src, comps, start, stop) {
+  if (!(0 <= start && start <= stop && stop <= order.n)) throw new Error(`draw order slice [${start}, ${stop}) is not within [0, ${order.n}]`);
+  const out = /** @type {T} */ (new /** @type {any} */ (src.constructor)((stop - start) * comps));
+  for (let k = start; k < stop; k++) {
+    const c = order.cellAt(k) * comps, o = (k - start) * comps;
+    for (let j = 0; j < comps; j++) out[o + j] = src[c + j];
+  }
+  return out;
+}
+
+/**
  * Slices of the draw order: the subsample first, then chunks.
  * @returns {[number, number][]}
  */
