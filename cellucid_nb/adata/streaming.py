@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 MIN_CHUNK_ROWS = 1024
 #: Most rows a chunk has (keeps progress and cancel responsive).
 MAX_CHUNK_ROWS = 65_536
+#: Memory of one Dask task's row chunk (the worker's, not the budget of the exporting process).
+DASK_TASK_BYTES = 256 * 2**20
 #: Copies of a row chunk alive at once while it is read, column-selected and turned into CSC.
 _CHUNK_COPIES = 4
 #: Bytes of the exporter's own working set per worker thread besides the payloads
@@ -246,11 +248,13 @@ def choose_export_path(adata: Any, plan: Any, matrix: Any, columns: np.ndarray, 
             warnings.warn("client= is ignored: the expression matrix is in memory, so Dask workers cannot open it "
                           "by path; open the file with read_h5ad(path, backed='r') (or a lazy reader) to use the "
                           "cluster.", UserWarning, stacklevel=3)
-        elif choice.path == "memory":
+        elif choice.path != "columns":
+            # Chunks are read by the workers, within their own memory: sized per task, not by this budget.
             per_row = max(1.0, source.stored_values() / max(source.n_rows, 1)) * 8 * _CHUNK_COPIES
-            chunk = int(min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, (memory_limit - choice.fixed_bytes) / per_row)))
+            chunk = int(min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, DASK_TASK_BYTES / per_row)))
+            stored = source.stored_values() * columns.shape[0] / max(1, int(source.shape[1]))
             choice = PathChoice("spill", memory_limit, choice.load_bytes, choice.fixed_bytes, chunk,
-                                int(choice.load_bytes / 2))
+                                int(stored * (4 + _row_index_bytes(source.n_rows))))
     spill_parent = Path(spill_dir) if spill_dir is not None else target.absolute().parent
     needs = [("export", target, output_upper_bound(adata, plan, int(columns.shape[0])))]
     if choice.spill_bytes:
