@@ -198,6 +198,10 @@ test("the viewer draws the subsample first, then appends each slice, and selects
   frames.run();
   assert.equal(renderer.draws.at(-1).count, 100, "first frame: the 100-cell subsample");
   assert.equal(v.stats.firstFrameCells, 100);
+  // legend counts of the subsample so far (counted independently from the draw order)
+  let low = 0;
+  for (let k = 0; k < 100; k++) low += exp.codes[exp.order.cellAt(k)] === 0 ? 1 : 0;
+  assert.match(host.querySelector(".cnb-legend").textContent, new RegExp(`low${low}high${100 - low}`));
   assert.deepEqual(v.progress, { total: N, loaded: 100, drawn: 100, alpha: renderer.draws.at(-1).alpha, progressive: true });
   assert.deepEqual(transport.requests.filter((r) => r.kind === "points").map((r) => [r.args.start, r.args.stop]), [[0, 100], [100, 400], [400, 700]], "the slice awaited and one ahead");
   // points arrive before the field: only cells with both are drawn
@@ -221,6 +225,8 @@ test("the viewer draws the subsample first, then appends each slice, and selects
   // the legend counts every cell once the field is complete
   await settle();
   assert.match(host.querySelector(".cnb-legend").textContent, /low500/);
+  const t = v.stats.timings;
+  for (const key of ["points_2d", "points_2d all", "field:obs:half", "field:obs:half all", "all_drawn"]) assert.ok(t[key] >= 0, `timing ${key}`);
   // positionsOf takes an original index
   assert.deepEqual(v.positionsOf(41), Array.from(exp.pos.subarray(82, 84)));
 

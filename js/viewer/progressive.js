@@ -199,9 +199,10 @@ export function createProgressive(transport, stats, options = {}) {
 
   /**
    * Start a stream; resolves with `target` after its first slice, `target.done` settles
-   * when all slices arrived (or the stream was dropped).
+   * when all slices arrived (or the stream was dropped). Timings: `key` (first slice, the
+   * data cache's name for the whole load) and `key + " all"` (every slice).
    */
-  function start(kind, args, target, applySlice, isCurrent) {
+  function start(kind, args, target, applySlice, isCurrent, key) {
     const ranges = chunkRanges(s.n, first, chunk);
     const t0 = now();
     let resolveFirst, rejectFirst;
@@ -211,10 +212,10 @@ export function createProgressive(transport, stats, options = {}) {
     target.done = Promise.resolve().then(() => streamChunks(ranges, (a, b) => transport.request(kind, { ...args, order: "permuted", start: a, stop: b }), (a, b, reply) => {
       applySlice(a, b, reply);
       target.loaded = b;
-      if (!gotFirst) { gotFirst = true; resolveFirst(target); }
+      if (!gotFirst) { gotFirst = true; stats.timings[key] = now() - t0; resolveFirst(target); }
       else if (target.onChunk) target.onChunk(a, b);
     }, { isCurrent })).then((complete) => {
-      if (complete) stats.timings[`${kind}_all:${args.dim ?? args.key ?? args.gene}`] = now() - t0;
+      if (complete) stats.timings[`${key} all`] = now() - t0;
       if (!gotFirst) rejectFirst(new Error(`${kind} stream stopped before its first slice`));
       return complete;
     }, (err) => { if (!gotFirst) rejectFirst(err); throw err; });
@@ -231,7 +232,7 @@ export function createProgressive(transport, stats, options = {}) {
       const pts = reply.arrays.points;
       if (dim === 1) { target.raw.set(pts, a); target.positions.set(stripFrom1D(pts), 2 * a); }
       else target.positions.set(pts, a * comps);
-    }, () => pointsEntry === entry);
+    }, () => pointsEntry === entry, `points_${dim}d${embedding ? `:${embedding}` : ""}`);
     return entry;
   }
 
@@ -248,9 +249,13 @@ export function createProgressive(transport, stats, options = {}) {
       if (!f.codes) initField(f, fm, hdr, v);
       if (f.float) quantize16(v, f.min, f.max, f.codes, a);
       else f.codes.set(v, a);
-      if (f.kind === "categorical") f.counts = categoryCounts(f.codes.subarray(0, b), f.categories.length);
-      else f.nMissing = countMissing(f.codes.subarray(0, b), f.missing);
-    }, () => fields.get(field) === p);
+      // legend counts grow with each slice (only the new cells are counted)
+      if (f.kind === "categorical") {
+        const add = categoryCounts(f.codes.subarray(a, b), f.categories.length);
+        if (!f.counts) f.counts = add;
+        else for (let i = 0; i < add.length; i++) f.counts[i] += add[i];
+      } else f.nMissing = (f.nMissing || 0) + countMissing(f.codes.subarray(a, b), f.missing);
+    }, () => fields.get(field) === p, `field:${field}`);
     return p;
   }
 
