@@ -6,6 +6,8 @@ measures, in the page with ``performance.now()``:
 - JupyterLab: ``show()`` in a notebook cell to the first drawn frame (wall clock from the
   cell's ``show()`` call to the browser's first finished frame, both on this machine);
 - standalone page (``serve``): page navigation to the first frame;
+- static site (``publish``, served by a plain static server): page navigation to the first
+  frame, compared with ``show()``'s first frame measured in the same run;
 - redraw after a camera move (median of several), against a bare WebGL2 draw of the
   same number of points on a canvas of the same size (same point size);
 - switching the colour field: data not yet loaded (includes the transfer), and
@@ -171,6 +173,43 @@ def measure_standalone(export: Path, browser) -> dict:
         result = _interaction(page)
         result["navigation_to_first_frame_ms"] = first
         page.close()
+    return result
+
+
+def measure_site(export: Path, browser, workdir: Path) -> dict:
+    """The static site of ``publish``: page navigation -> first frame, served by a plain static server."""
+    import contextlib
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from cellucid_nb.publishing import publish
+
+    site = workdir / "site"
+    if not (site / "index.html").is_file():
+        publish(export, site)  # payloads hard-linked: no copy of the export
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(workdir)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/site/index.html#dim=2")
+        page.wait_for_function("() => window.cellucidViewer && window.cellucidViewer.stats.timings.first_frame", timeout=120_000)
+        first = page.evaluate("window.cellucidViewer.stats.t_mount + window.cellucidViewer.stats.timings.first_frame")
+        drawn = page.evaluate("window.cellucidViewer.stats.firstFrameCells ?? window.cellucidViewer.meta.n_cells")
+        result = _interaction(page)
+        result["navigation_to_first_frame_ms"] = first
+        result["first_frame_cells"] = drawn
+        page.close()
+    finally:
+        with contextlib.suppress(Exception):
+            httpd.shutdown()
+            httpd.server_close()
     return result
 
 
@@ -342,7 +381,7 @@ def summarize(name: str, r: dict) -> list[str]:
         lines.append(f"  page load -> first frame     {r['navigation_to_first_frame_ms']:8.0f} ms   (all runs {r.get('all_navigation_to_first_frame_ms')})")
     lines += [
         f"  in widget: meta {t.get('meta', 0):.0f} ms, points {t.get('points_2d', 0):.0f} ms, "
-        f"first field {max(v for k, v in t.items() if k.startswith('field:')):.0f} ms, mount -> first frame {t['first_frame']:.0f} ms",
+        f"first field {max((v for k, v in t.items() if k.startswith('field:')), default=0):.0f} ms, mount -> first frame {t['first_frame']:.0f} ms",
         f"  redraw after camera move     {r['redraw_ms']:8.1f} ms median, {min(r['redraws_ms']):.1f} ms min "
         f"(bare draw interleaved: {r['bare_redraw_ms']:.1f} ms median, {min(r['bare_redraws_ms']):.1f} ms min)",
         f"  colour switch, first time    {r['color_switch_uncached_ms']:8.1f} ms (transfer + upload + redraw)",
@@ -357,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_viewer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", type=int, default=1_000_000)
     parser.add_argument("--compression", default="none", help="gzip level of the export, or 'none' (default)")
-    parser.add_argument("--skip-lab", action="store_true", help="only the standalone page")
+    parser.add_argument("--skip-lab", action="store_true", help="leave out JupyterLab (show())")
+    parser.add_argument("--skip-site", action="store_true", help="leave out the static site of publish")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each page (the median is reported)")
     parser.add_argument("--json", help="write the measurements here")
     parser.add_argument("--scale-cells", default="1000000,10000000",
@@ -386,10 +426,19 @@ def main(argv: list[str] | None = None) -> int:
                     runs = [measure_standalone(export, browser) for _ in range(args.repeat)]
                     results["standalone"] = _median_run(runs, "navigation_to_first_frame_ms")
                     print("\n".join(summarize("standalone page (serve)", results["standalone"])), flush=True)
+                if not args.skip_site and not args.only_scale:
+                    runs = [measure_site(export, browser, workdir) for _ in range(args.repeat)]
+                    results["site"] = _median_run(runs, "navigation_to_first_frame_ms")
+                    print("\n".join(summarize("static site (publish, python http.server)", results["site"])), flush=True)
                 if not args.skip_lab and not args.only_scale:
                     runs = [measure_lab(export, browser, workdir / f"lab{k}") for k in range(args.repeat)]
                     results["jupyterlab"] = _median_run(runs, "show_to_first_frame_ms")
                     print("\n".join(summarize("JupyterLab widget (comm)", results["jupyterlab"])), flush=True)
+                if "site" in results and "jupyterlab" in results:
+                    ratio = results["site"]["navigation_to_first_frame_ms"] / results["jupyterlab"]["show_to_first_frame_ms"]
+                    results["site_vs_show_first_frame"] = ratio
+                    print(f"static site first frame / show() first frame: {ratio:.2f}x (target <= 1.2x; site drew "
+                          f"{results['site']['first_frame_cells']:,} cells in its first frame)", flush=True)
             finally:
                 browser.close()
     finally:

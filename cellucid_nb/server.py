@@ -232,7 +232,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(data).encode(), "application/json; charset=utf-8", head)
 
     def _error(self, status: int, message: str, head: bool = False) -> None:
-        self._json(status, {"error": message, "status": status}, head)
+        self._json(status, {"error": self._scrub(message), "status": status}, head)
+
+    def _scrub(self, message: str) -> str:
+        """Paths inside a message made relative to the served folder: no answer holds an absolute path."""
+        for folder in sorted({str(self.root), os.path.realpath(self.root)}, key=len, reverse=True):
+            message = message.replace(folder + os.sep, "").replace(folder, ".")
+        return message
 
     # ------------------------------------------------------------------ checks
     def _host_ok(self) -> int | None:
@@ -315,9 +321,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._file(path, head)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        except Exception as exc:  # report, never hang the client
+        except Exception as exc:  # report, never hang the client; details only in the server's log
             logger.exception("error answering %s", parsed.path)
-            self._error(500, f"{type(exc).__name__}: {exc}", head)
+            self._error(500, f"internal error ({type(exc).__name__}); the server's log has the details", head)
 
     def _special(self, rest: str, query: dict, head: bool) -> None:
         if rest == "health":
@@ -341,8 +347,8 @@ class _Handler(BaseHTTPRequestHandler):
             args = {k: v[-1] for k, v in query.items() if k != "token"}
             try:
                 header, blob = build_response(ds.reader, parts[1], args)
-            except (KeyError, ValueError) as exc:
-                return self._error(400, str(exc.args[0]) if exc.args else str(exc), head)
+            except (KeyError, ValueError, OSError) as exc:  # OSError: a payload missing or unreadable
+                return self._error(400, str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc), head)
             return self._send(200, frame_response(header, blob), "application/octet-stream", head)
         return self._error(404, f"unknown endpoint /_cellucid/{rest}", head)
 

@@ -85,6 +85,18 @@ def test_no_answer_reveals_an_absolute_path(server):
     assert "data_dir" not in info
 
 
+def test_errors_about_broken_payloads_name_no_absolute_path(tmp_path):
+    export = shutil.copytree(FIXTURES / "gzip_q8", tmp_path / "deep" / "export")
+    with serve(export, port=0) as srv:
+        (export / "points_2d.bin.gz").write_bytes(b"\x1f\x8b broken")
+        (export / "obs" / "cell_type.codes.u8.gz").unlink()
+        for path in ("/_cellucid/api/ref_gzip_q8/points?dim=2", "/_cellucid/api/ref_gzip_q8/obs?key=cell%20type"):
+            status, _, body = get(srv, path)
+            assert status in (400, 500), (path, status)
+            assert str(tmp_path).encode() not in body and b"/deep/" not in body, body
+            assert json.loads(body)["error"], body
+
+
 # ---------------------------------------------------------------- rule: foreign Origin
 def test_foreign_origin_gets_no_cors_and_is_refused(server):
     status, headers, body = get(server, "/_cellucid/datasets", headers={"Origin": "https://evil.example"})
