@@ -1,11 +1,13 @@
 // The view in the URL hash, so a copied link reopens it:
-//   #dataset=<id>&field=obs:<key>&dim=2&cam=2:cx,cy,scale   (3D: cam=3:tx,ty,tz,yaw,pitch,distance)
+//   #dataset=<id>&field=obs:<key>&dim=2&emb=<embedding id>&cam=2:cx,cy,scale   (3D: cam=3:tx,ty,tz,yaw,pitch,distance)
+// (emb only when the dimension has several embeddings: compact_v2 exports)
 
 /**
  * @typedef {object} ViewState
  * @property {string} [dataset]
  * @property {string} [field]
  * @property {number} [dim]
+ * @property {string} [embedding]  an embedding id of meta.embeddings
  * @property {object} [camera]  {mode: 2, cx, cy, scale} or {mode: 3, target, yaw, pitch, distance}
  */
 
@@ -38,6 +40,7 @@ export function parseHash(hash) {
   if (params.get("field")) out.field = params.get("field");
   const dim = Number(params.get("dim"));
   if ([1, 2, 3].includes(dim)) out.dim = dim;
+  if (params.get("emb")) out.embedding = params.get("emb");
   const cam = decodeCamera(params.get("cam"));
   if (cam) out.camera = cam;
   return out;
@@ -49,6 +52,7 @@ export function formatHash(state) {
   if (state.dataset) params.set("dataset", state.dataset);
   if (state.field) params.set("field", state.field);
   if (state.dim) params.set("dim", String(state.dim));
+  if (state.embedding) params.set("emb", state.embedding);
   const cam = encodeCamera(state.camera);
   if (cam) params.set("cam", cam);
   return `#${params.toString()}`;

@@ -102,7 +102,11 @@ export function createSite(env) {
   function writeHash() {
     if (!site.viewer || !site.viewer.meta) return;
     const st = site.viewer.state;
-    const hash = formatHash({ dataset: site.datasets.length > 1 ? site.dataset.id : "", field: st.colorField, dim: st.dim, camera: site.viewer.camera.getState() });
+    const several = ((site.viewer.meta.embeddings || {})[String(st.dim)] || []).length > 1;
+    const hash = formatHash({
+      dataset: site.datasets.length > 1 ? site.dataset.id : "", field: st.colorField, dim: st.dim,
+      embedding: several ? st.embedding || "" : "", camera: site.viewer.camera.getState(),
+    });
     if (hash !== location.hash) history.replaceState(null, "", hash);
   }
   const scheduleHash = () => { clearTimeout(hashTimer); hashTimer = setTimeout(writeHash, 150); };
@@ -120,7 +124,8 @@ export function createSite(env) {
     const transport = createStaticTransport(ds.path ? site.source.sub(ds.path) : site.source, { name: ds.name });
     const height = Math.max(300, (env.window.innerHeight || 800) - 110);
     const viewer = mountViewer(app, transport, {
-      dimension: view.dim, colorField: view.field || "", height, ...(env.viewerOptions || {}),
+      dimension: view.dim, colorField: view.field || "", embedding: view.embedding || undefined, height,
+      ...(env.viewerOptions || {}),
       onStateChange: scheduleHash,
     });
     site.transport = transport;
@@ -192,7 +197,8 @@ export function createSite(env) {
     if (!site.viewer) return;
     const ds = site.datasets.find((d) => d.id === view.dataset);
     if (ds && ds !== site.dataset) { mount(ds, view); return; }
-    if (view.dim && view.dim !== site.viewer.state.dim) site.viewer.setDimension(view.dim);
+    if (view.embedding && view.embedding !== site.viewer.state.embedding) site.viewer.setEmbedding(view.embedding);
+    else if (view.dim && view.dim !== site.viewer.state.dim) site.viewer.setDimension(view.dim);
     if (view.field && view.field !== site.viewer.state.colorField) site.viewer.setColorField(view.field);
     if (view.camera && applyCamera(site.viewer.camera, view.camera)) site.viewer.resize();
   });

@@ -115,6 +115,23 @@ test("the page's folder: datasets.json, the default dataset, the switcher, the h
   window.cellucidViewer.destroy();
 });
 
+test("compact_v2 with several embeddings per dimension: the hash keeps the embedding shown", async () => {
+  const files = folderFiles("tests/fixtures/cellucid_0_9_4/gzip_q8_u8_multi");
+  const { site, location } = page("http://host.test/e/#dim=2&emb=X_tsne", fetchFrom(files, "http://host.test/e/"));
+  await site.start();
+  await site.site.ready;
+  const viewer = window.cellucidViewer;
+  assert.equal(viewer.state.embedding, "X_tsne");
+  assert.equal(viewer.state.dim, 2);
+  await until(() => location.hash.includes("emb=X_tsne"), "the embedding in the hash");
+  location.hash = formatHash({ dim: 2, embedding: "X_umap" });
+  window.dispatchEvent(new window.HashChangeEvent("hashchange"));
+  await until(() => viewer.state.embedding === "X_umap", "the other embedding");
+  await viewer.setDimension(3);
+  await until(() => location.hash.includes("dim=3") && !location.hash.includes("emb="), "a dimension with one embedding");
+  viewer.destroy();
+});
+
 test("selection CSV: cell index and the shown field's decoded values", async () => {
   const { files } = siteFiles();
   const { site } = page("http://host.test/s/#field=obs:cell%20type&dim=2", fetchFrom(files, "http://host.test/s/"));
@@ -265,8 +282,8 @@ test("hash state and camera round trip", () => {
   const cam3 = { mode: 3, target: [0, 0.5, 1], yaw: 0.6, pitch: 0.35, distance: 3.4 };
   assert.deepEqual(decodeCamera(encodeCamera(cam3)), cam3);
   for (const bad of ["", "4:1,2,3", "2:1,2", "2:1,2,0", "3:1,2,3,4,5,x", "2:a,b,c"]) assert.equal(decodeCamera(bad), null, bad);
-  const hash = formatHash({ dataset: "d 1", field: "obs:a&b", dim: 3, camera: cam3 });
-  assert.deepEqual(parseHash(hash), { dataset: "d 1", field: "obs:a&b", dim: 3, camera: cam3 });
+  const hash = formatHash({ dataset: "d 1", field: "obs:a&b", dim: 3, embedding: "X_pca 3d", camera: cam3 });
+  assert.deepEqual(parseHash(hash), { dataset: "d 1", field: "obs:a&b", dim: 3, embedding: "X_pca 3d", camera: cam3 });
   assert.deepEqual(parseHash("#dim=7&cam=x"), {});
   assert.equal(formatHash({}), "#");
   assert.equal(encodeCamera(null), "");
