@@ -39,10 +39,11 @@ def published(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("site")
     known = make_known_export(tmp / "exports" / "known")
     other = shutil.copytree(REPO / "tests" / "fixtures" / "cellucid_0_9_2" / "gzip_q8_u8_2d3d", tmp / "exports" / "pbmc092")
+    v2 = shutil.copytree(REPO / "tests" / "fixtures" / "cellucid_0_9_4" / "gzip_q8_u8_multi", tmp / "exports" / "pbmc094")
     root = tmp / "www"
-    result = publish([known, other], root / SUBPATH, title="Known site")
+    result = publish([known, other, v2], root / SUBPATH, title="Known site")
     assert result.datasets[0] == "known"
-    return {"root": root, "site": root / SUBPATH, "known": known, "other_id": result.datasets[1]}
+    return {"root": root, "site": root / SUBPATH, "known": known, "other_id": result.datasets[1], "v2_id": result.datasets[2]}
 
 
 def wait_port(port: int, timeout: float = 15.0) -> None:
@@ -178,12 +179,30 @@ def test_python_http_server_under_a_sub_path(page, published):
         assert any("left" in r and "1,000" in r for r in rows), rows
         # the switcher lists both datasets; the second one draws too
         other = published["other_id"]
-        assert page.locator("#dataset option").all_inner_texts() == ["known", "pbmc68k gzip_q8_u8_2d3d"]
+        names = page.locator("#dataset option").all_inner_texts()
+        assert names[:2] == ["known", "pbmc68k gzip_q8_u8_2d3d"] and len(names) == 3
         page.select_option("#dataset", other)
         page.wait_for_function("() => window.cellucidViewer.meta && window.cellucidViewer.meta.name === 'pbmc68k gzip_q8_u8_2d3d' && window.cellucidViewer.stats.frames > 0", timeout=30_000)
         page.wait_for_timeout(200)
-        assert non_background(canvas_pixels(page, name="site_switched")).sum() > 300
+        plain = canvas_pixels(page, name="site_switched")
+        assert non_background(plain).sum() > 300
         page.wait_for_function(f"() => location.hash.includes('dataset={other}')", timeout=5_000)
+        # kNN edges and vector fields of the index-named export, read from its files
+        page.check(".cnb-edges input")
+        page.wait_for_function("() => window.cellucidViewer.renderStats.edgeCount > 0", timeout=10_000)
+        page.wait_for_timeout(300)
+        edges = canvas_pixels(page, name="site_switched_edges")
+        assert non_background(edges).sum() > non_background(plain).sum() + 200
+        page.uncheck(".cnb-edges input")
+        page.check(".cnb-vectors input")
+        page.wait_for_timeout(500)
+        arrows = canvas_pixels(page, name="site_switched_vectors")
+        assert (np.abs(arrows.astype(int) - plain.astype(int)).sum(axis=2) > 30).sum() > 50
+        # the compact_v2 export (several embeddings per dimension) draws too
+        page.select_option("#dataset", published["v2_id"])
+        page.wait_for_function("() => window.cellucidViewer.meta && window.cellucidViewer.meta.embeddings['2'].length === 2 && window.cellucidViewer.stats.frames > 0", timeout=30_000)
+        page.wait_for_timeout(200)
+        assert non_background(canvas_pixels(page, name="site_switched_v2")).sum() > 300
     assert not page.console_errors, page.console_errors
 
 
