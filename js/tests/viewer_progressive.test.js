@@ -92,6 +92,16 @@ test("streamChunks keeps one request ahead and applies slices in order whatever 
   resolvers.get(6)(); resolvers.get(8)();
   assert.equal(await done, true);
   assert.deepEqual(applied, ["0-4", "4-6", "6-8", "8-10"]);
+  // with a gate, only the first slice goes out until it opens
+  let open;
+  const gate = new Promise((r) => { open = r; });
+  const asked3 = [];
+  const gated = P.streamChunks(ranges, async (a) => { asked3.push(a); return a; }, () => {}, { gate });
+  await settle();
+  assert.deepEqual(asked3, [0]);
+  open();
+  assert.equal(await gated, true);
+  assert.deepEqual(asked3, [0, 4, 6, 8]);
   // a stream that is no longer current stops without applying more
   let current = true;
   const applied2 = [];
@@ -195,6 +205,9 @@ test("the viewer draws the subsample first, then appends each slice, and selects
   await release(transport, "obs", 0);
   await release(transport, "points", 0);
   await v.ready;
+  await settle();
+  const asked = () => transport.requests.filter((r) => r.kind === "points").map((r) => [r.args.start, r.args.stop]);
+  assert.deepEqual(asked(), [[0, 100]], "the rest waits for the first frame");
   frames.run();
   assert.equal(renderer.draws.at(-1).count, 100, "first frame: the 100-cell subsample");
   assert.equal(v.stats.firstFrameCells, 100);
@@ -203,7 +216,8 @@ test("the viewer draws the subsample first, then appends each slice, and selects
   for (let k = 0; k < 100; k++) low += exp.codes[exp.order.cellAt(k)] === 0 ? 1 : 0;
   assert.match(host.querySelector(".cnb-legend").textContent, new RegExp(`low${low}high${100 - low}`));
   assert.deepEqual(v.progress, { total: N, loaded: 100, drawn: 100, alpha: renderer.draws.at(-1).alpha, progressive: true });
-  assert.deepEqual(transport.requests.filter((r) => r.kind === "points").map((r) => [r.args.start, r.args.stop]), [[0, 100], [100, 400], [400, 700]], "the slice awaited and one ahead");
+  await settle();
+  assert.deepEqual(asked(), [[0, 100], [100, 400], [400, 700]], "then the slice awaited and one ahead");
   // points arrive before the field: only cells with both are drawn
   await release(transport, "points", 100);
   frames.run();
@@ -261,7 +275,7 @@ test("colouring by a gene streams the same way; camera motion draws a subsample 
   const { v, transport, renderer, frames, exp } = await mountStreamed({ colorField: "gene:G1" });
   transport.releaseAll();
   await settle();
-  for (let i = 0; i < 6; i++) { transport.releaseAll(); await settle(); }
+  for (let i = 0; i < 6; i++) { transport.releaseAll(); await settle(); frames.run(); }
   await v.ready;
   frames.run();
   assert.equal(renderer.draws.at(-1).count, N);
@@ -285,7 +299,7 @@ test("colouring by a gene streams the same way; camera motion draws a subsample 
 
 test("1D strips, edges as draw positions and a dimension switch restart the stream", async () => {
   const { v, transport, renderer, frames } = await mountStreamed({ dimension: 1, showEdges: true });
-  for (let i = 0; i < 8; i++) { transport.releaseAll(); await settle(); }
+  for (let i = 0; i < 8; i++) { transport.releaseAll(); await settle(); frames.run(); }
   await v.ready;
   frames.run();
   assert.equal(v.state.dim, 1);
@@ -314,4 +328,20 @@ test("small exports and transports without an order load everything at once", as
     assert.equal(renderer.positions.length, 2 * N);
     v.destroy();
   }
+});
+
+test("without a renderer (no WebGL2) the stream is not held back by a first frame that never comes", async () => {
+  const { mountViewer } = await import("../viewer/mount.js");
+  const exp = streamedExport();
+  const transport = fakeTransport(exp);
+  const errors = [];
+  const v = mountViewer(document.createElement("div"), transport, {
+    createRenderer: () => { throw new Error("WebGL2 is not available"); }, frames: manualFrames(),
+    firstFrameCells: 100, chunkCells: 300, onError: (e) => errors.push(e.message),
+  });
+  await v.ready;
+  for (let i = 0; i < 10 && v.progress.loaded < N; i++) await settle();
+  assert.equal(v.progress.loaded, N);
+  assert.match(errors[0], /WebGL2 is not available/);
+  v.destroy();
 });

@@ -131,8 +131,10 @@ export function mountViewer(el, transport, options = {}) {
   const data = createDataCache(transport, stats);
   // Large exports stream in the draw order (progressive.js); `order` maps draw positions
   // to cell indices for selection, highlight and the tooltip.
-  const prog = createProgressive(transport, stats, { firstFrameCells: options.firstFrameCells, chunkCells: options.chunkCells });
+  // later slices wait for the first frame: on a small machine the subsample is drawn sooner
+  const prog = createProgressive(transport, stats, { firstFrameCells: options.firstFrameCells, chunkCells: options.chunkCells, holdUntilFirstFrame: true });
   const loader = progressiveLoader(prog, data);
+  if (!renderer) prog.firstFrameDrawn(); // nothing will be drawn: do not hold the transfer back
   const lod = createMotionLOD({ budget: options.motionCells, onSettle: requestDraw });
   const density = createDensityEstimator();
   stats.drawn = 0;
@@ -181,6 +183,7 @@ export function mountViewer(el, transport, options = {}) {
     if (!firstFrameDone) {
       renderer.finish(); // wait for the GPU so the timing is the real first frame
       firstFrameDone = true;
+      prog.firstFrameDrawn();
       stats.timings.first_frame = now() - t0;
       stats.firstFrameCells = count;
       if (transport.sendEvent) transport.sendEvent("first_frame", { ms: stats.timings.first_frame, epoch_ms: Date.now(), n_cells: state.meta.n_cells, drawn: count, timings: stats.timings });

@@ -124,7 +124,9 @@ export function chunkRanges(n, first = FIRST_FRAME_CELLS, chunk = CHUNK_CELLS) {
  * @param {[number, number][]} ranges
  * @param {(start: number, stop: number) => Promise<any>} fetchChunk
  * @param {(start: number, stop: number, reply: any) => void} apply
- * @param {{isCurrent?: () => boolean, ahead?: number}} [o]
+ * @param {{isCurrent?: () => boolean, ahead?: number, gate?: Promise<any>}} [o]  `gate`: slices after the
+ *   first are requested only once it settles (the viewer opens it after its first frame, so on
+ *   a small machine the subsample is drawn without competing with the rest of the transfer)
  * @returns {Promise<boolean>} true when every slice was applied, false when stopped
  */
 export async function streamChunks(ranges, fetchChunk, apply, o = {}) {
@@ -136,7 +138,11 @@ export async function streamChunks(ranges, fetchChunk, apply, o = {}) {
   const fill = (upto) => { while (next < ranges.length && next <= upto) { const [a, b] = ranges[next++]; const p = fetchChunk(a, b); p.catch(() => {}); inflight.push(p); } };
   for (let i = 0; i < ranges.length; i++) {
     if (!isCurrent()) return false;
-    fill(i + ahead);
+    if (i > 0 && o.gate) {
+      await o.gate;
+      if (!isCurrent()) return false;
+    }
+    fill(o.gate && i === 0 ? 0 : i + ahead);
     const reply = await inflight[i];
     if (!isCurrent()) return false;
     apply(ranges[i][0], ranges[i][1], reply);
@@ -183,7 +189,8 @@ export function quantize16(values, lo, hi, out, offset) {
  * and colour fields (a few kept), each a full-size array filled chunk by chunk.
  * @param {{request: (kind: string, args?: object) => Promise<{header: any, arrays: any}>}} transport
  * @param {{timings: Object<string, number>}} stats
- * @param {{firstFrameCells?: number, chunkCells?: number}} [options]
+ * @param {{firstFrameCells?: number, chunkCells?: number, holdUntilFirstFrame?: boolean}} [options]  with
+ *   `holdUntilFirstFrame`, slices after the first wait for firstFrameDrawn() (the viewer's choice)
  */
 export function createProgressive(transport, stats, options = {}) {
   const first = options.firstFrameCells ?? FIRST_FRAME_CELLS;
@@ -194,6 +201,9 @@ export function createProgressive(transport, stats, options = {}) {
   /** @type {Map<string, Promise<any>>} */
   const fields = new Map();
   let bound = { points: null, field: null };
+  /** @type {() => void} */
+  let openGate = () => {};
+  const gate = new Promise((resolve) => { openGate = () => resolve(undefined); });
 
   const now = () => (typeof performance !== "undefined" ? performance.now() : Date.now());
 
@@ -214,7 +224,7 @@ export function createProgressive(transport, stats, options = {}) {
       target.loaded = b;
       if (!gotFirst) { gotFirst = true; stats.timings[key] = now() - t0; resolveFirst(target); }
       else if (target.onChunk) target.onChunk(a, b);
-    }, { isCurrent })).then((complete) => {
+    }, { isCurrent, gate: options.holdUntilFirstFrame ? gate : undefined })).then((complete) => {
       if (complete) stats.timings[`${key} all`] = now() - t0;
       if (!gotFirst) rejectFirst(new Error(`${kind} stream stopped before its first slice`));
       return complete;
@@ -285,6 +295,8 @@ export function createProgressive(transport, stats, options = {}) {
   return {
     get enabled() { return s.enabled; },
     get order() { return s.order; },
+    /** The first frame is on screen (or cannot be drawn): later slices may load. */
+    firstFrameDrawn() { openGate(); },
     /** Decide from the export's meta (call once it is known). */
     enable(meta) {
       s.enabled = !!(meta && meta.order && meta.order.kind === ORDER_KIND && meta.n_cells > first);
