@@ -345,3 +345,22 @@ test("without a renderer (no WebGL2) the stream is not held back by a first fram
   assert.match(errors[0], /WebGL2 is not available/);
   v.destroy();
 });
+
+test("a slice that fails after the first frame is shown as an error, not dropped silently", async () => {
+  const { mountViewer } = await import("../viewer/mount.js");
+  const exp = streamedExport();
+  const points = exp.replies.points, obs = exp.replies.obs;
+  exp.replies.points = (a) => { if (Number(a.start) === 400) throw new Error("points slice 400 failed"); return points(a); };
+  exp.replies.obs = (a) => { if (Number(a.start) === 700) throw new Error("obs slice 700 failed"); return obs(a); };
+  const transport = fakeTransport(exp);
+  const errors = [];
+  const frames = manualFrames();
+  const host = document.createElement("div");
+  const v = mountViewer(host, transport, { createRenderer: () => streamingRenderer(), frames, firstFrameCells: 100, chunkCells: 300, onError: (e) => errors.push(e.message) });
+  await v.ready;
+  for (let i = 0; i < 10 && errors.length < 2; i++) { frames.run(); await settle(); }
+  assert.deepEqual(errors.sort(), ["obs slice 700 failed", "points slice 400 failed"]);
+  assert.equal(v.progress.loaded, 400, "what arrived stays drawn");
+  assert.match(host.querySelector(".cnb-error").textContent, /slice \d+ failed/);
+  v.destroy();
+});

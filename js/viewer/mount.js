@@ -221,6 +221,7 @@ export function mountViewer(el, transport, options = {}) {
     if (f.progressive && renderer) {
       // later slices go straight to the GPU; the legend's counts are final at the end
       prog.bindField(f, renderer, requestDraw, () => { if (colors.field === f) { colors.setField(f); requestDraw(); } });
+      f.done.catch((err) => { if (colors.field === f) showError(err); }); // a later slice failed
     }
     stats.timings.last_color_upload = now() - tu;
     stats.timings.last_color_switch = now() - ts;
@@ -248,6 +249,7 @@ export function mountViewer(el, transport, options = {}) {
     state.embedding = emb;
     points = p.progressive ? p : { ...p, dim };
     if (renderer && p.progressive) prog.bindPoints(p, renderer, requestDraw);
+    if (p.progressive) p.done.catch((err) => { if (points === p) showError(err); }); // a later slice failed
     else if (renderer) renderer.setPositions(p.positions, p.comps);
     camera.setMode(dim === 3 ? 3 : 2);
     if (modeChanged) camera.reset();
