@@ -222,14 +222,14 @@ class _ProgressBar:
 
     The exporter's ``done``/``total`` counts grow while it learns the work (a
     backed matrix's load phase, then the writers), so the bar shows the overall
-    fraction of :class:`~cellucid_nb.widgets.wizard_jobs.ProgressTracker` (the
+    fraction of :class:`~cellucid_nb.adata.progress_tracking.ProgressTracker` (the
     wizard's: monotonic, load phase included) and its smoothed time left.
     """
 
     def __init__(self) -> None:
         from tqdm.auto import tqdm
 
-        from cellucid_nb.widgets.wizard_jobs import ProgressTracker
+        from cellucid_nb.adata.progress_tracking import ProgressTracker
 
         self._tracker = ProgressTracker()
         self._bar = tqdm(total=100, desc="export", file=sys.stderr, dynamic_ncols=True,
@@ -274,7 +274,7 @@ def _show_warning(message: str) -> None:
 
 def _after_cancel(out_dir: Path, existed: bool) -> str:
     """What an interrupted export left in ``out_dir``, in the command line's words."""
-    from cellucid_nb.widgets.wizard_jobs import cancel_outcome
+    from cellucid_nb.adata.progress_tracking import cancel_outcome
 
     return {
         "kept": f"{out_dir} keeps what it held (an export replaces a folder only when it finishes)",

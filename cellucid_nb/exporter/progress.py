@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ProgressEvent", "ExportResult", "ExportCancelled", "ProgressReporter", "PHASES"]
+__all__ = ["ProgressEvent", "ExportResult", "ExportCancelled", "ProgressReporter", "EtaEstimator", "PHASES"]
 
 #: Phases in the order an export reports them. Obs fields and genes are written by
 #: the worker threads from the start; "obs" and "genes" are the waits for the last of them.
@@ -35,7 +35,7 @@ class ProgressEvent:
     elapsed
         Seconds since the export started.
     eta
-        Estimated seconds left, ``None`` until it can be estimated.
+        Estimated seconds left (:class:`EtaEstimator`), ``None`` until 10 % is done and 1 s has passed.
     """
 
     phase: str
@@ -85,6 +85,40 @@ class ExportResult:
         return d
 
 
+
+class EtaEstimator:
+    """Time left from the overall fraction done: the one ETA rule of every progress display.
+
+    None until ``min_fraction`` of the work is done *and* ``min_elapsed`` seconds have
+    passed, then ``elapsed x (1 - f) / f`` smoothed exponentially. The first work items
+    (validation, small files) are not typical of the rest, so an earlier guess would
+    be wild: a 2 s export once showed "about 5 min left".
+
+    Parameters
+    ----------
+    min_fraction, min_elapsed
+        No ETA before both are reached.
+    smoothing
+        Weight of the newest value in the running average (0-1].
+    """
+
+    def __init__(self, min_fraction: float = 0.1, min_elapsed: float = 1.0, smoothing: float = 0.3) -> None:
+        self._min_fraction = min_fraction
+        self._min_elapsed = min_elapsed
+        self._smoothing = smoothing
+        self._eta: float | None = None
+
+    def update(self, fraction: float, elapsed: float) -> float | None:
+        """Return the seconds left after ``fraction`` (0-1) of the work took ``elapsed`` seconds."""
+        if fraction >= 1.0:
+            return 0.0
+        if fraction < self._min_fraction or elapsed < self._min_elapsed:
+            return None
+        raw = elapsed * (1.0 - fraction) / fraction
+        a = self._smoothing
+        self._eta = raw if self._eta is None else a * raw + (1.0 - a) * self._eta
+        return self._eta
+
 class ProgressReporter:
     """Count finished work items and call the user's callback at most ~10 times a second.
 
@@ -117,6 +151,7 @@ class ProgressReporter:
         self.done = 0
         self.bytes_written = 0
         self.phase = PHASES[0]
+        self._eta = EtaEstimator()
 
     def advance(self, items: int = 0, n_bytes: int = 0) -> None:
         """Record finished items and written bytes (thread-safe, never calls back)."""
@@ -134,11 +169,7 @@ class ProgressReporter:
         with self._lock:
             done, n_bytes = self.done, self.bytes_written
         elapsed = time.perf_counter() - self._start
-        eta = None
-        if 0 < done < self.total and elapsed > 0.2:
-            eta = elapsed / done * (self.total - done)
-        elif done >= self.total:
-            eta = 0.0
+        eta = self._eta.update(done / self.total, elapsed)
         return ProgressEvent(self.phase, done, self.total, n_bytes, elapsed, eta)
 
     def poll(self, force: bool = False) -> None:
