@@ -140,8 +140,8 @@ def main() -> None:
         if "worker_peaks" in info:
             line += f"; workers' peak RSS sum {sum(info['worker_peaks']) / 1e9:.2f} GB"
         print(line, flush=True)
-        if run != "memory" or len(args.runs.split(",")) == 1:
-            shutil.rmtree(out.parent, ignore_errors=True) if out != first else None
+        if out != first:  # keep only the reference output for the comparisons
+            shutil.rmtree(out.parent, ignore_errors=True)
     base = next((r for r in results if r.get("run") == "memory" and "seconds" in r), None)
     for r in results:
         if base is not None and r is not base and "seconds" in r:
