@@ -2,12 +2,13 @@
 
 ``extract_edges`` builds ``A + Aᵀ`` whole in float64 (a float64 copy of ``A``, the
 transpose, the sum, the row of every entry: about 50 bytes per stored entry, 2 GB
-for a 2M-cell scanpy graph). Here only ``Aᵀ`` is built whole, in ``A``'s own dtype;
-``A[r0:r1] + Aᵀ[r0:r1]`` is then summed in float64 block by block of rows (the same
-additions, so the same weights), and each block keeps its upper triangle. The
-pieces are copied into the result arrays, already in the payload dtypes, and freed
-one by one (untouched pages of ``np.empty`` cost nothing), so the peak is about
-``Aᵀ`` + the result + one block.
+for a 2M-cell scanpy graph). Only the upper triangle is written, and its row block
+``r0:r1`` is the upper part of ``A[r0:r1]`` plus rows ``r0:r1`` of ``tril(A, -1)ᵀ``: so
+only that half of the transpose is built whole, in ``A``'s own dtype; the blocks are
+summed in float64 (the same additions, so the same weights). The pieces are copied
+into the result arrays, already in the payload dtypes, and freed one by one (untouched
+pages of ``np.empty`` cost nothing), so the peak is about half of ``Aᵀ`` + the result +
+one block.
 """
 
 from __future__ import annotations
@@ -47,8 +48,32 @@ def _fill(pieces: list[np.ndarray], dtype: Any) -> np.ndarray:
     return out
 
 
+def _strict_lower_transposed(a: sparse.csr_matrix) -> sparse.csr_matrix:
+    """``tril(a, -1)ᵀ`` as CSR (row ``j`` holds ``a[i, j]`` for ``i > j``), built by blocks of rows."""
+    data_pieces, index_pieces, counts = [], [], []
+    for r0, r1 in _row_blocks(a.indptr, a.indptr, BLOCK_ENTRIES):
+        s, e = int(a.indptr[r0]), int(a.indptr[r1])
+        per_row = np.diff(a.indptr[r0 : r1 + 1])
+        rows = np.repeat(np.arange(r0, r1, dtype=np.int64), per_row)
+        lower = a.indices[s:e] < rows
+        data_pieces.append(a.data[s:e][lower])
+        index_pieces.append(a.indices[s:e][lower])
+        counts.append(np.bincount(rows[lower] - r0, minlength=r1 - r0))
+        del rows, lower
+    indptr = np.zeros(a.shape[0] + 1, dtype=np.int64)
+    if counts:
+        np.cumsum(np.concatenate(counts), out=indptr[1:])
+    lower = sparse.csr_matrix((_fill(data_pieces, a.dtype), _fill(index_pieces, a.indices.dtype), indptr),
+                              shape=a.shape)
+    return lower.T.tocsr()
+
+
 def extract_edges_blocked(matrix: Any, index_dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Same as :func:`cellucid_nb.exporter.graph.extract_edges`, indices already in ``index_dtype``.
+
+    Row block ``r0:r1`` of the upper triangle of ``A + Aᵀ`` is the upper part of ``A[r0:r1]``
+    plus rows ``r0:r1`` of ``tril(A, -1)ᵀ`` (the only part of ``Aᵀ`` built whole), summed in
+    float64 in the same order as ``A + Aᵀ``; degrees come from the edges at the end.
 
     Parameters
     ----------
@@ -69,27 +94,32 @@ def extract_edges_blocked(matrix: Any, index_dtype: Any) -> tuple[np.ndarray, np
     if not a.has_canonical_format:  # duplicates are summed in float64, as extract_edges does
         a = sparse.csr_matrix(a, dtype=np.float64, copy=True)
         a.sum_duplicates()
-    t = a.T.tocsr()
+    t = _strict_lower_transposed(a)
     src_pieces: list[np.ndarray] = []
     dst_pieces: list[np.ndarray] = []
     weight_pieces: list[np.ndarray] = []
-    most = 0
     for r0, r1 in _row_blocks(a.indptr, t.indptr, BLOCK_ENTRIES):
-        block = sparse.csr_matrix(a[r0:r1], dtype=np.float64) + sparse.csr_matrix(t[r0:r1], dtype=np.float64)
-        block = block.tocsr()
+        rows_a = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(a.indptr[r0 : r1 + 1]))
+        s, e = int(a.indptr[r0]), int(a.indptr[r1])
+        upper_a = a.indices[s:e] > rows_a
+        counts = np.bincount(rows_a[upper_a] - r0, minlength=r1 - r0)
+        indptr = np.zeros(r1 - r0 + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        own = sparse.csr_matrix((a.data[s:e][upper_a].astype(np.float64), a.indices[s:e][upper_a], indptr),
+                                shape=(r1 - r0, a.shape[1]))
+        del rows_a, upper_a
+        block = (own + sparse.csr_matrix(t[r0:r1], dtype=np.float64)).tocsr()
         block.sum_duplicates()
         rows = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(block.indptr))
-        cols = block.indices
-        keep = (rows != cols) & (block.data != 0)
-        if keep.any():
-            most = max(most, int(np.bincount(rows[keep] - r0, minlength=r1 - r0).max()))
-        upper = keep & (rows < cols)
-        src_pieces.append(rows[upper].astype(index_dtype))
-        dst_pieces.append(cols[upper].astype(index_dtype))
-        weight_pieces.append(block.data[upper])
-        del block, rows, cols, keep, upper
+        keep = block.data != 0
+        src_pieces.append(rows[keep].astype(index_dtype))
+        dst_pieces.append(block.indices[keep].astype(index_dtype))
+        weight_pieces.append(block.data[keep])
+        del own, block, rows, keep
     del t
-    return _fill(src_pieces, index_dtype), _fill(dst_pieces, index_dtype), _fill(weight_pieces, "<f8"), most
+    src, dst = _fill(src_pieces, index_dtype), _fill(dst_pieces, index_dtype)
+    degree = np.bincount(src, minlength=a.shape[0]) + np.bincount(dst, minlength=a.shape[0])
+    return src, dst, _fill(weight_pieces, "<f8"), int(degree.max()) if degree.size else 0
 
 
 def max_neighbors_estimate(matrix: Any) -> int:
