@@ -201,10 +201,10 @@ def per_cell_bytes(adata: Any, plan: Any) -> int:
     if plan.connectivities is not None:
         graph = adata.obsp[plan.connectivities]
         edges = float(getattr(graph, "nnz", 0)) / max(adata.n_obs, 1)
-    # float32 coordinates, a float32 latent, 8 bytes per obs field; the graph writer holds the
-    # transpose (8 bytes per stored entry) and the edge payloads (uint32 + uint32 + float64 per
+    # float32 coordinates, a float32 latent, 8 bytes per obs field; the graph writer holds half
+    # the transpose (4 bytes per stored entry) and the edge payloads (uint32 + uint32 + float64 per
     # undirected edge, about 8 bytes per stored entry), plus ~4 bytes per entry of blocks and gzip.
-    return int(4 * dims + 4 * latent + 8 * len(plan.obs_keys) + 20 * edges + 16)
+    return int(4 * dims + 4 * latent + 8 * len(plan.obs_keys) + 16 * edges + 16)
 
 
 def output_upper_bound(adata: Any, plan: Any, n_genes: int) -> int:
