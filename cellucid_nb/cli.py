@@ -360,12 +360,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if not args.directory.is_dir():
         raise CliError(f"{args.directory}: not a folder (expected an exports folder)")
-    try:
-        server_ = serve(args.directory, host=args.host, port=args.port, open_browser=not args.no_browser,
-                        token=None if args.no_token else "auto", allow_origins=args.allow_origin,
-                        allow_remote=args.allow_remote)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    with warnings.catch_warnings(record=True) as caught:  # shown now, not when the server stops
+        warnings.simplefilter("always")
+        try:
+            server_ = serve(args.directory, host=args.host, port=args.port, open_browser=not args.no_browser,
+                            token=None if args.no_token else "auto", allow_origins=args.allow_origin,
+                            allow_remote=args.allow_remote)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    for w in caught:
+        _show_warning(str(w.message))
     with server_ as server:
         sys.stdout.write(f"serving {args.directory} at {server.url} (Ctrl+C to stop)\n")
         sys.stdout.flush()
@@ -385,7 +389,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         except (ValueError, FileNotFoundError) as exc:
             raise CliError(str(exc)) from None
     for w in caught:
-        sys.stderr.write(f"warning: {w.message}\n")
+        _show_warning(str(w.message))
     sys.stdout.write(result.summary() + "\n")
     return EXIT_OK
 

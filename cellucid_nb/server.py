@@ -452,7 +452,6 @@ class CellucidServer:
                 raise ValueError(f"host={host!r} is not a loopback address: pass allow_remote=True (--allow-remote) to "
                                  "serve other machines; the token stays on")
             warnings.warn(f"serving on {host!r}: other machines can connect (the token is still required)", stacklevel=3)
-            logger.warning("serving on %s: other machines can connect (the token is still required)", host)
         origins = []
         for origin in allow_origins:
             parsed = urlparse(str(origin))

@@ -398,3 +398,37 @@ def test_concurrent_requests_are_answered(server):
     for t in threads:
         t.join(30)
     assert results == [200] * 16
+
+
+def test_cli_serve_options(tmp_path):
+    import subprocess
+    import sys
+
+    export = str(FIXTURES / "gzip_q8")
+    base = [sys.executable, "-m", "cellucid_nb", "serve", export, "--no-browser", "--port", "0"]
+    proc = subprocess.run([*base, "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--allow-remote" in proc.stderr
+    # with --allow-remote: the warning is printed at once, the URL still carries a token
+    proc = subprocess.Popen([*base, "--host", "0.0.0.0", "--allow-remote", "--allow-origin", "https://app.example"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "other machines can connect" in proc.stderr.readline()
+        url = proc.stdout.readline().split(" at ", 1)[1].split()[0]
+        assert "?token=" in url
+        port = int(url.split(":")[2].split("/")[0])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/_cellucid/health?token=" + url.split("?token=")[1], headers={"Origin": "https://app.example"})
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.getheader("Access-Control-Allow-Origin") == "https://app.example"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    proc = subprocess.Popen([*base, "--no-token"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split(" at ", 1)[1].split()[0]
+        assert "token" not in url
+        with urllib.request.urlopen(url + "_cellucid/health", timeout=10) as r:
+            assert json.loads(r.read())["status"] == "ok"
+    finally:
+        proc.terminate()
+        proc.wait(10)
