@@ -13,8 +13,9 @@ the next free port when the asked one is taken, and answers only its user:
   also accepts that address (a wildcard bind: any IP literal, never a name).
 - **no wildcard CORS**: a request from another origin is refused (403) and gets no
   CORS headers, unless ``allow_origins`` names that origin.
-- **only the export**: ``datasets.json``, each export's identity and manifests, the
-  payloads they name, and the viewer page and its assets. No dotfile, staging or
+- **only the export**: ``datasets.json``, each export's identity and manifests (with
+  cellucid_nb's ``cellucid_nb.json``: category colours), the payloads they name, and the
+  viewer page and its assets. No dotfile, staging or
   backup folder, other file, or symbolic link is ever answered; no answer holds an
   absolute path.
 - idle connections close after ``idle_timeout`` seconds; every connection has its
@@ -149,7 +150,7 @@ def _dataset(root: Path, folder: Path, default_id: str) -> _Dataset | None:
         return None
     ds_id = str(identity.get("id") or default_id)
     name = str(identity.get("name") or default_id)
-    return _Dataset(ds_id, name, folder, f"/{rel}/" if rel else "/", frozenset(export_files(folder, sidecar=False)))
+    return _Dataset(ds_id, name, folder, f"/{rel}/" if rel else "/", frozenset(export_files(folder)))
 
 
 def _discover(root: Path) -> list[_Dataset]:

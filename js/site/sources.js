@@ -21,10 +21,15 @@ export class MissingFileError extends Error {}
  */
 export function createUrlSource(base, options = {}) {
   const fetchImpl = options.fetchImpl ?? globalThis.fetch.bind(globalThis);
-  const root = base.endsWith("/") ? base : `${base}/`;
+  const parsed = new URL(base);
+  // a query on the base (e.g. ?token=... of `cellucid-nb serve --allow-origin`) goes with every file
+  const search = parsed.search;
+  parsed.search = "";
+  parsed.hash = "";
+  const root = parsed.href.endsWith("/") ? parsed.href : `${parsed.href}/`;
+  const encode = (rel, what) => safeRelPath(rel, what).split("/").map(encodeURIComponent).join("/");
   async function get(rel, optional) {
-    const path = safeRelPath(rel, "the site").split("/").map(encodeURIComponent).join("/");
-    const url = new URL(path, root).href;
+    const url = new URL(encode(rel, "the site") + search, root).href;
     let resp;
     try {
       resp = await fetchImpl(url, { credentials: "same-origin" });
@@ -40,7 +45,7 @@ export function createUrlSource(base, options = {}) {
     label: root,
     read: (rel) => get(rel, false),
     readOptional: (rel) => get(rel, true),
-    sub: (folder) => createUrlSource(new URL(safeRelPath(folder, "datasets.json").split("/").map(encodeURIComponent).join("/") + "/", root).href, { fetchImpl }),
+    sub: (folder) => createUrlSource(new URL(`${encode(folder, "datasets.json")}/${search}`, root).href, { fetchImpl }),
   };
 }
 

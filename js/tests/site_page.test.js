@@ -254,6 +254,12 @@ test("sources: rootFiles picks the shallowest site or export; files and URLs ref
   await assert.rejects(createUrlSource("http://h.test", { fetchImpl: async () => { throw new TypeError("offline"); } }).read("x"), /could not fetch http:\/\/h.test\/x: offline/);
   await assert.rejects(createUrlSource("http://h.test/", { fetchImpl: async () => ({ ok: false, status: 404 }) }).read("x"), /does not exist \(404\)/);
   assert.equal(url.sub("d e").label, "http://h.test/a%20b/d%20e/");
+  // a query on the base URL (a token) goes with every file, also below a sub-folder
+  const asked = [];
+  const tokened = createUrlSource("http://h.test/x/?token=abc#frag", { fetchImpl: async (u) => { asked.push(u); return { ok: true, status: 200, arrayBuffer: async () => new ArrayBuffer(1) }; } });
+  await tokened.read("datasets.json");
+  await tokened.sub("d").read("obs/a.u8");
+  assert.deepEqual(asked, ["http://h.test/x/datasets.json?token=abc", "http://h.test/x/d/obs/a.u8?token=abc"]);
   assert.throws(() => url.sub("../up"), /leaves the export/);
 });
 
@@ -266,6 +272,7 @@ test("datasets.json entries, start URLs, listDatasets", async () => {
   assert.deepEqual(startBase({ href: "http://h.test/a/b/site/index.html#x" }), { base: "http://h.test/a/b/site/", remote: false });
   assert.deepEqual(startBase({ href: "http://h.test/?url=https://d.test/e/datasets.json" }), { base: "https://d.test/e/", remote: true });
   assert.deepEqual(startBase({ href: "http://h.test/?url=/other/exp" }), { base: "http://h.test/other/exp/", remote: true });
+  assert.deepEqual(startBase({ href: "http://h.test/?url=" + encodeURIComponent("http://127.0.0.1:8765/?token=t") }), { base: "http://127.0.0.1:8765/?token=t", remote: true });
   const src = createFileSource(new Map([["dataset_identity.json", new Blob([JSON.stringify({ name: "N" })])]]));
   assert.deepEqual(await listDatasets(src), { datasets: [{ id: "dataset", name: "N", path: "" }], single: true });
   let clicked = 0;

@@ -316,3 +316,13 @@ def test_same_picture_as_the_served_viewer_and_view_state_in_the_hash(page, publ
         after = canvas_pixels(page, name="site_view_after")
         assert (np.abs(after.astype(int) - before.astype(int)).sum(axis=2) > 30).mean() < 0.002
     assert not page.console_errors, page.console_errors
+
+
+def test_url_parameter_reads_a_token_protected_serve_that_allows_the_site(page, published):
+    """``serve(..., allow_origins=[site])``: the site reads it across origins, the token in ``?url=``."""
+    from urllib.parse import quote
+
+    with http_server(published["root"]) as site_base, serve(published["known"], port=0, allow_origins=[site_base]) as srv:
+        open_site(page, f"{site_base}/{SUBPATH}/index.html?url={quote(srv.url)}#dim=2")
+        assert_known_picture(page, "site_url_serve")  # the colours come from the sidecar serve answers too
+    assert not page.console_errors, page.console_errors
