@@ -431,7 +431,8 @@ class CellucidServer:
     allow_remote
         Required to bind anything but a loopback address (a warning is issued).
     idle_timeout
-        Seconds after which an idle connection is closed.
+        Seconds after which an idle connection is closed (default 15; also the longest a single read or
+        write of 1 MiB may take).
 
     Attributes
     ----------
@@ -444,7 +445,7 @@ class CellucidServer:
 
     def __init__(self, root: str | Path, host: str = "127.0.0.1", port: int = 8765, *,
                  token: str | None = _AUTO, allow_origins: list[str] | tuple[str, ...] = (),
-                 allow_remote: bool = False, idle_timeout: float = 30.0):
+                 allow_remote: bool = False, idle_timeout: float = 15.0):
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise FileNotFoundError(f"{Path(root).name} is not a folder (expected an export or a folder of exports)")
@@ -521,7 +522,7 @@ class CellucidServer:
 
 def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False, block: bool = False,
           *, token: str | None = _AUTO, allow_origins: list[str] | tuple[str, ...] = (), allow_remote: bool = False,
-          idle_timeout: float = 30.0) -> CellucidServer:
+          idle_timeout: float = 15.0) -> CellucidServer:
     """Serve an export (or a folder of exports) and its viewer over HTTP, to this user only.
 
     Parameters
