@@ -43,7 +43,7 @@ def test_one_export_becomes_a_site(export, tmp_path):
     result = publish(export, tmp_path / "site", title="My <data>")
     site = tmp_path / "site"
     files = tree(site)
-    assert set(files) == {"index.html", "datasets.json", "viewer/site.js", "viewer/viewer.css"} | {
+    assert set(files) == {"index.html", "datasets.json", "viewer/site.js", "viewer/viewer.css", "cellucid_nb.json"} | {
         f"gzip_q8/{rel}" for rel in export_files(export)} | {"gzip_q8/cellucid_nb.json"}
     for rel in export_files(export):
         assert files[f"gzip_q8/{rel}"] == (export / rel).read_bytes()
@@ -154,12 +154,13 @@ def test_an_existing_folder_needs_force_unless_it_is_a_site(export, tmp_path):
     with pytest.raises(ValueError, match="not a site written by publish.*force"):
         publish(export, other)
     assert (other / "thesis.tex").read_text() == "keep me"
-    publish(export, other, force=True)
-    assert not (other / "thesis.tex").exists() and (other / "index.html").is_file()
-    # a site written before is replaced without force
+    publish(export, other, force=True)  # force publishes into it, keeping the user's files (as exports do)
+    assert (other / "thesis.tex").read_text() == "keep me" and (other / "index.html").is_file()
+    # a site written before is replaced without force; files publish did not write stay
     (other / "gzip_q8" / "stale.bin").write_bytes(b"old")
     publish(export, other)
-    assert not (other / "gzip_q8" / "stale.bin").exists()
+    assert (other / "gzip_q8" / "stale.bin").read_bytes() == b"old"
+    assert (other / "thesis.tex").read_text() == "keep me"
     file_target = tmp_path / "file"
     file_target.write_text("x")
     with pytest.raises(ValueError, match="not a folder"):
@@ -221,3 +222,82 @@ def test_cli_publish(export, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "cellucid_nb", "publish", str(export), str(export / "inner")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "inside" in proc.stderr
+
+
+def test_republish_keeps_the_users_files_of_a_site_folder(export, tmp_path):
+    site = tmp_path / "site"
+    publish(export, site)
+    (site / "CNAME").write_text("cells.example.org")
+    (site / ".git").mkdir()
+    (site / ".git" / "HEAD").write_text("ref: refs/heads/main")
+    (site / "gzip_q8" / "obs_manifest.json").unlink()  # a hard link to the source: replaced, not written through
+    (site / "gzip_q8" / "obs_manifest.json").write_bytes(b"damaged by hand")  # ours: replaced
+    result = publish(export, site)
+    assert (site / "CNAME").read_text() == "cells.example.org"
+    assert (site / ".git" / "HEAD").read_text() == "ref: refs/heads/main"
+    assert (site / "gzip_q8" / "obs_manifest.json").read_bytes() == (export / "obs_manifest.json").read_bytes()
+    assert any("kept 2 file(s)" in w and "CNAME" in w for w in result.warnings)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_users_file_where_the_site_writes_one_is_refused(export, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "index.html").write_text("my homepage")
+    with pytest.raises(ValueError, match=r"holds 1 file\(s\) publish did not write.*'index.html'.*Nothing was written"):
+        publish(export, mine, force=True)
+    assert tree(mine) == {"index.html": b"my homepage"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "src"]
+
+
+def test_a_symlinked_site_dir_is_refused(export, tmp_path):
+    real = tmp_path / "real"
+    publish(export, real)
+    before = tree(real)
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(ValueError, match="site_dir .*link is a symbolic link"):
+        publish(export, tmp_path / "link")
+    assert (tmp_path / "link").is_symlink() and tree(real) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (b"{bad", "is not readable JSON"),
+    (b"\xff\xfe{}", "is not readable JSON"),
+    (b'{"datasets": []}', r"has no 'datasets' list \(received \[\]\)"),
+    (b"[" * 100_000, "nested"),
+])
+def test_a_hostile_datasets_json_is_refused(tmp_path, text, message):
+    root = tmp_path / "root"
+    shutil.copytree(KEY, root / "a")
+    (root / "datasets.json").write_bytes(text)
+    with pytest.raises(ValueError, match=message):
+        publish(root, tmp_path / "site")
+    assert not (tmp_path / "site").exists()
+
+
+def test_datasets_json_naming_a_folder_outside_the_root_is_refused(export, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(KEY, root / "a")
+    for path in (str(export) + "/", "../src/gzip_q8/", "a/../../src/gzip_q8"):
+        (root / "datasets.json").write_text(json.dumps({"version": 1, "datasets": [{"id": "x", "path": path}]}))
+        with pytest.raises(ValueError, match="points outside"):
+            publish(root, tmp_path / "site")
+    assert not (tmp_path / "site").exists()
+
+
+def test_a_killed_publish_is_repaired_and_two_at_once_are_refused(export, tmp_path):
+    from cellucid_nb.exporter.locking import ExportBusyError, ExportLock
+
+    site = tmp_path / "site"
+    publish(export, site)
+    stale = tmp_path / ".site.staging-999999999-dead"  # a pid that is not running
+    (stale / "gzip_q8").mkdir(parents=True)
+    (stale / "gzip_q8" / "points_2d.bin.gz").write_bytes(b"x" * 1000)
+    with pytest.warns(UserWarning, match="removed stale staging folder .site.staging-999999999-dead"):
+        publish(export, site)
+    assert not stale.exists()
+    before = tree(site)
+    with ExportLock(Path(os.path.abspath(site))), pytest.raises(ExportBusyError, match="is writing to"):
+        publish(export, site)
+    assert tree(site) == before

@@ -5,6 +5,15 @@ The site folder holds ``index.html``, ``viewer/`` (the bundled viewer),
 beside ``site_dir`` and moved into place at the end; payloads are hard-linked
 from the source where the file system allows, else copied. The source is never
 modified.
+
+Replacing a site keeps what publish did not write (decision, as for exports in
+:mod:`cellucid_nb.exporter.swap`): a site folder is often a Git checkout with a
+``CNAME``, a ``README`` or ``.git``; deleting those on every re-publish would
+lose the user's work. The site's root ``cellucid_nb.json`` lists the files
+publish wrote; everything else is kept (and reported), and a file of the
+user's where the new site writes one refuses the publish before anything is
+written. One publish at a time per ``site_dir`` (the exporter's lock), and the
+staging / ``.old-*`` folders a killed publish left are repaired by the next.
 """
 
 from __future__ import annotations
@@ -12,14 +21,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import shutil
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cellucid_nb.exporter.locking import ExportLock
+from cellucid_nb.exporter.ownership import conflicts, scan_files
+from cellucid_nb.exporter.swap import recover, replace_folder
 from cellucid_nb.format import spec
+from cellucid_nb.format.leftovers import staging_prefix
+from cellucid_nb.format.listing import export_files
+from cellucid_nb.format.safe_io import check_no_links, parse_json, read_text_no_follow
 from cellucid_nb.publishing.archive import write_zip
 from cellucid_nb.publishing.page import ASSETS, GENERATOR, STATIC_DIR, index_html
 from cellucid_nb.publishing.sources import SiteExport, collect_exports
@@ -100,6 +115,9 @@ def _check_target(site: Path, exports: list[SiteExport], roots: list[Path], forc
         if e.source.is_relative_to(resolved):
             raise ValueError(f"publish: the export {e.source.name!r} is inside site_dir {site}; publishing would "
                              "replace it")
+    if site.is_symlink():
+        raise ValueError(f"publish: site_dir {site} is a symbolic link (to {os.readlink(site)!r}); publish to the "
+                         "folder it points to")
     if site.exists() and not site.is_dir():
         raise ValueError(f"publish: site_dir {site} exists and is not a folder")
     if site.is_dir() and any(site.iterdir()) and not _is_site(site) and not force:
@@ -140,19 +158,43 @@ def _datasets_manifest(exports: list[SiteExport]) -> dict:
     return {"version": spec.DATASETS_VERSION, "default": exports[0].id, "datasets": entries}
 
 
-def _swap(staging: Path, site: Path) -> None:
-    """Move the staged site to ``site``, replacing what was there only once the new one is complete."""
-    if not site.exists():
-        os.replace(staging, site)
-        return
-    old = site.with_name(f".{site.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
-    os.replace(site, old)
+def _listed(site: Path) -> set[str] | None:
+    """The files the site's root sidecar says publish wrote (None: no readable list)."""
+    path = site / spec.SIDECAR_FILE
+    if path.is_symlink() or not path.is_file():
+        return None
     try:
-        os.replace(staging, site)
-    except OSError:
-        os.replace(old, site)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+        files = parse_json(read_text_no_follow(path), spec.SIDECAR_FILE).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return set(files) if isinstance(files, dict) and all(isinstance(f, str) for f in files) else None
+
+
+def _owned(site: Path) -> tuple[set[str], bool]:
+    """Files of an existing ``site`` that publish wrote, and whether its root sidecar already lists them."""
+    if not site.is_dir() or not _is_site(site):
+        return set(), False  # a folder of the user's (force): nothing in it is ours
+    listed = _listed(site)
+    if listed is not None:
+        return listed | {spec.SIDECAR_FILE}, True
+    owned = {"index.html", spec.DATASETS_FILE, *ASSETS.values()}  # a site written before the root sidecar
+    try:
+        entries = parse_json(read_text_no_follow(site / spec.DATASETS_FILE), spec.DATASETS_FILE).get("datasets") or []
+    except (OSError, ValueError, AttributeError):
+        entries = []
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            folder = check_no_links(site, str(entry.get("path", "")).rstrip("/"))
+            rel = folder.relative_to(site).as_posix()
+            if rel != ".":
+                owned |= {f"{rel}/{f}" for f in export_files(folder)} | {f"{rel}/{spec.SIDECAR_FILE}"}
+        except (ValueError, OSError, AttributeError):
+            continue
+    return owned, False
+
+
+def _sidecar(files: list[str]) -> bytes:
+    return (json.dumps({"generator": GENERATOR, "files": {rel: {} for rel in sorted(files)}}, indent=1) + "\n").encode()
 
 
 def publish(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], site_dir: str | os.PathLike[str], *,
@@ -201,15 +243,42 @@ def publish(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], s
         sizes.update({f"{e.folder}/{rel}": (e.source / rel).stat().st_size for rel in e.files})
         if spec.SIDECAR_FILE not in e.files:
             sizes[f"{e.folder}/{spec.SIDECAR_FILE}"] = len(empty_sidecar)
+    root_sidecar = _sidecar(sorted(sizes))  # what publish owns in the site (kept: everything else)
+    sizes[spec.SIDECAR_FILE] = len(root_sidecar)
     large, notes = _guardrails(sizes)
     for note in notes:
         warnings.warn(f"publish: {note}", stacklevel=2)
 
     site.parent.mkdir(parents=True, exist_ok=True)
-    staging = site.with_name(f".{site.name}.staging-{os.getpid()}-{secrets.token_hex(4)}")
+    site = Path(os.path.abspath(site))
+    with ExportLock(site):
+        for message in recover(site):
+            warnings.warn(f"publish: {site}: {message}", stacklevel=2)
+        linked, kept = _write(site, exports, page, manifest, empty_sidecar, root_sidecar, set(sizes))
+    if kept:
+        notes.append(f"kept {len(kept)} file(s) publish did not write: {kept[:10]}")
+        logger.info("publish: %s: kept %d file(s) publish did not write: %s", site, len(kept), kept[:10])
+    result = PublishResult(site, len(sizes), sum(sizes.values()), [e.id for e in exports], large, notes, None, linked)
+    if zip:
+        result.zip_path = write_zip(site, site.with_name(site.name + ".zip"))
+    logger.info(result.summary())
+    return result
+
+
+def _write(site: Path, exports: list[SiteExport], page: bytes, manifest: bytes, empty_sidecar: bytes,
+           root_sidecar: bytes, new_files: set[str]) -> tuple[int, list[str]]:
+    """Stage the site and swap it in (holding the lock); returns (files hard-linked, foreign files kept)."""
+    owned, listed = _owned(site)
+    if site.is_dir():
+        blocked = conflicts(scan_files(site) - owned, new_files)
+        if blocked:
+            raise ValueError(f"publish: site_dir {site} holds {len(blocked)} file(s) publish did not write where the "
+                             f"site writes its own: {blocked[:10]}; move them or choose another folder. Nothing was "
+                             "written.")
+    staging = Path(tempfile.mkdtemp(prefix=f"{staging_prefix(site.name)}{os.getpid()}-", dir=site.parent))
     linked = 0
+    kept: list[str] = []
     try:
-        staging.mkdir()
         (staging / "index.html").write_bytes(page)
         (staging / spec.DATASETS_FILE).write_bytes(manifest)
         for src, dst in ASSETS.items():
@@ -220,12 +289,14 @@ def publish(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], s
                 linked += _place(e.source / rel, staging / e.folder / rel)
             if spec.SIDECAR_FILE not in e.files:  # the viewer asks for it (colours): answer instead of a 404
                 (staging / e.folder / spec.SIDECAR_FILE).write_bytes(empty_sidecar)
-        _swap(staging, site)
+        (staging / spec.SIDECAR_FILE).write_bytes(root_sidecar)
+        if site.exists():
+            if not listed:  # replace_folder reads what the old folder owns from its root sidecar
+                (site / spec.SIDECAR_FILE).write_bytes(_sidecar(sorted(owned)))
+            kept = replace_folder(staging, site)
+        else:
+            os.replace(staging, site)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    result = PublishResult(site, len(sizes), sum(sizes.values()), [e.id for e in exports], large, notes, None, linked)
-    if zip:
-        result.zip_path = write_zip(site, site.with_name(site.name + ".zip"))
-    logger.info(result.summary())
-    return result
+    return linked, kept

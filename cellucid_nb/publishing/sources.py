@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cellucid_nb.format import spec
 from cellucid_nb.format.listing import export_files
-from cellucid_nb.format.safe_io import SymlinkError, check_no_links
+from cellucid_nb.format.safe_io import SymlinkError, check_no_links, parse_json, read_text_no_follow
 from cellucid_nb.format.validator import format_problems, validate_export
 
 __all__ = ["SiteExport", "collect_exports", "RESERVED_NAMES", "TOLERATED_RULES"]
@@ -58,16 +58,21 @@ def _folders(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) 
             return [root]
         manifest = root / spec.DATASETS_FILE
         if manifest.is_file():
-            data = json.loads(manifest.read_text(encoding="utf-8"))
+            try:
+                data = parse_json(read_text_no_follow(manifest), spec.DATASETS_FILE)
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise ValueError(f"publish: {manifest} is not readable JSON ({exc}); expected a datasets.json "
+                                 "listing the exports") from None
             entries = data.get("datasets") if isinstance(data, dict) else None
-            if not isinstance(entries, list):
-                raise ValueError(f"publish: {manifest} has no 'datasets' list")
+            if not isinstance(entries, list) or not entries:
+                raise ValueError(f"publish: {manifest} has no 'datasets' list (received {entries!r}); expected a "
+                                 "non-empty list of {\"id\", \"path\"} entries")
             default = data.get("default")
             entries = sorted((e for e in entries if isinstance(e, dict)), key=lambda e: e.get("id") != default)
             out = []
             for e in entries:
                 try:
-                    out.append(check_no_links(root, str(e.get("path", "")).strip("/")))
+                    out.append(check_no_links(root, str(e.get("path", "")).rstrip("/")))
                 except (ValueError, SymlinkError) as exc:
                     raise ValueError(f"publish: {manifest} names {e.get('path')!r}: {exc}") from None
             return out
