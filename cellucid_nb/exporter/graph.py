@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from .graph_blocks import extract_edges_blocked
+from .graph_blocks import DegreeCounter, extract_edges_blocked, iter_edge_blocks
 from .inputs import ExportInputs
 from .writer_runner import WriterRunner
 
@@ -109,14 +109,38 @@ def write_graph(runner: WriterRunner, inputs: ExportInputs) -> dict[str, Any] | 
     settings = inputs.settings
     folder = settings.connectivity_binary_dirname
     dtype = index_dtype_for(inputs.n_cells)
-    # extract_edges' result by blocks of rows, at about half its memory and time (graph_blocks.py).
-    src, dst, weights, most = extract_edges_blocked(inputs.connectivity, dtype)
     runner.mkdir(folder)
-    src_path = runner.write_array(f"{folder}/{EDGE_FILES[0]}", src, items=0)
-    dst_path = runner.write_array(f"{folder}/{EDGE_FILES[1]}", dst, items=0)
-    w_path = runner.write_array(f"{folder}/{EDGE_FILES[2]}", weights, items=1)
-    manifest = connectivity_manifest(
-        inputs.n_cells, int(src.shape[0]), most, (src_path, dst_path, w_path), settings.compression
-    )
+    if hasattr(runner, "open_stream"):
+        # Block by block into streamed payloads: half of Aᵀ + one block in memory (graph_blocks.py).
+        n_edges, most, paths = _write_edges_streamed(runner, inputs.connectivity, dtype, folder)
+    else:  # the estimator's recording runner measures whole arrays of a sampled graph
+        src, dst, weights, most = extract_edges_blocked(inputs.connectivity, dtype)
+        n_edges = int(src.shape[0])
+        paths = (
+            runner.write_array(f"{folder}/{EDGE_FILES[0]}", src, items=0),
+            runner.write_array(f"{folder}/{EDGE_FILES[1]}", dst, items=0),
+            runner.write_array(f"{folder}/{EDGE_FILES[2]}", weights, items=1),
+        )
+    manifest = connectivity_manifest(inputs.n_cells, n_edges, most, paths, settings.compression)
     runner.write_json(settings.connectivity_manifest_filename, manifest)
     return manifest
+
+
+def _write_edges_streamed(runner: Any, matrix: Any, dtype: np.dtype, folder: str) -> tuple[int, int, tuple[str, str, str]]:
+    """The three edge payloads fed block by block; returns edges, largest degree and paths."""
+    streams = [runner.open_stream(f"{folder}/{name}") for name in EDGE_FILES]
+    try:
+        degrees = DegreeCounter(matrix.shape[0])
+        n_edges = 0
+        for block in iter_edge_blocks(matrix, dtype):
+            runner.check()
+            for stream, piece in zip(streams, block, strict=True):
+                stream.append(piece)
+            degrees.add(block[0], block[1])
+            n_edges += int(block[0].shape[0])
+            del block
+        paths = tuple(runner.close_stream(stream, items=int(i == 2)) for i, stream in enumerate(streams))
+    finally:
+        for stream in streams:
+            stream.close()
+    return n_edges, degrees.most, (paths[0], paths[1], paths[2])

@@ -8,17 +8,20 @@ only that half of the transpose is built whole, in ``A``'s own dtype; the blocks
 summed in float64 (the same additions, so the same weights). The pieces are copied
 into the result arrays, already in the payload dtypes, and freed one by one (untouched
 pages of ``np.empty`` cost nothing), so the peak is about half of ``Aᵀ`` + the result +
-one block.
+one block. :func:`iter_edge_blocks` hands the blocks out one by one instead, so that
+the writer (:func:`.graph.write_graph` with :meth:`.runner.ExportRunner.open_stream`)
+holds half of ``Aᵀ`` + one block.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 
-__all__ = ["extract_edges_blocked", "BLOCK_ENTRIES"]
+__all__ = ["extract_edges_blocked", "iter_edge_blocks", "DegreeCounter", "BLOCK_ENTRIES"]
 
 #: Stored entries of ``A`` and ``Aᵀ`` summed per block (~50 bytes each while a block is summed).
 BLOCK_ENTRIES = 1 << 20
@@ -68,36 +71,25 @@ def _strict_lower_transposed(a: sparse.csr_matrix) -> sparse.csr_matrix:
     return lower.T.tocsr()
 
 
-def extract_edges_blocked(matrix: Any, index_dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Same as :func:`cellucid_nb.exporter.graph.extract_edges`, indices already in ``index_dtype``.
-
-    Row block ``r0:r1`` of the upper triangle of ``A + Aᵀ`` is the upper part of ``A[r0:r1]``
-    plus rows ``r0:r1`` of ``tril(A, -1)ᵀ`` (the only part of ``Aᵀ`` built whole), summed in
-    float64 in the same order as ``A + Aᵀ``; degrees come from the edges at the end.
-
-    Parameters
-    ----------
-    matrix
-        Square sparse matrix with non-negative weights.
-    index_dtype
-        dtype of the returned ``src``/``dst`` (the payload's, e.g. ``<u4``).
-
-    Returns
-    -------
-    src, dst, weights, max_neighbors
-        ``src < dst``, sorted by (src, dst), unique; float64 weights ``A[i, j] + A[j, i]``;
-        the largest degree with the diagonal excluded.
-    """
+def _canonical(matrix: Any) -> sparse.csr_matrix:
     a = sparse.csr_matrix(matrix)
     if a.dtype.kind not in "f" or a.dtype.itemsize > 8:
         a = sparse.csr_matrix(a, dtype=np.float64)
     if not a.has_canonical_format:  # duplicates are summed in float64, as extract_edges does
         a = sparse.csr_matrix(a, dtype=np.float64, copy=True)
         a.sum_duplicates()
+    return a
+
+
+def iter_edge_blocks(matrix: Any, index_dtype: Any) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The edges of :func:`extract_edges_blocked` by blocks of rows, in order: ``(src, dst, weights)`` each.
+
+    Row block ``r0:r1`` of the upper triangle of ``A + Aᵀ`` is the upper part of ``A[r0:r1]``
+    plus rows ``r0:r1`` of ``tril(A, -1)ᵀ`` (the only part of ``Aᵀ`` built whole), summed in
+    float64 in the same order as ``A + Aᵀ``. Concatenated, the blocks are the payloads.
+    """
+    a = _canonical(matrix)
     t = _strict_lower_transposed(a)
-    src_pieces: list[np.ndarray] = []
-    dst_pieces: list[np.ndarray] = []
-    weight_pieces: list[np.ndarray] = []
     for r0, r1 in _row_blocks(a.indptr, t.indptr, BLOCK_ENTRIES):
         rows_a = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(a.indptr[r0 : r1 + 1]))
         s, e = int(a.indptr[r0]), int(a.indptr[r1])
@@ -112,13 +104,55 @@ def extract_edges_blocked(matrix: Any, index_dtype: Any) -> tuple[np.ndarray, np
         block.sum_duplicates()
         rows = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(block.indptr))
         keep = block.data != 0
-        src_pieces.append(rows[keep].astype(index_dtype))
-        dst_pieces.append(block.indices[keep].astype(index_dtype))
-        weight_pieces.append(block.data[keep])
+        yield rows[keep].astype(index_dtype), block.indices[keep].astype(index_dtype), block.data[keep].astype("<f8")
         del own, block, rows, keep
-    del t
+
+
+class DegreeCounter:
+    """Largest degree (diagonal excluded) of the edges seen block by block, at O(cells) memory."""
+
+    def __init__(self, n_cells: int) -> None:
+        self.degree = np.zeros(n_cells, dtype=np.int64)
+
+    def add(self, src: np.ndarray, dst: np.ndarray) -> None:
+        """Count one block of edges."""
+        np.add.at(self.degree, src, 1)
+        np.add.at(self.degree, dst, 1)
+
+    @property
+    def most(self) -> int:
+        """The manifest's ``max_neighbors``."""
+        return int(self.degree.max()) if self.degree.size else 0
+
+
+def extract_edges_blocked(matrix: Any, index_dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Same as :func:`cellucid_nb.exporter.graph.extract_edges`, indices already in ``index_dtype``.
+
+    The blocks of :func:`iter_edge_blocks` joined; degrees come from the edges at the end.
+
+    Parameters
+    ----------
+    matrix
+        Square sparse matrix with non-negative weights.
+    index_dtype
+        dtype of the returned ``src``/``dst`` (the payload's, e.g. ``<u4``).
+
+    Returns
+    -------
+    src, dst, weights, max_neighbors
+        ``src < dst``, sorted by (src, dst), unique; float64 weights ``A[i, j] + A[j, i]``;
+        the largest degree with the diagonal excluded.
+    """
+    src_pieces: list[np.ndarray] = []
+    dst_pieces: list[np.ndarray] = []
+    weight_pieces: list[np.ndarray] = []
+    for src_block, dst_block, weight_block in iter_edge_blocks(matrix, index_dtype):
+        src_pieces.append(src_block)
+        dst_pieces.append(dst_block)
+        weight_pieces.append(weight_block)
+    n = matrix.shape[0]
     src, dst = _fill(src_pieces, index_dtype), _fill(dst_pieces, index_dtype)
-    degree = np.bincount(src, minlength=a.shape[0]) + np.bincount(dst, minlength=a.shape[0])
+    degree = np.bincount(src, minlength=n) + np.bincount(dst, minlength=n)
     return src, dst, _fill(weight_pieces, "<f8"), int(degree.max()) if degree.size else 0
 
 

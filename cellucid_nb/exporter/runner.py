@@ -18,10 +18,10 @@ sidecar's checksums are always those of the bytes this call produced:
 from __future__ import annotations
 
 import hashlib
-import queue
 import json
 import logging
 import os
+import queue
 import shutil
 import sys
 import tempfile
@@ -41,6 +41,7 @@ from ..format.leftovers import staging_prefix
 from ..format.spec import IDENTITY_FILE, SIDECAR_FILE
 from .inputs import check_out_dir
 from .ownership import conflicts, owned_files, scan_files
+from .payload_stream import PayloadStream
 from .progress import ExportCancelled, ExportResult, ProgressReporter
 from .swap import replace_folder
 
@@ -69,6 +70,20 @@ def _same_bytes(path: Path, payload: bytes | memoryview, n: int) -> bool:
             return False
         with open(path, "rb") as handle:
             return handle.read(n + 1) == payload
+    except OSError:
+        return False
+
+
+def _same_file(a: Path, b: str) -> bool:
+    """Whether two files hold the same bytes (compared 1 MiB at a time)."""
+    try:
+        with open(a, "rb") as x, open(b, "rb") as y:
+            while True:
+                chunk = x.read(1 << 20)
+                if chunk != y.read(1 << 20):
+                    return False
+                if not chunk:
+                    return True
     except OSError:
         return False
 
@@ -407,6 +422,34 @@ class ExportRunner:
         else:
             self.submit(self._store_compressed, name, payload, items)
         return name
+
+    def open_stream(self, rel: str) -> PayloadStream:
+        """Start a payload written piece by piece (``append`` arrays, then :meth:`close_stream`).
+
+        Its bytes are those of :meth:`write_array` on the concatenated pieces, at the
+        memory of one piece (:mod:`.payload_stream`).
+        """
+        self.check()
+        return PayloadStream(self.staging, self.payload_name(rel), self.compression)
+
+    def close_stream(self, stream: PayloadStream, *, items: int = 1) -> str:
+        """Write a streamed payload into place (here, chunks deflated by the workers); returns its path."""
+        self.check()
+        inline = self.inline or threading.get_ident() != self._owner
+        n, digest = stream.finish(None if inline else self._pool.map)
+        rel = stream.name
+        old = self.out_dir / rel
+        if rel in self._keep and not os.path.islink(old) and os.path.isfile(old) and os.path.getsize(old) == n:
+            staged = os.path.join(self.staging, rel)
+            if _same_file(old, staged):  # merge mode: reuse the old export's equal file, as _store_compressed does
+                os.unlink(staged)
+                _link_or_copy(old, staged)
+                with self._lock:
+                    self.skipped.append(rel)
+        with self._lock:
+            self.files[rel] = (n, digest)
+        self.reporter.advance(items, n)
+        return rel
 
     def _store_compressed(
         self, rel: str, payload: bytes | memoryview, items: int, on_written: Callable[[], None] | None = None
