@@ -48,7 +48,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from cellucid_nb.format import spec
 from cellucid_nb.format.listing import export_files
-from cellucid_nb.format.safe_io import SymlinkError, check_no_links, open_no_follow
+from cellucid_nb.format.safe_io import SymlinkError, check_no_links, open_no_follow, parse_json
 from cellucid_nb.viewer_protocol import build_response, frame_response
 
 __all__ = ["serve", "CellucidServer", "find_free_port", "TOKEN_HEADER"]
@@ -131,8 +131,17 @@ def _read_identity(folder: Path) -> dict | None:
     except (OSError, SymlinkError):
         return None
     with os.fdopen(fd, "rb") as fh:
-        data = json.loads(fh.read().decode("utf-8"))
+        data = _parse(fh.read(), folder / spec.IDENTITY_FILE)
     return data if isinstance(data, dict) else None
+
+
+def _parse(raw: bytes, path: Path) -> Any:
+    """A JSON file of the served folder, or a ``ValueError`` naming it (bad UTF-8, bad JSON, nested too deep)."""
+    try:
+        return parse_json(raw.decode("utf-8"), path.name)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"cannot serve {path}: {exc}; expected a UTF-8 JSON file as the exports format "
+                         "writes it (`cellucid-nb validate` lists what is wrong)") from None
 
 
 def _dataset(root: Path, folder: Path, default_id: str) -> _Dataset | None:
@@ -161,8 +170,11 @@ def _discover(root: Path) -> list[_Dataset]:
     found: list[_Dataset] = []
     manifest = root / spec.DATASETS_FILE
     if manifest.is_file() and not manifest.is_symlink():
-        data = json.loads(manifest.read_text(encoding="utf-8"))
+        data = _parse(manifest.read_bytes(), manifest)
         entries = data.get("datasets", []) if isinstance(data, dict) else []
+        if not isinstance(entries, list):
+            raise ValueError(f"cannot serve {manifest}: 'datasets' is {type(entries).__name__}, expected a list of "
+                             "{\"id\", \"path\"} entries")
         default = data.get("default") if isinstance(data, dict) else None
         entries = sorted((e for e in entries if isinstance(e, dict)), key=lambda e: e.get("id") != default)
         for e in entries:
@@ -244,9 +256,12 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ checks
     def _host_ok(self) -> int | None:
         """None when the Host header names this server, else the status to answer."""
-        host = self.headers.get("Host")
-        if not host:
-            return 400
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) != 1 or not hosts[0]:
+            return 400  # none, or several (RFC 9112: a request with more than one Host is refused)
+        host = hosts[0]
+        if not self.path.startswith("/"):  # absolute-form target: its authority is the host (RFC 9112 3.2.2)
+            host = urlparse(self.path).netloc or host
         name, sep, port = host.rpartition(":")
         if not sep or not port.isdigit() or int(port) != self.port or "]" in port:
             return 421
@@ -281,7 +296,7 @@ class _Handler(BaseHTTPRequestHandler):
         status = self._host_ok()
         if status is not None:
             self._error(status, "the Host header does not name this server (expected its loopback address or "
-                        "localhost with the port)" if status == 421 else "no Host header", head)
+                        "localhost with the port)" if status == 421 else "expected exactly one Host header", head)
             return False
         if not self._origin_ok():
             self._error(403, "requests from other origins are not allowed (serve(..., allow_origins=[...]) allows one)",

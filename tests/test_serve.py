@@ -143,6 +143,34 @@ def test_missing_host_is_a_bad_request(server):
     assert reply.startswith(b"HTTP/1.0 400") or reply.startswith(b"HTTP/1.1 400"), reply[:40]
 
 
+def test_two_host_headers_or_a_foreign_absolute_target_are_refused(server):
+    """A second Host (a proxy may route by the last one) and an absolute-form target naming another host."""
+    own = f"127.0.0.1:{server.port}"
+    for extra_host in ("evil.example", own):
+        with socket.create_connection((server.host, server.port), timeout=5) as s:
+            s.sendall(f"GET /_cellucid/datasets HTTP/1.1\r\nHost: {own}\r\nHost: {extra_host}\r\n"
+                      f"{TOKEN_HEADER}: {server.token}\r\nConnection: close\r\n\r\n".encode())
+            reply = s.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 400") and b"exactly one Host header" in reply, reply[:80]
+        assert b"ref_gzip_q8" not in reply
+    status, _, body = get(server, "http://evil.example/obs_manifest.json")
+    assert status == 421 and b"_obsSchemas" not in body
+    assert get(server, f"http://{own}/obs_manifest.json")[0] == 200
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("datasets.json", b"{bad"), ("datasets.json", b"\xff{}"), ("datasets.json", b"[" * 100_000),
+    ("datasets.json", b'{"datasets": 5}'), ("a/dataset_identity.json", b"{bad"),
+    ("a/dataset_identity.json", b"\xff"), ("a/dataset_identity.json", b"{" * 100_000),
+])
+def test_a_broken_json_file_in_the_served_folder_is_a_clear_error(tmp_path, name, text):
+    root = tmp_path / "root"
+    shutil.copytree(FIXTURES / "gzip_q8", root / "a")
+    (root / name).write_bytes(text)
+    with pytest.raises(ValueError, match=f"cannot serve .*{name.split('/')[-1]}: .*expected"):
+        CellucidServer(root, port=0)
+
+
 # ---------------------------------------------------------------- rule: missing token
 @pytest.mark.parametrize("path", ["/", "/_cellucid/datasets", "/_cellucid/api/ref_gzip_q8/meta", "/obs_manifest.json",
                                   "/_cellucid/static/standalone.js"])
