@@ -51,24 +51,52 @@ def _fill(pieces: list[np.ndarray], dtype: Any) -> np.ndarray:
     return out
 
 
+def _lower_entries(a: sparse.csr_matrix, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column and value of the entries of ``a[r0:r1]`` below the diagonal, in storage order."""
+    s, e = int(a.indptr[r0]), int(a.indptr[r1])
+    rows = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(a.indptr[r0 : r1 + 1]))
+    lower = a.indices[s:e] < rows
+    return rows[lower], a.indices[s:e][lower], a.data[s:e][lower]
+
+
 def _strict_lower_transposed(a: sparse.csr_matrix) -> sparse.csr_matrix:
-    """``tril(a, -1)ᵀ`` as CSR (row ``j`` holds ``a[i, j]`` for ``i > j``), built by blocks of rows."""
-    data_pieces, index_pieces, counts = [], [], []
-    for r0, r1 in _row_blocks(a.indptr, a.indptr, BLOCK_ENTRIES):
-        s, e = int(a.indptr[r0]), int(a.indptr[r1])
-        per_row = np.diff(a.indptr[r0 : r1 + 1])
-        rows = np.repeat(np.arange(r0, r1, dtype=np.int64), per_row)
-        lower = a.indices[s:e] < rows
-        data_pieces.append(a.data[s:e][lower])
-        index_pieces.append(a.indices[s:e][lower])
-        counts.append(np.bincount(rows[lower] - r0, minlength=r1 - r0))
-        del rows, lower
-    indptr = np.zeros(a.shape[0] + 1, dtype=np.int64)
-    if counts:
-        np.cumsum(np.concatenate(counts), out=indptr[1:])
-    lower = sparse.csr_matrix((_fill(data_pieces, a.dtype), _fill(index_pieces, a.indices.dtype), indptr),
-                              shape=a.shape)
-    return lower.T.tocsr()
+    """``tril(a, -1)ᵀ`` as canonical CSR (row ``j`` holds ``a[i, j]`` for ``i > j``, ``i`` ascending).
+
+    A counting sort in two passes over row blocks of ``a``: the column counts give the
+    result's ``indptr``, then each block's entries are placed at their row's next free
+    slots (rows of ``a`` arrive in order, so every result row comes out sorted). Only the
+    result and one block are held: half of what building ``tril`` and transposing it costs.
+    """
+    n = a.shape[0]
+    blocks = _row_blocks(a.indptr, a.indptr, BLOCK_ENTRIES)
+    counts = np.zeros(n, dtype=np.int64)
+    for r0, r1 in blocks:
+        np.add.at(counts, _lower_entries(a, r0, r1)[1], 1)  # O(block), not O(cells) as bincount
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    nnz = int(indptr[-1])
+    index_dtype = a.indices.dtype if n <= np.iinfo(a.indices.dtype).max else np.int64
+    data = np.empty(nnz, dtype=a.dtype)
+    indices = np.empty(nnz, dtype=index_dtype)
+    filled = indptr[:-1].copy()  # next free slot of each result row
+    for r0, r1 in blocks:
+        rows, cols, values = _lower_entries(a, r0, r1)
+        if not cols.size:
+            continue
+        # By result row, rows of a ascending within each: one unique int64 key, so no stable sort needed.
+        order = np.argsort(cols.astype(np.int64) * (r1 - r0) + (rows - r0))
+        cols = cols[order]
+        first = np.flatnonzero(np.r_[True, cols[1:] != cols[:-1]])
+        group_sizes = np.diff(np.r_[first, cols.size])
+        rank = np.arange(cols.size, dtype=np.int64) - np.repeat(first, group_sizes)
+        pos = filled[cols] + rank
+        indices[pos] = rows[order]
+        data[pos] = values[order]
+        filled[cols[first]] += group_sizes
+        del rows, cols, values, order, first, group_sizes, rank, pos
+    out = sparse.csr_matrix((data, indices, indptr), shape=a.shape)
+    out.has_sorted_indices = True
+    return out
 
 
 def _canonical(matrix: Any) -> sparse.csr_matrix:
