@@ -173,7 +173,7 @@ def _gunzip_bounded(raw: bytes, limit: int, name: str) -> bytearray:
             return out
 
 
-def inflated_size(path: Path, limit: int | None = None) -> int:
+def inflated_size(path: Path, limit: int | None = None, tails: list[str] | None = None) -> int:
     """Stream-inflate a gzip file and return its uncompressed size, holding little in memory.
 
     Parameters
@@ -183,6 +183,10 @@ def inflated_size(path: Path, limit: int | None = None) -> int:
     limit
         Stop once more than ``limit`` bytes came out and return that count (a
         gzip bomb is not inflated to the end).
+    tails
+        When given, receives one sentence per thing after the first gzip member
+        (another member, zero padding): legal gzip that Python reads, but that
+        browsers' ``DecompressionStream`` refuses.
 
     Raises
     ------
@@ -203,8 +207,12 @@ def inflated_size(path: Path, limit: int | None = None) -> int:
                         break
                 if d.eof:
                     if not pending.strip(b"\x00"):
+                        if tails is not None and pending:
+                            tails.append(f"{len(pending)} zero byte(s) of padding after the gzip stream")
                         pending = b""  # zero padding after the last member
                         continue
+                    if tails is not None:
+                        tails.append("a further gzip member after the first")
                     d = zlib.decompressobj(31)  # a further gzip member
                 total += len(d.decompress(pending, _MAX_INFLATE))
                 pending = d.unused_data if d.eof else d.unconsumed_tail

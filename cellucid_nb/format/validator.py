@@ -67,6 +67,7 @@ RULES: dict[str, str] = {
     "payload_size": "payload byte lengths are exact (n values x itemsize x dims)",
     "gzip_invalid": ".gz payloads are valid, complete gzip",
     "gzip_header": ".gz payloads are reproducible (mtime 0, no file name)",
+    "gzip_single_member": ".gz payloads are one gzip member with nothing after it (browsers refuse more)",
     "points_not_finite": "embedding coordinates are finite",
     "points_out_of_range": "embedding coordinates lie within [-1, 1]",
     "code_out_of_range": "every category code is < n_categories or the missing marker",
@@ -253,9 +254,11 @@ class _Checker:
             out = []
             try:
                 # Bounded: a gzip bomb stops one chunk past the expected size.
-                got = inflated_size(path, limit=n_bytes) if is_gzip_path(path) else path.stat().st_size
+                tails: list[str] = []
+                got = inflated_size(path, limit=n_bytes, tails=tails) if is_gzip_path(path) else path.stat().st_size
             except GzipDataError as exc:
                 return [self.problem(relpath, "gzip_invalid", str(exc))]
+            out.extend(self._tail_problems(relpath, tails))
             if got != n_bytes:
                 if is_gzip_path(path) and got > n_bytes:
                     detail = f"{what}: inflates to more than the expected {n_bytes} bytes (stopped after {got})"
@@ -284,7 +287,16 @@ class _Checker:
             header = gzip_header_problem(path)
             if header:
                 self.add(relpath, "gzip_header", f"gzip header has {header}")
+            tails: list[str] = []
+            inflated_size(path, limit=data.nbytes, tails=tails)
+            self.problems.extend(self._tail_problems(relpath, tails))
         return data
+
+    def _tail_problems(self, relpath: str, tails: list[str]) -> list[Problem]:
+        if not tails:
+            return []
+        return [self.problem(relpath, "gzip_single_member", f"{'; '.join(tails[:3])}: Python reads it, but browsers' "
+                             "DecompressionStream (the static site) refuses anything after the first member")]
 
     def check_names(self, name: str, keys: list[Any], what: str) -> None:
         seen: set[Any] = set()

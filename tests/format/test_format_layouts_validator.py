@@ -136,7 +136,9 @@ def test_damage_reports_exactly_its_rule(case: str, tmp_path: Path) -> None:
     assert validate_export(folder) == []
     damage(folder)
     problems = validate_export(folder)
-    assert {p.rule for p in problems} == {rule}, format_problems(problems)
+    # a wrong ISIZE comes from a second gzip member, which browsers refuse as well
+    also = {"gzip_single_member"} if rule == "gzip_isize" else set()
+    assert {p.rule for p in problems} == {rule} | also, format_problems(problems)
     assert all(p.detail and p.file for p in problems)
 
 

@@ -187,6 +187,19 @@ def d_gzip_header(p):
     path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()), mtime=1234))
 
 
+def d_gzip_single_member(p):
+    """Two gzip members (legal gzip, same bytes inflated): browsers' DecompressionStream refuses the second."""
+    path = p / "var/HLA-A_B.values.u8.gz"
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:7], mtime=0) + gzip.compress(raw[7:], mtime=0))
+
+
+def d_gzip_single_member_padding(p):
+    """Zero padding after the stream of a payload the validator reads for its content (obs)."""
+    path = p / "obs/score.values.u8.gz"
+    path.write_bytes(path.read_bytes() + bytes(16))
+
+
 def d_points_not_finite(p):
     _rewrite(p / "points_2d.bin", "<f4", lambda a: _set(a, 3, np.nan))
 
@@ -297,8 +310,10 @@ DAMAGES = {
 DAMAGES["name_collision_case"] = (d_name_collision_case, {})
 DAMAGES["gzip_invalid"] = (d_gzip_invalid, {"compression": 6})
 DAMAGES["gzip_header"] = (d_gzip_header, {"compression": 6})
+DAMAGES["gzip_single_member"] = (d_gzip_single_member, {"compression": 6})
+DAMAGES["gzip_single_member_padding"] = (d_gzip_single_member_padding, {"compression": 6})
 DAMAGES["outlier_out_of_range"] = (d_outlier_out_of_range, {"bits": None})
-ALIASES = {"name_collision_case": "name_collision", "identity_stats_mismatch_n_categories": "identity_stats_mismatch",
+ALIASES = {"name_collision_case": "name_collision", "gzip_single_member_padding": "gzip_single_member", "identity_stats_mismatch_n_categories": "identity_stats_mismatch",
            "identity_stats_mismatch_settings": "identity_stats_mismatch",
            "vector_field_invalid_default": "vector_field_invalid"}
 EXPECTED_RULE = {case: ALIASES.get(case, case) for case in DAMAGES}
