@@ -196,7 +196,7 @@ def graph_estimate(matrix: Any, rows: np.ndarray, n: int, compression: int | Non
     """(bytes, n_edges, exact) of the three edge files, from sampled rows of a symmetric kNN matrix."""
     from cellucid_nb.exporter.graph import index_dtype_for
 
-    a = sparse.csr_matrix(matrix)
+    a = matrix.to_scipy() if hasattr(matrix, "to_scipy") else sparse.csr_matrix(matrix)  # BlockCSR: file-backed
     diag = int(np.count_nonzero(a.diagonal()))
     n_edges = (int(a.nnz) - diag) // 2  # scanpy's connectivities are symmetric
     idx = index_dtype_for(n).itemsize

@@ -22,6 +22,7 @@ from cellucid_nb.adata.budget import parse_memory_limit
 from cellucid_nb.adata.gene_choice import gene_ids
 from cellucid_nb.adata.inspection import expression_matrix, expression_var
 from cellucid_nb.adata.plan import ExportPlan
+from cellucid_nb.adata.sources import graph_for_export
 from cellucid_nb.adata.spill import SpillDir
 from cellucid_nb.adata.streaming import BackgroundRowPass, choose_export_path, streamed_genes
 from cellucid_nb.exporter.progress import ExportCancelled, ExportResult, ProgressEvent
@@ -202,7 +203,7 @@ def prepare_kwargs(adata: Any, plan: ExportPlan, gene_matrix: Any = None, gene_v
         kw["var_gene_id_column"] = plan.var_gene_id_column
         kw["gene_identifiers"] = None if plan.genes is None else list(plan.genes)
     if plan.connectivities is not None:
-        kw["connectivities"] = adata.obsp[plan.connectivities]
+        kw["connectivities"] = graph_for_export(adata.obsp[plan.connectivities])  # a graph left in its file: by blocks
     for dim, key in plan.embeddings.items():
         kw[f"X_umap_{dim}d"] = adata.obsm[key]
     if plan.vector_fields:

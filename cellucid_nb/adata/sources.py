@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-__all__ = ["RowSource", "row_source", "read_row_chunk", "opened_element"]
+from cellucid_nb.exporter.graph_source import BlockCSR
+
+__all__ = ["RowSource", "row_source", "read_row_chunk", "opened_element", "graph_for_export", "stored_entries"]
 
 
 @dataclass
@@ -214,3 +216,27 @@ def opened_element(kind: str, path: str, element: str) -> Iterator[Any]:
     finally:
         if handle is not None:
             handle.close()
+
+
+def graph_for_export(matrix: Any) -> Any:
+    """The kNN graph as the exporter reads it.
+
+    anndata's backed CSR dataset (an ``obsp`` element left in its file, as :func:`.open_file.open_h5ad`
+    leaves it) becomes a :class:`~cellucid_nb.exporter.graph_source.BlockCSR` over its group, read by
+    row blocks; anything else is returned as it is.
+    """
+    group = getattr(matrix, "group", None)
+    if group is not None and getattr(matrix, "format", None) == "csr":
+        return BlockCSR.from_group(group)
+    return matrix
+
+
+def stored_entries(matrix: Any) -> int:
+    """Stored entries of a sparse matrix, in memory or backed (from metadata); 0 when unknown."""
+    nnz = getattr(matrix, "nnz", None)
+    if nnz is not None:
+        return int(nnz)
+    group = getattr(matrix, "group", None)
+    if group is not None and "data" in group:
+        return int(group["data"].shape[0])
+    return 0

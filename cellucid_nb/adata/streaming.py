@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from cellucid_nb.adata.budget import check_free_space, format_size
-from cellucid_nb.adata.sources import RowSource, row_source
+from cellucid_nb.adata.sources import RowSource, row_source, stored_entries
 from cellucid_nb.adata.spill import ColumnSliced, SpillDir, SpilledMatrix, write_records
 from cellucid_nb.exporter.progress import ExportCancelled
 
@@ -199,8 +199,7 @@ def per_cell_bytes(adata: Any, plan: Any) -> int:
     latent = int(adata.obsm[plan.latent_key].shape[1]) if plan.latent_key in adata.obsm else 0
     edges = 0.0
     if plan.connectivities is not None:
-        graph = adata.obsp[plan.connectivities]
-        edges = float(getattr(graph, "nnz", 0)) / max(adata.n_obs, 1)
+        edges = float(stored_entries(adata.obsp[plan.connectivities])) / max(adata.n_obs, 1)
     # float32 coordinates, a float32 latent, 8 bytes per obs field; the graph writer holds half
     # the transpose (4 bytes per stored entry, built by a counting sort, plus 24 bytes per cell of
     # int64 row pointers and counters) and one block of edges; the edge payloads are spooled to disk
@@ -217,7 +216,7 @@ def output_upper_bound(adata: Any, plan: Any, n_genes: int) -> int:
     dims += sum(int(adata.obsm[k].shape[1]) for k in (plan.vector_fields or {}).values())
     edges = 0
     if plan.connectivities is not None:
-        edges = int(getattr(adata.obsp[plan.connectivities], "nnz", 0))
+        edges = stored_entries(adata.obsp[plan.connectivities])
     per_cell = n_genes * itemsize + 4 * dims + len(plan.obs_keys) * max(2, obs_item)
     files = n_genes + len(plan.obs_keys) + 16
     return int((n * per_cell + edges * 16) * 1.02 + files * 4096 + 2**20)

@@ -27,6 +27,7 @@ from ..format.naming import check_no_collisions, safe_name
 from ..format.rules import obs_column_kind
 from ..format.spec import CATEGORY_LIMITS, DATASETS_FILE, IDENTITY_FILE, SIDECAR_FILE, points_file
 from ..format.suggest import closest
+from .graph_source import BlockCSR
 
 __all__ = [
     "ExportSettings",
@@ -600,6 +601,11 @@ def _check_genes(
 def _check_connectivity(value: Any, n_cells: int) -> sparse.csr_matrix | None:
     if value is None:
         return None
+    if isinstance(value, BlockCSR):  # read from its file by row blocks (graph_source.py)
+        if value.shape != (n_cells, n_cells):
+            raise ValueError(f"connectivities has shape {value.shape}, expected ({n_cells}, {n_cells}) (n_cells x n_cells).")
+        value.validate("connectivities")
+        return value  # type: ignore[return-value]
     value = _unmask(value, "connectivities")
     if sparse.issparse(value):
         check_sparse_structure(value, "connectivities")
