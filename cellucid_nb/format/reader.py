@@ -52,6 +52,13 @@ def load_json(path: Path, label: str | None = None) -> Any:
     return parse_json(text, name)  # ValueError naming the file: invalid or nested too deeply
 
 
+def _number(value: Any, label: Any, key: str, what: str) -> float:
+    """A manifest's min/max as a float, or a ``ValueError`` naming the file, the key and what was received."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{label}: {key!r} has {what} {value!r:.60}, expected a number")
+    return float(value)
+
+
 #: manifest kind -> default file name (prepare() may be told other names; its sidecar records them)
 DEFAULT_MANIFESTS = {
     "obs": "obs_manifest.json",
@@ -232,7 +239,8 @@ class ExportReader:
             index, entry = self.layout.split(indexed)
             key = str(entry[0])
             self._obs_index[key] = index
-            lo, hi = (float(entry[1]), float(entry[2])) if len(entry) >= 3 else (None, None)
+            lo, hi = (_number(entry[1], label, key, "min"), _number(entry[2], label, key, "max")) if len(entry) >= 3 \
+                else (None, None)
             if bits is not None and lo is None:
                 raise ValueError(f"{label}: continuous field {key!r} is quantized but has no min/max: {entry!r}")
             fields[key] = ObsFieldInfo(key, "continuous", cont.get("dtype", "float32"), bits, lo, hi,
@@ -247,7 +255,10 @@ class ExportReader:
             key = str(entry[0])
             self._obs_index[key] = index
             self._centroids[key] = entry[4] if len(entry) >= 5 and isinstance(entry[4], dict) else {}
-            omin, omax = (float(entry[5]), float(entry[6])) if len(entry) >= 7 else (None, None)
+            omin, omax = (_number(entry[5], label, key, "outlier min"), _number(entry[6], label, key, "outlier max")) \
+                if len(entry) >= 7 else (None, None)
+            if not isinstance(entry[1], list):
+                raise ValueError(f"{label}: categorical field {key!r} has categories {entry[1]!r:.60}, expected a list")
             fields[key] = ObsFieldInfo(
                 key, "categorical", str(entry[2]), None, None, None, [str(c) for c in entry[1]], int(entry[3]),
                 self.layout.centroids_by_dim(entry[4], self.identity) if len(entry) >= 5 else None,
@@ -436,7 +447,8 @@ class ExportReader:
         bits = DTYPE_BITS.get(var["_varSchema"].get("dtype", "float32"))
         if bits is None:
             return None, None, None
-        return float(entry[1]), float(entry[2]), bits
+        label = self.path / self.manifest_files["var"]
+        return _number(entry[1], label, gene, "min"), _number(entry[2], label, gene, "max"), bits
 
     def gene_raw(self, gene: str) -> np.ndarray:
         """Return the stored payload of one gene (quantized codes or float32).

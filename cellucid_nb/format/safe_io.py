@@ -76,7 +76,12 @@ def read_text_no_follow(path: Path) -> str:
     """Read a UTF-8 text file, refusing a symbolic link."""
     fd = open_no_follow(path)
     with os.fdopen(fd, "rb") as handle:
-        return handle.read().decode("utf-8")
+        raw = handle.read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path.name} is not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}); the "
+                         "format's JSON files are UTF-8") from None
 
 
 def find_symlinks(root: Path) -> list[str]:
@@ -124,11 +129,26 @@ def parse_json(text: str, label: str, max_depth: int = JSON_MAX_DEPTH) -> Any:
         Deepest nesting accepted.
     """
     try:
-        return _checked(json.loads(text), text, label, max_depth)
+        return _checked(json.loads(text, object_pairs_hook=_unique_keys(label)), text, label, max_depth)
     except RecursionError:
         raise ValueError(f"{label} is nested too deeply to parse (more than {max_depth} levels of [ or {{)") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{label} is not valid JSON: {exc}") from None
+
+
+def _unique_keys(label: str) -> Any:
+    """``object_pairs_hook`` refusing a key written twice in one object (readers disagree on which one counts)."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            seen: set[str] = set()
+            twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+            raise ValueError(f"{label} holds the key {twice!r} more than once in one object; JSON readers disagree "
+                             "on which value counts, expected each key once")
+        return out
+
+    return hook
 
 
 def _checked(value: Any, text: str, label: str, max_depth: int) -> Any:

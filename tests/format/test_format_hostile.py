@@ -297,3 +297,67 @@ def test_datasets_root_with_a_linked_dataset_folder(clean: Path, tmp_path: Path)
         {"version": 1, "default": "a", "datasets": [{"id": "a", "path": "ds/", "name": "A"}]}))
     problems = validate_export(root)
     assert [(p.file, p.rule) for p in problems] == [("ds", "symlink")]
+
+
+# -- manifests another reader would read differently, or that hold the wrong types ------------------------------
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("name", "damage", "message"), [
+    ("obs_manifest.json", lambda t: t.replace('{"_format"', '{"n_points": 99999999999, "_format"', 1),
+     "holds the key 'n_points' more than once"),
+    ("dataset_identity.json", lambda t: t.replace('"stats": {', '"stats": {"n_cells": 1, ', 1),
+     "holds the key 'n_cells' more than once"),
+    ("obs_manifest.json", lambda t: "\ufeff" + t, "Unexpected UTF-8 BOM"),
+])
+def test_duplicate_keys_and_a_bom_are_findings_and_clear_errors(export: Path, name, damage, message, capsys) -> None:
+    path = export / name
+    path.write_text(damage(path.read_text(encoding="utf-8")), encoding="utf-8")
+    before = _tree(export)
+    problems = validate_export(export)
+    assert any(p.rule == "invalid_json" and p.file == name and message in p.detail for p in problems), problems
+    with pytest.raises(ValueError, match=message):
+        reader = read_export(export)
+        reader.obs_keys  # noqa: B018
+    assert _cli(export, capsys)[0] == 1
+    assert _tree(export) == before
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_a_manifest_that_is_not_utf8_is_a_clear_error(export: Path, encoding: str, capsys) -> None:
+    path = export / "obs_manifest.json"
+    path.write_bytes(path.read_text(encoding="utf-8").replace('"score"', '"sc\u00f6re"').encode(encoding))
+    problems = validate_export(export)
+    assert any(p.rule == "invalid_json" and p.file == "obs_manifest.json" and "not UTF-8" in p.detail for p in problems)
+    with pytest.raises(ValueError, match=r"obs_manifest.json is not UTF-8 text \(byte 0x"):
+        read_export(export).obs_keys  # noqa: B018
+    assert _cli(export, capsys)[0] == 1
+
+
+@pytest.mark.parametrize(("field", "index", "value", "message"), [
+    ("_continuousFields", 1, "zero", r"'score' has min 'zero', expected a number"),
+    ("_continuousFields", 2, None, r"'score' has max None, expected a number"),
+    ("_continuousFields", 1, True, r"'score' has min True, expected a number"),
+    ("_categoricalFields", 1, "ab", r"'cluster' has categories 'ab', expected a list"),
+])
+def test_manifest_values_of_the_wrong_type_are_named(export: Path, field, index, value, message) -> None:
+    path = export / "obs_manifest.json"
+    manifest = json.loads(path.read_text())
+    entry = manifest[field][0]
+    if field == "_continuousFields":  # an unquantized field: min/max are optional, given here
+        entry[1:] = [0.0, 1.0]
+    entry[index] = value
+    path.write_text(json.dumps(manifest))
+    assert validate_export(export)  # a finding
+    with pytest.raises(ValueError, match=message):
+        read_export(export).obs_keys  # noqa: B018
+
+
+def test_gene_min_max_of_the_wrong_type_is_named(export: Path) -> None:
+    path = export / "var_manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["fields"][0][1] = "low"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"var_manifest.json: 'G0' has min 'low', expected a number"):
+        read_export(export).gene("G0")
