@@ -670,6 +670,8 @@ class _Checker:
             self.add(name, "quantization_inconsistent",
                      f"quantization {m['quantization']!r} differs from _varSchema.quantizationBits {bits!r}")
         self.check_names(name, [e[0] for e in fields], "gene")
+        if self.too_few_files(name, schema["pathPattern"], len(fields), "genes"):
+            return
         size = None if self.n_cells is None else self.n_cells * np.dtype(_NP[schema["dtype"]]).itemsize
         want = 3 if bits else 1
         for entry in fields:
@@ -683,6 +685,26 @@ class _Checker:
             path = self.resolve(name, rel)
             if path is not None and size is not None:
                 self.payload_task(rel, path, size, f"{self.n_cells} cells x {schema['dtype']}")
+
+    def too_few_files(self, name: str, pattern: Any, n_named: int, what: str) -> bool:
+        """Report (once) a manifest naming more payloads than its folder holds, instead of one finding per file.
+
+        A manifest that lies about its size (10^7 genes over a folder of three files)
+        would otherwise cost one stat and one finding per name.
+        """
+        folder = os.path.dirname(str(pattern).replace("\\", "/"))
+        if not folder or n_named <= 1000:
+            return False
+        try:
+            path = check_no_links(self.root, folder)
+            n_files = sum(1 for e in os.scandir(path) if e.is_file(follow_symlinks=False)) if path.is_dir() else 0
+        except (OSError, ValueError):
+            return False  # a bad pattern or a linked folder: reported by the per-file checks
+        if n_files >= n_named:
+            return False
+        self.add(name, "file_missing", f"names {n_named} {what} but {folder}/ holds {n_files} file(s): at least "
+                 f"{n_named - n_files} payloads are missing (files are not checked one by one)")
+        return True
 
     def check_connectivity(self, m: dict) -> None:
         name = self.names["connectivity"]

@@ -361,3 +361,17 @@ def test_gene_min_max_of_the_wrong_type_is_named(export: Path) -> None:
     path.write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=r"var_manifest.json: 'G0' has min 'low', expected a number"):
         read_export(export).gene("G0")
+
+
+def test_a_var_manifest_naming_far_more_genes_than_files_is_one_finding(export: Path, capsys) -> None:
+    path = export / "var_manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["fields"] = [[f"G{i}", 0.0, 1.0] for i in range(200_000)]  # the folder holds 3 gene files
+    path.write_text(json.dumps(manifest))
+    before = _tree(export)
+    problems = [p for p in validate_export(export) if p.file == "var_manifest.json"]
+    assert [p.rule for p in problems if p.rule == "file_missing"] == ["file_missing"], problems[:5]
+    assert "names 200000 genes but var/ holds 3 file(s)" in problems[0].detail
+    assert len(validate_export(export)) < 10
+    assert _cli(export, capsys)[0] == 1
+    assert _tree(export) == before
