@@ -301,3 +301,16 @@ def test_a_killed_publish_is_repaired_and_two_at_once_are_refused(export, tmp_pa
     with ExportLock(Path(os.path.abspath(site))), pytest.raises(ExportBusyError, match="is writing to"):
         publish(export, site)
     assert tree(site) == before
+
+
+def test_tilde_paths_are_the_home_folders(export, tmp_path, monkeypatch):
+    home, work = tmp_path / "home", tmp_path / "work"
+    shutil.copytree(export, home / "exports" / "gzip_q8")
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    publish("~/exports/gzip_q8", "~/site")
+    assert (home / "site" / "index.html").is_file() and (home / "site" / "gzip_q8" / "obs_manifest.json").is_file()
+    publish(["~/exports/gzip_q8"], "~/site2")
+    assert (home / "site2" / "datasets.json").is_file()
+    assert list(work.iterdir()) == []

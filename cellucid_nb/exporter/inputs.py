@@ -792,7 +792,7 @@ def check_out_dir(out_dir: Any) -> Path:
             f"out_dir={out_dir!r} is empty: expected a folder path such as 'exports' (an empty path would "
             "export into the current folder, among your own files)."
         )
-    path = Path(os.path.abspath(text))
+    path = Path(os.path.abspath(os.path.expanduser(text)))  # "~/exports" is the home folder's, not a folder "~"
     cwd = Path(os.path.abspath(os.getcwd()))
     if not path.name or path == cwd or path in cwd.parents:
         raise ValueError(

@@ -227,7 +227,11 @@ def publish(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], s
         ``site_dir`` is inside the source, or ``site_dir`` is another folder and
         ``force`` is False. Nothing is written in these cases.
     """
-    site = Path(site_dir)
+    site = Path(site_dir).expanduser()  # "~/site" is the home folder's, not a folder "~"
+    if isinstance(source, (str, os.PathLike)):
+        source = Path(source).expanduser()
+    else:
+        source = [Path(p).expanduser() for p in source]
     exports = collect_exports(source)
     _check_target(site, exports, _source_roots(source), force)
     missing = [name for name in ASSETS if not (STATIC_DIR / name).is_file()]

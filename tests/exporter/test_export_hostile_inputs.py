@@ -367,3 +367,15 @@ def test_out_dir_mount_point_is_refused_before_writing() -> None:
     with pytest.raises(ValueError, match=r"out_dir='/proc' is a mount point; expected a folder inside it"):
         prepare(out_dir="/proc", **make_kwargs(n=N))
     assert not any(p.name.startswith((".proc", "proc.")) for p in Path("/").iterdir())
+
+
+def test_out_dir_with_a_tilde_is_the_home_folders(tmp_path: Path, monkeypatch) -> None:
+    """'~/exports' exports into the home folder, never into a new folder literally named '~' in the current one."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    prepare(out_dir="~/exports/pbmc", **{k: v for k, v in make_kwargs(n=50, n_genes=3).items() if k != "out_dir"})
+    assert validate_export(home / "exports" / "pbmc") == []
+    assert list(work.iterdir()) == []
