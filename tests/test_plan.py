@@ -246,3 +246,17 @@ def test_gene_rules_are_one_set(pbmc):
         plan.with_genes(pbmc, "list", ids=["NOPE"])
     with pytest.raises(PlanError, match="did you mean 'LYZ'"):
         plan.replace(genes=("LYZZ",)).check(pbmc)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{bad", "plan JSON is not valid JSON"),
+    ("[1, 2]", "plan JSON holds a list, expected an object"),
+    ("null", "plan JSON holds a NoneType, expected an object"),
+    ('"x"', "plan JSON holds a str, expected an object"),
+    ("[" * 100_000, "nested too deeply"),
+    ('{"embeddings": {"2": "X_umap"}, "embeddings": {"3": "X_pca"}}', "holds the key 'embeddings' more than once"),
+    ('{"embeddings": {"2": "X_umap"}, "compression": 1' + "0" * 5000 + "}", "Exceeds the limit"),
+])
+def test_a_hostile_plan_json_is_a_plan_error(text, message):
+    with pytest.raises(PlanError, match=message):
+        ExportPlan.from_json(text)

@@ -17,6 +17,7 @@ from typing import Any
 from cellucid_nb.adata.inspection import DatasetSummary, expression_matrix, expression_var, inspect
 from cellucid_nb.format.codecs import check_bits, check_compression
 from cellucid_nb.format.naming import safe_name
+from cellucid_nb.format.safe_io import parse_json
 from cellucid_nb.format.spec import CATEGORY_LIMITS
 from cellucid_nb.format.suggest import did_you_mean
 
@@ -399,8 +400,21 @@ class ExportPlan:
 
     @classmethod
     def from_json(cls, text: str) -> ExportPlan:
-        """Build a plan from :meth:`to_json` output."""
-        return cls.from_dict(json.loads(text))
+        """Build a plan from :meth:`to_json` output.
+
+        Raises
+        ------
+        PlanError
+            The text is not a JSON object (invalid, nested too deeply, a key written twice).
+        """
+        try:
+            data = parse_json(text, "plan JSON")
+        except ValueError as exc:  # also a number of more than 4300 digits
+            raise PlanError(f"{exc}; expected the text of ExportPlan.to_json()") from None
+        if not isinstance(data, dict):
+            raise PlanError(f"plan JSON holds a {type(data).__name__}, expected an object such as ExportPlan.to_json() "
+                            "writes")
+        return cls.from_dict(data)
 
     # ------------------------------------------------------------------ against data
 
