@@ -314,3 +314,17 @@ def test_tilde_paths_are_the_home_folders(export, tmp_path, monkeypatch):
     publish(["~/exports/gzip_q8"], "~/site2")
     assert (home / "site2" / "datasets.json").is_file()
     assert list(work.iterdir()) == []
+
+
+def test_zip_holds_only_what_publish_wrote(export, tmp_path):
+    site = tmp_path / "site"
+    publish(export, site)
+    (site / ".git").mkdir()
+    (site / ".git" / "config").write_text("[remote] url = private")
+    (site / "notes.txt").write_text("mine")
+    result = publish(export, site, zip=True)
+    with zipfile.ZipFile(result.zip_path) as zf:
+        names = set(zf.namelist())
+    assert "site/.git/config" not in names and "site/notes.txt" not in names
+    assert names == {f"site/{rel}" for rel in tree(site) if not rel.startswith(".git/") and rel != "notes.txt"}
+    assert (site / "notes.txt").read_text() == "mine"

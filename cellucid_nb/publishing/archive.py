@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = ["write_zip"]
@@ -12,7 +13,7 @@ __all__ = ["write_zip"]
 _TEXT = (".html", ".js", ".css", ".json")
 
 
-def write_zip(site: Path, target: Path) -> Path:
+def write_zip(site: Path, target: Path, files: Iterable[str] | None = None) -> Path:
     """Pack ``site`` into ``target`` (entries under ``<site name>/``); returns ``target``.
 
     Payloads are stored as they are (already gzip-compressed); text files are deflated.
@@ -24,12 +25,18 @@ def write_zip(site: Path, target: Path) -> Path:
         The site folder.
     target
         The ``.zip`` file to write.
+    files
+        Site-relative paths to pack (default: every file). ``publish`` passes the
+        files it wrote, so the user's files kept in the site folder (``.git``,
+        notes) never go into the archive.
     """
     tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         with zipfile.ZipFile(tmp, "w") as zf:
-            for path in sorted(p for p in site.rglob("*") if p.is_file()):
-                rel = path.relative_to(site).as_posix()
+            rels = sorted(files) if files is not None else sorted(
+                p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
+            for rel in rels:
+                path = site / rel
                 method = zipfile.ZIP_DEFLATED if rel.endswith(_TEXT) else zipfile.ZIP_STORED
                 zf.write(path, f"{site.name}/{rel}", compress_type=method)
         os.replace(tmp, target)

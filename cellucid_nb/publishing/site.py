@@ -264,7 +264,7 @@ def publish(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], s
         logger.info("publish: %s: kept %d file(s) publish did not write: %s", site, len(kept), kept[:10])
     result = PublishResult(site, len(sizes), sum(sizes.values()), [e.id for e in exports], large, notes, None, linked)
     if zip:
-        result.zip_path = write_zip(site, site.with_name(site.name + ".zip"))
+        result.zip_path = write_zip(site, site.with_name(site.name + ".zip"), sorted(sizes))
     logger.info(result.summary())
     return result
 
