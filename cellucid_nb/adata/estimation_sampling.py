@@ -196,14 +196,24 @@ def graph_estimate(matrix: Any, rows: np.ndarray, n: int, compression: int | Non
     """(bytes, n_edges, exact) of the three edge files, from sampled rows of a symmetric kNN matrix."""
     from cellucid_nb.exporter.graph import index_dtype_for
 
-    a = matrix.to_scipy() if hasattr(matrix, "to_scipy") else sparse.csr_matrix(matrix)  # BlockCSR: file-backed
-    diag = int(np.count_nonzero(a.diagonal()))
-    n_edges = (int(a.nnz) - diag) // 2  # scanpy's connectivities are symmetric
+    if hasattr(matrix, "take_rows"):  # a BlockCSR (graph left in its file): only the sampled rows are read
+        sub = matrix.take_rows(rows)
+        stored = sub.data != 0
+        on_diag = np.count_nonzero(sub.indices[stored] == np.repeat(rows, np.diff(sub.indptr))[stored])
+        diag = int(round(on_diag * matrix.shape[0] / max(len(rows), 1)))  # scaled from the sample
+        a = None
+        nnz = matrix.nnz
+    else:
+        a = sparse.csr_matrix(matrix)
+        diag = int(np.count_nonzero(a.diagonal()))
+        nnz = int(a.nnz)
+    n_edges = (nnz - diag) // 2  # scanpy's connectivities are symmetric
     idx = index_dtype_for(n).itemsize
     raw = n_edges * (2 * idx + 8)
     if not compression or n_edges == 0:
         return raw, n_edges, False
-    sub = a[rows]
+    if a is not None:
+        sub = a[rows]
     r = np.repeat(rows, np.diff(sub.indptr))
     c = sub.indices.astype(np.int64)
     keep = c > r

@@ -62,6 +62,34 @@ class BlockCSR:
         """The whole matrix in memory (for graphs that are not canonical)."""
         return sparse.csr_matrix((np.asarray(self.data[:]), np.asarray(self.indices[:]), self.indptr), shape=self.shape)
 
+    def take_rows(self, rows: np.ndarray) -> sparse.csr_matrix:
+        """Rows ``rows`` (increasing) as a CSR of ``len(rows)`` rows, read by contiguous runs."""
+        rows = np.asarray(rows, dtype=np.int64)
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        bounds = np.concatenate([[0], breaks, [rows.shape[0]]]).astype(np.int64)
+        indices, data = [], []
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            if b > a:
+                s, e = int(self.indptr[rows[a]]), int(self.indptr[rows[b - 1] + 1])
+                indices.append(np.asarray(self.indices[s:e]))
+                data.append(np.asarray(self.data[s:e]))
+        counts = np.diff(self.indptr)[rows] if rows.size else np.zeros(0, np.int64)
+        indptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        cat_i = np.concatenate(indices) if indices else np.zeros(0, np.int32)
+        cat_d = np.concatenate(data) if data else np.zeros(0, self.dtype)
+        return sparse.csr_matrix((cat_d, cat_i, indptr), shape=(rows.shape[0], self.shape[1]))
+
+    def with_rows(self, rows: np.ndarray) -> sparse.csr_matrix:
+        """A full-shape CSR holding only ``rows`` (increasing); the other rows are empty."""
+        rows = np.asarray(rows, dtype=np.int64)
+        part = self.take_rows(rows)
+        counts = np.zeros(self.shape[0], dtype=np.int64)
+        counts[rows] = np.diff(part.indptr)
+        indptr = np.zeros(self.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return sparse.csr_matrix((part.data, part.indices, indptr), shape=self.shape)
+
     def validate(self, name: str = "connectivities") -> None:
         """The checks of an in-memory graph, one block of rows at a time; sets ``has_canonical_format``.
 

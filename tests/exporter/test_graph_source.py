@@ -86,3 +86,18 @@ def test_max_neighbors_estimate_skips_columns_only_when_sampled_rows_are_mirrore
     monkeypatch.setattr(graph_blocks, "_mirrored", lambda a, n: True)
     rows_only = int((np.diff(hub.indptr) - (hub.diagonal() != 0)).max())
     assert graph_blocks.max_neighbors_estimate(hub) == rows_only < extract_edges(hub)[3]
+
+
+def test_estimates_of_a_file_graph_read_only_sampled_rows(tmp_path, monkeypatch):
+    from cellucid_nb.adata.estimation_sampling import graph_estimate
+
+    m = _knn(5000, 4)
+    m.setdiag(0)  # no diagonal, as scanpy's: the file graph's diagonal is scaled from the sample
+    m.eliminate_zeros()
+    disk = _on_disk(tmp_path, m)
+    disk.validate()
+    monkeypatch.setattr(BlockCSR, "to_scipy", lambda self: pytest.fail("the whole graph was loaded"))
+    assert graph_blocks.max_neighbors_estimate(disk) == extract_edges(m)[3]
+    rows = np.concatenate([np.arange(100, 400), np.arange(3000, 3300)])
+    assert graph_estimate(disk, rows, 5000, 6) == graph_estimate(m, rows, 5000, 6)
+    assert disk.take_rows(rows).toarray().tobytes() == m[rows].toarray().tobytes()
