@@ -354,7 +354,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._error(404, f"no static file {name!r}", head)
             return self._static(name, head)
         if rest.startswith("api/"):
-            parts = rest[len("api/"):].split("/")
+            # split before decoding: a dataset id may hold "/" (the page sends it as %2F)
+            raw = urlparse(self.path).path
+            parts = [unquote(part) for part in raw[raw.find("/_cellucid/api/") + len("/_cellucid/api/"):].split("/")]
             if len(parts) != 2:
                 return self._error(404, f"expected /_cellucid/api/<dataset>/<kind>, got /_cellucid/{rest}", head)
             ds = next((d for d in self.datasets if d.id == parts[0]), None)

@@ -460,3 +460,16 @@ def test_cli_serve_options(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_dataset_id_holding_a_slash_is_reachable_through_the_api(tmp_path):
+    """The page sends the id with encodeURIComponent ('lab/pbmc v1' -> 'lab%2Fpbmc%20v1')."""
+    folder = shutil.copytree(FIXTURES / "gzip_q8", tmp_path / "export")
+    identity = json.loads((folder / "dataset_identity.json").read_text())
+    identity["id"] = "lab/pbmc v1"
+    (folder / "dataset_identity.json").write_text(json.dumps(identity))
+    with serve(folder, port=0) as srv:
+        status, _, body = get(srv, "/_cellucid/api/lab%2Fpbmc%20v1/meta")
+        assert status == 200, body[:200]
+        status, _, body = get(srv, "/_cellucid/api/lab/pbmc%20v1/meta")
+        assert status == 404 and b"expected /_cellucid/api/<dataset>/<kind>" in body
