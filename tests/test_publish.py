@@ -328,3 +328,14 @@ def test_zip_holds_only_what_publish_wrote(export, tmp_path):
     assert "site/.git/config" not in names and "site/notes.txt" not in names
     assert names == {f"site/{rel}" for rel in tree(site) if not rel.startswith(".git/") and rel != "notes.txt"}
     assert (site / "notes.txt").read_text() == "mine"
+
+
+def test_a_publish_killed_between_its_two_renames_is_finished(export, tmp_path):
+    site = tmp_path / "site"
+    publish(export, site)
+    (site / "CNAME").write_text("cells.example.org")
+    site.rename(tmp_path / ".site.old-999999999-dead")  # the previous site stepped aside, then the process died
+    with pytest.warns(UserWarning, match="restored the previous export from .site.old-999999999-dead"):
+        publish(export, site)
+    assert (site / "CNAME").read_text() == "cells.example.org" and (site / "index.html").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
