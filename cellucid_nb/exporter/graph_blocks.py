@@ -243,7 +243,8 @@ def max_neighbors_estimate(matrix: Any) -> int:
                                         num=min(FILE_SAMPLE_ROWS, matrix.shape[0])).astype(np.int64))
         first = matrix.take_rows(sampled)
         needed = np.union1d(sampled, first.indices.astype(np.int64))
-        if matrix.has_canonical_format and _mirrored(matrix.with_rows(needed), FILE_SAMPLE_ROWS):
+        # Duplicates would make row counts too high: the sampled rows stand for the whole graph here too.
+        if first.has_canonical_format and _mirrored(matrix.with_rows(needed), FILE_SAMPLE_ROWS):
             return int(np.diff(matrix.indptr).max())
         matrix = matrix.to_scipy()
     a = sparse.csr_matrix(matrix)

@@ -94,8 +94,7 @@ def test_estimates_of_a_file_graph_read_only_sampled_rows(tmp_path, monkeypatch)
     m = _knn(5000, 4)
     m.setdiag(0)  # no diagonal, as scanpy's: the file graph's diagonal is scaled from the sample
     m.eliminate_zeros()
-    disk = _on_disk(tmp_path, m)
-    disk.validate()
+    disk = _on_disk(tmp_path, m)  # not validated: estimate() gets it straight from prepare_kwargs
     monkeypatch.setattr(BlockCSR, "to_scipy", lambda self: pytest.fail("the whole graph was loaded"))
     assert graph_blocks.max_neighbors_estimate(disk) == extract_edges(m)[3]
     rows = np.concatenate([np.arange(100, 400), np.arange(3000, 3300)])
