@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cellucid_nb.exporter.locking import ExportBusyError
+
 __all__ = ["main", "build_parser"]
 
 EXIT_OK = 0
@@ -424,7 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except CliError as exc:
             sys.stderr.write(f"cellucid-nb {args.command}: {_in_cli_words(str(exc))}\n")
             return EXIT_USAGE
-        except (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError, NotImplementedError) as exc:
+        except (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError, NotImplementedError,
+                ExportBusyError) as exc:  # busy: another export or publish holds out_dir's lock
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             sys.stderr.write(f"cellucid-nb {args.command}: {_in_cli_words(message)}\n")
             return EXIT_USAGE

@@ -201,3 +201,16 @@ def test_ctrl_c_during_an_export_says_nothing_was_written(pbmc_h5ad: Path, tmp_p
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"cellucid-nb export: cancelled (Ctrl+C); nothing was written ({out} was not created)"
     assert list(tmp_path.iterdir()) == []  # no staging folder left either
+
+
+def test_publish_and_export_while_another_holds_the_lock_is_a_message_not_a_traceback(pbmc_h5ad, tmp_path, capsys):
+    from cellucid_nb.exporter.locking import ExportLock
+
+    fixture = Path(__file__).resolve().parent / "fixtures" / "cellucid_0_0_9" / "gzip_q8"
+    for command in (["publish", str(fixture)], ["export", str(pbmc_h5ad)]):
+        target = tmp_path / "out"
+        with ExportLock(target):
+            code = main([*command, str(target)])
+        err = capsys.readouterr().err
+        assert code == 2 and "another export is writing to" in err and "Traceback" not in err, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
