@@ -339,3 +339,19 @@ def test_a_publish_killed_between_its_two_renames_is_finished(export, tmp_path):
         publish(export, site)
     assert (site / "CNAME").read_text() == "cells.example.org" and (site / "index.html").is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_export_folders_named_like_the_sites_own_files_are_renamed(tmp_path):
+    names = ["cellucid_nb.json", "Viewer", "INDEX.HTML", "Datasets.json"]
+    exports = []
+    for i, name in enumerate(names):
+        folder = shutil.copytree(KEY, tmp_path / "src" / name)
+        identity = json.loads((folder / "dataset_identity.json").read_text())
+        identity["id"] = f"ds{i}"
+        (folder / "dataset_identity.json").write_text(json.dumps(identity))
+        exports.append(folder)
+    publish(exports, tmp_path / "site")
+    manifest = json.loads((tmp_path / "site" / "datasets.json").read_text())
+    paths = [d["path"] for d in manifest["datasets"]]
+    assert paths == ["cellucid_nb.json_2/", "Viewer_2/", "INDEX.HTML_2/", "Datasets.json_2/"]
+    assert (tmp_path / "site" / "cellucid_nb.json").is_file() and (tmp_path / "site" / "viewer" / "site.js").is_file()

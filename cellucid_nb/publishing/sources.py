@@ -24,8 +24,8 @@ TOLERATED_RULES = frozenset({
     "gzip_header", "gzip_isize", "manifest_missing_key", "manifest_unknown_key", "vector_basis_missing",
     "max_neighbors_mismatch", "leftover_folder", "categorical_dtype_auto", "edges_not_sorted",
 })
-#: names the site itself uses at its root
-RESERVED_NAMES = frozenset({"index.html", "viewer", spec.DATASETS_FILE})
+#: names the site itself uses at its root (compared ignoring case: macOS and Windows file systems do)
+RESERVED_NAMES = frozenset({"index.html", "viewer", spec.DATASETS_FILE, spec.SIDECAR_FILE})
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _folders(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) 
 def _site_folder(name: str, taken: set[str]) -> str:
     base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "dataset"
     folder, n = base, 2
-    while folder.lower() in taken or folder in RESERVED_NAMES:
+    while folder.lower() in taken or folder.lower() in RESERVED_NAMES:
         folder, n = f"{base}_{n}", n + 1
     taken.add(folder.lower())
     return folder
