@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_pub.add_argument("site_dir", type=Path, help="the site folder to write")
     p_pub.add_argument("--title", default=None, help="page title (default: the first dataset's name)")
     p_pub.add_argument("--zip", action="store_true", help="also pack the site into SITE_DIR.zip")
-    p_pub.add_argument("--force", action="store_true", help="replace an existing folder that is not a site")
+    p_pub.add_argument("--force", action="store_true", help="publish into an existing folder that is not a site (its files are kept)")
     return parser
 
 

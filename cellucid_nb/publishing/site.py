@@ -122,7 +122,7 @@ def _check_target(site: Path, exports: list[SiteExport], roots: list[Path], forc
         raise ValueError(f"publish: site_dir {site} exists and is not a folder")
     if site.is_dir() and any(site.iterdir()) and not _is_site(site) and not force:
         raise ValueError(f"publish: site_dir {site} exists and is not a site written by publish; pass force=True "
-                         "(--force) to replace it, or choose another folder")
+                         "(--force) to publish into it (its files are kept), or choose another folder")
 
 
 def _place(src: Path, dst: Path) -> bool:
@@ -207,13 +207,16 @@ def publish(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], s
         One export folder, an exports root (its ``datasets.json``, or every export
         sub-folder), or a list of export folders.
     site_dir
-        Folder to write; a site written by ``publish`` before is replaced.
+        Folder to write; a site written by ``publish`` before is replaced. Files
+        publish did not write there (``CNAME``, ``.git``, notes) are kept and
+        reported in ``PublishResult.warnings``.
     title
         Page title (default: the first dataset's name).
     zip
         Also pack the site into ``<site_dir>.zip`` (for data repositories).
     force
-        Replace an existing folder that is not a site.
+        Publish into an existing folder that is not a site (its files are kept;
+        one where the site writes a file of its own refuses the publish).
 
     Returns
     -------
@@ -224,8 +227,11 @@ def publish(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], s
     ------
     ValueError
         The source is not a valid export (the validator's findings are listed),
-        ``site_dir`` is inside the source, or ``site_dir`` is another folder and
-        ``force`` is False. Nothing is written in these cases.
+        ``site_dir`` is inside the source or a symbolic link, ``site_dir`` is
+        another folder and ``force`` is False, or a file of the user's lies where
+        the site writes one. Nothing is written in these cases.
+    ExportBusyError
+        Another publish (or export) is writing to ``site_dir``.
     """
     site = Path(site_dir).expanduser()  # "~/site" is the home folder's, not a folder "~"
     if isinstance(source, (str, os.PathLike)):
