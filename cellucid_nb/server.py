@@ -472,6 +472,8 @@ class CellucidServer:
                                  "serve other machines; the token stays on")
             warnings.warn(f"serving on {host!r}: other machines can connect (the token is still required)", stacklevel=3)
         origins = []
+        if isinstance(allow_origins, str):  # one origin given as a string, not a list of its characters
+            allow_origins = [allow_origins]
         for origin in allow_origins:
             parsed = urlparse(str(origin))
             if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/"):

@@ -473,3 +473,10 @@ def test_a_dataset_id_holding_a_slash_is_reachable_through_the_api(tmp_path):
         assert status == 200, body[:200]
         status, _, body = get(srv, "/_cellucid/api/lab/pbmc%20v1/meta")
         assert status == 404 and b"expected /_cellucid/api/<dataset>/<kind>" in body
+
+
+def test_one_allowed_origin_given_as_a_string(tmp_path):
+    with serve(FIXTURES / "gzip_q8", port=0, allow_origins="https://site.example/") as srv:
+        status, headers, _ = get(srv, "/_cellucid/health", headers={"Origin": "https://site.example"})
+        assert status == 200 and headers.get("Access-Control-Allow-Origin") == "https://site.example"
+        assert get(srv, "/_cellucid/health", headers={"Origin": "https://h"})[0] == 403
