@@ -8,6 +8,7 @@ import zlib
 import numpy as np
 import pandas as pd
 import pytest
+from export_helpers import CREATED
 from scipy import sparse
 
 from cellucid_nb.exporter import graph_blocks
@@ -15,8 +16,6 @@ from cellucid_nb.exporter.graph import extract_edges, index_dtype_for
 from cellucid_nb.exporter.payload_stream import PayloadStream
 from cellucid_nb.exporter.prepare import prepare
 from cellucid_nb.format import codecs
-
-from export_helpers import CREATED
 
 
 def _write_array_bytes(raw: bytes, level: int | None) -> bytes:
