@@ -2,7 +2,11 @@
 // reads (docs/FORMAT.md): key-named compact_v1 (cellucid 0.0.9, cellucid_nb), index-named
 // compact_v1 (cellucid 0.9.2) and compact_v2 (cellucid 0.9.4). It answers the viewer's
 // requests as cellucid_nb/viewer_protocol.py's build_response does: stored values
-// (inflated, still quantized) plus the header the viewer dequantizes with.
+// (inflated, still quantized) plus the header the viewer dequantizes with. Like the
+// backend, its meta advertises the draw order (cellucid_nb/viewer_order.py) and it answers
+// `order: "permuted", start, stop` slices, gathered from the whole payloads it fetches, so
+// the shared viewer draws a uniform subsample first on a static site too.
+import { createDrawOrder, gatherDrawOrder } from "../viewer/progressive.js";
 import { decodePayload } from "./payloads.js";
 import { safeName, safeRelPath } from "./paths.js";
 
@@ -10,6 +14,8 @@ export const IDENTITY_FILE = "dataset_identity.json";
 export const SIDECAR_FILE = "cellucid_nb.json";
 const DEFAULT_MANIFESTS = { obs: "obs_manifest.json", var: "var_manifest.json", connectivity: "connectivity_manifest.json" };
 const DTYPE_BITS = { uint8: 8, uint16: 16 };
+/** The draw order the page recomputes (twin of viewer_order.order_spec()). */
+export const ORDER_SPEC = Object.freeze({ kind: "feistel-lowbias32", seed: 0x5eedce11, rounds: 4 });
 const CODES_EXT = { uint8: "u8", uint16: "u16", uint32: "u32" };
 
 /** @param {Uint8Array|null} bytes @param {string} label */
@@ -191,7 +197,41 @@ export async function openExport(source, options = {}) {
     has_edges: !!conn,
     n_edges: conn ? Number(conn.n_edges) : 0,
     vectors,
+    order: { ...ORDER_SPEC },
   };
+  /** @type {ReturnType<typeof createDrawOrder>|null} built on the first permuted request */
+  let drawOrder = null;
+  /** @type {Uint32Array|null} draw position of each cell (permuted edges) */
+  let positionsOfCells = null;
+  const order = () => (drawOrder ||= createDrawOrder(nCells, ORDER_SPEC));
+
+  /** Is the request for the draw order? (checked like viewer_protocol._wants_permuted) */
+  function wantsPermuted(kind, args) {
+    const o = args.order;
+    if (o === undefined || o === null || o === "" || o === "original") return false;
+    if (o !== "permuted") throw new Error(`${kind}: order '${o}' is not known, expected 'permuted' or 'original'`);
+    return true;
+  }
+  /** An integer argument (a string from a URL too), as the backend reads it. */
+  function intArg(kind, args, name, fallback) {
+    const v = args[name];
+    if (v === undefined || v === null) return fallback;
+    const x = typeof v === "string" && /^\s*[-+]?\d+\s*$/.test(v) ? Number(v) : v;
+    if (!Number.isInteger(x)) throw new Error(`${kind}: argument ${name}=${JSON.stringify(v)} is not an integer`);
+    return x;
+  }
+  /**
+   * The whole array, or rows [start, stop) of the draw order and the header keys saying so.
+   * @template {import("./payloads.js").TypedArray} T
+   * @param {string} kind @param {object} args @param {T} whole @param {number} comps
+   * @returns {[T, object]}
+   */
+  function sliced(kind, args, whole, comps) {
+    if (!wantsPermuted(kind, args)) return [whole, {}];
+    const start = intArg(kind, args, "start", 0), stop = intArg(kind, args, "stop", nCells);
+    if (!(0 <= start && start <= stop && stop <= nCells)) throw new Error(`${kind}: slice start=${start}, stop=${stop} is not within 0 <= start <= stop <= n_cells=${nCells}`);
+    return [/** @type {T} */ (gatherDrawOrder(order(), /** @type {any} */ (whole), comps, start, stop)), { order: "permuted", start, stop }];
+  }
 
   const cache = new Map();
   /** Decode a payload once (the CSV download asks again for the shown field). */
@@ -213,31 +253,50 @@ export async function openExport(source, options = {}) {
    */
   async function request(kind, args = {}) {
     if (kind === "meta") return { header: meta, arrays: {} };
-    if (args.order && args.order !== "original") throw new Error(`${kind}: order '${args.order}' is not served by a static site (its meta has no draw order)`);
     if (kind === "points") {
       const dim = Number(args.dim);
       if (!dimensions.includes(dim)) throw new Error(`points: dimension ${args.dim} is not in the export, which has ${dimensions.join(", ")}`);
       const eid = embeddingOf(kind, args, dim);
-      return { header: { dim, embedding: eid }, arrays: { points: await payload(byId.get(eid).file, "float32", nCells * dim) } };
+      wantsPermuted(kind, args); // a bad order is refused before any fetch
+      const [points, extra] = sliced(kind, args, await payload(byId.get(eid).file, "float32", nCells * dim), dim);
+      return { header: { dim, embedding: eid, ...extra }, arrays: { points } };
     }
     if (kind === "obs") {
       const f = obsFields.get(String(args.key));
       if (!f) throw new Error(`obs field '${args.key}' is not in the export; fields: ${[...obsFields.keys()].slice(0, 20).join(", ")}`);
       const { key, kind: fk, bits, min, max } = f.meta;
-      return { header: { key, kind: fk, bits, min, max, missing_code: f.meta.missing_code ?? null }, arrays: { values: await payload(f.path, f.dtype, nCells) } };
+      wantsPermuted(kind, args);
+      const [values, extra] = sliced(kind, args, await payload(f.path, f.dtype, nCells), 1);
+      return { header: { key, kind: fk, bits, min, max, missing_code: f.meta.missing_code ?? null, ...extra }, arrays: { values } };
     }
     if (kind === "gene") {
       const g = genes.get(String(args.gene));
       if (!g) throw new Error(`gene '${args.gene}' is not in the export (${genes.size} genes exported)`);
-      return { header: { gene: String(args.gene), bits: g.bits, min: g.min, max: g.max }, arrays: { values: await payload(g.path, g.dtype, nCells) } };
+      wantsPermuted(kind, args);
+      const [values, extra] = sliced(kind, args, await payload(g.path, g.dtype, nCells), 1);
+      return { header: { gene: String(args.gene), bits: g.bits, min: g.min, max: g.max, ...extra }, arrays: { values } };
     }
     if (kind === "edges") {
       if (!conn) throw new Error("edges: the export has no connectivity (no connectivity manifest)");
       const n = Number(conn.n_edges);
+      const permuted = wantsPermuted(kind, args);
       const [src, dst] = await Promise.all([payload(conn.sourcesPath, conn.index_dtype, n), payload(conn.destinationsPath, conn.index_dtype, n)]);
       const pairs = nCells > 65536 ? new Uint32Array(2 * n) : new Uint16Array(2 * n);
-      for (let i = 0; i < n; i++) { pairs[2 * i] = src[i]; pairs[2 * i + 1] = dst[i]; }
-      return { header: { n_edges: n }, arrays: { pairs } };
+      if (permuted) { // the viewer's position buffer is in draw order
+        if (!positionsOfCells) {
+          const o = order(), pos = new Uint32Array(nCells);
+          for (let k = 0; k < nCells; k++) pos[o.cellAt(k)] = k;
+          positionsOfCells = pos;
+        }
+        const pos = positionsOfCells;
+        for (let i = 0; i < n; i++) {
+          if (src[i] >= nCells || dst[i] >= nCells) throw new Error(`edges: edge ${i} joins cells ${src[i]} and ${dst[i]}, expected indices below n_cells=${nCells}`);
+          pairs[2 * i] = pos[src[i]]; pairs[2 * i + 1] = pos[dst[i]];
+        }
+      } else {
+        for (let i = 0; i < n; i++) { pairs[2 * i] = src[i]; pairs[2 * i + 1] = dst[i]; }
+      }
+      return { header: { n_edges: n, ...(permuted ? { order: "permuted" } : {}) }, arrays: { pairs } };
     }
     if (kind === "vectors") {
       const dim = Number(args.dim);
@@ -245,7 +304,9 @@ export async function openExport(source, options = {}) {
       const eid = dimensions.includes(dim) ? embeddingOf(kind, args, dim) : null;
       const file = vectorFiles.get(`${args.field}|${eid}`);
       if (!file) throw new Error(`vector field '${args.field}' has no ${args.dim}D file on embedding '${eid}'`);
-      return { header: { field: String(args.field), dim, embedding: eid }, arrays: { vectors: await payload(file, "float32", nCells * dim) } };
+      wantsPermuted(kind, args);
+      const [vecs, extra] = sliced(kind, args, await payload(file, "float32", nCells * dim), dim);
+      return { header: { field: String(args.field), dim, embedding: eid, ...extra }, arrays: { vectors: vecs } };
     }
     if (kind === "centroids") {
       const f = obsFields.get(String(args.key));

@@ -12,6 +12,7 @@ import { decodePayload, inflate, isGzip } from "../site/payloads.js";
 import { joinPath, safeName, safeRelPath } from "../site/paths.js";
 import { createUrlSource } from "../site/sources.js";
 import { createStaticTransport } from "../site/transport.js";
+import { createProgressive } from "../viewer/progressive.js";
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 const FIXTURES = {
@@ -43,7 +44,6 @@ from cellucid_nb.format.reader import read_export
 from cellucid_nb.viewer_protocol import build_response, build_meta
 r = read_export(sys.argv[1])
 meta = build_meta(r)
-meta.pop("order", None)  # a static site serves the original order only (no progressive draw order)
 out = {"meta": meta, "payloads": {}}
 def digest(kind, args):
     header, blob = build_response(r, kind, args)
@@ -57,6 +57,16 @@ dims = {e.id: e.dim for e in r.embeddings}
 for f, spec in (meta["vectors"] or {}).items():
     for d in spec["dims"]: digest("vectors", {"field": f, "dim": d})
     for e in spec["embeddings"]: digest("vectors", {"field": f, "dim": dims[e], "embedding": e})
+# draw-order slices (the progressive viewer's requests): the whole order, a middle slice, an empty one
+n = int(r.n_cells)
+for sl in ({}, {"start": n // 3, "stop": n - 2}, {"start": 5, "stop": 5}):
+    p = {"order": "permuted", **sl}
+    for e in r.embeddings: digest("points", {"dim": e.dim, "embedding": e.id, **p})
+    for k in r.obs_keys: digest("obs", {"key": k, **p})
+    for g in r.genes[:3]: digest("gene", {"gene": g, **p})
+    for f, spec in (meta["vectors"] or {}).items():
+        for e in spec["embeddings"]: digest("vectors", {"field": f, "dim": dims[e], "embedding": e, **p})
+if r.connectivity_manifest: digest("edges", {"order": "permuted"})
 for k in r.obs_keys:
     if r.obs_field_info(k).kind == "categorical":
         for e in r.embeddings: digest("centroids", {"key": k, "embedding": e.id})
@@ -137,6 +147,35 @@ test("a site under a sub-path fetches relative URLs below it, once per payload",
   await assert.rejects(t.request("meta"), /destroyed/);
 });
 
+test("the progressive viewer streams a static site in draw order: the subsample first, every cell once", async () => {
+  const t = createStaticTransport(createUrlSource("http://data.test/", { fetchImpl: diskFetch(FIXTURES.key) }));
+  const meta = (await t.request("meta")).header;
+  assert.deepEqual(meta.order, { kind: "feistel-lowbias32", seed: 0x5eedce11, rounds: 4 });
+  const prog = createProgressive(t, { timings: {} }, { firstFrameCells: 16, chunkCells: 10 });
+  prog.enable(meta);
+  assert.equal(prog.enabled, true, "40 cells > 16: progressive");
+  const p = await prog.points(2);
+  assert.equal(p.loaded, 16, "the first answer is the subsample");
+  assert.equal(await p.done, true);
+  assert.equal(p.loaded, 40);
+  const whole = (await t.request("points", { dim: 2 })).arrays.points;
+  const first = [];
+  for (let k = 0; k < 40; k++) {
+    const c = prog.order.cellAt(k);
+    if (k < 16) first.push(c);
+    assert.deepEqual([p.positions[2 * k], p.positions[2 * k + 1]], [whole[2 * c], whole[2 * c + 1]], `draw position ${k} holds cell ${c}`);
+  }
+  assert.notDeepEqual(first, Array.from({ length: 16 }, (_, i) => i), "the subsample is not the first cells");
+  const f = await prog.field(meta, "obs:cell type");
+  await f.done;
+  const codes = (await t.request("obs", { key: "cell type" })).arrays.values;
+  assert.deepEqual(Array.from(f.codes), Array.from({ length: 40 }, (_, k) => codes[prog.order.cellAt(k)]));
+  // edges join draw positions: mapped back they are the export's pairs
+  const pairs = await prog.edges();
+  const orig = (await t.request("edges")).arrays.pairs;
+  assert.deepEqual(Array.from(pairs, (k) => prog.order.cellAt(k)), Array.from(orig));
+});
+
 test("errors name the request and the file", async () => {
   const model = await openExport(createUrlSource("http://data.test/", { fetchImpl: diskFetch(FIXTURES.key) }));
   await assert.rejects(model.request("obs", { key: "nope" }), /obs field 'nope' is not in the export/);
@@ -147,7 +186,9 @@ test("errors name the request and the file", async () => {
   await assert.rejects(model.request("points", { dim: 2, embedding: "3d" }), /embedding '3d' is 3D, expected one of the 2D embeddings/);
   await assert.rejects(model.request("points", { dim: 2, embedding: "umap" }), /embedding 'umap' is not in the export; known embeddings: 1d, 2d, 3d/);
   await assert.rejects(model.request("centroids", { key: "score" }), /'score' is not a categorical obs field/);
-  await assert.rejects(model.request("points", { dim: 2, order: "permuted" }), /order 'permuted' is not served by a static site/);
+  await assert.rejects(model.request("points", { dim: 2, order: "shuffled" }), /points: order 'shuffled' is not known, expected 'permuted' or 'original'/);
+  await assert.rejects(model.request("obs", { key: "cell type", order: "permuted", start: 3, stop: 41 }), /obs: slice start=3, stop=41 is not within 0 <= start <= stop <= n_cells=40/);
+  await assert.rejects(model.request("gene", { gene: "CD3E", order: "permuted", start: 1.5 }), /gene: argument start=1.5 is not an integer/);
   const { header } = await model.request("centroids", { key: "cell type" });
   assert.equal(header.embedding, "3d");
   assert.ok(header.centroids.length > 0 && header.centroids[0].position.length === 3);
