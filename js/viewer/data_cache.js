@@ -3,10 +3,7 @@
 // a failed request is not cached (asking again retries).
 import { prepareField } from "./fields.js";
 import { stripFrom1D } from "./decode.js";
-
-function now() {
-  return typeof performance !== "undefined" ? performance.now() : Date.now();
-}
+import { now } from "./frame.js";
 
 /**
  * "Latest request wins": every `next()` returns a check that stays true only until the

@@ -2,6 +2,11 @@
 // per animation frame, cancelled on destroy.
 import { parseColor } from "../common/colors.js";
 
+/** Milliseconds from a monotonic clock (performance.now where there is one): every timing of the viewer. */
+export function now() {
+  return typeof performance !== "undefined" ? performance.now() : Date.now();
+}
+
 /**
  * Size the canvas's drawing buffer to its CSS size times the device pixel ratio.
  * @param {{clientWidth: number, clientHeight: number, width: number, height: number}} canvas

@@ -18,7 +18,7 @@ import { createDataCache, createLatest } from "./data_cache.js";
 import { centroidsFor, createEmbeddingChoice, dimensionOf, fillEmbeddingSelect, requestEmbedding } from "./embeddings.js";
 import { AUTO_MIN_POINTS, createDensityEstimator, createOpacityControl, pointOpacity } from "./density.js";
 import { autoPointSize, defaultField } from "./fields.js";
-import { browserFrames, createDrawLoop, cssColorToUnit, observeStage, syncCanvasSize } from "./frame.js";
+import { browserFrames, createDrawLoop, cssColorToUnit, now, observeStage, syncCanvasSize } from "./frame.js";
 import { attachPointer } from "./interaction.js";
 import { createLabelLayer } from "./labels.js";
 import { createOverlays } from "./overlays.js";
@@ -28,10 +28,6 @@ import { createSelection } from "./selection.js";
 import { startViewer } from "./startup.js";
 import { downloadURL, fillToolbar, markActive, wireToolbar } from "./toolbar.js";
 import { buildLayout } from "./ui.js";
-
-function now() {
-  return typeof performance !== "undefined" ? performance.now() : Date.now();
-}
 
 /**
  * @typedef {object} ViewerOptions

@@ -13,6 +13,7 @@
 import { categoryCounts, MISSING_CODE, QUANT_MAX, stripFrom1D } from "./decode.js";
 import { categoryColors } from "../common/colors.js";
 import { countMissing } from "./fields.js";
+import { now } from "./frame.js";
 
 /** Cells in the first frame (the subsample). */
 export const FIRST_FRAME_CELLS = 500_000;
@@ -205,7 +206,6 @@ export function createProgressive(transport, stats, options = {}) {
   let openGate = () => {};
   const gate = new Promise((resolve) => { openGate = () => resolve(undefined); });
 
-  const now = () => (typeof performance !== "undefined" ? performance.now() : Date.now());
 
   /**
    * Start a stream; resolves with `target` after its first slice, `target.done` settles

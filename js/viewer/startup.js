@@ -2,10 +2,7 @@
 // parallel while the GPU compiles its shaders, then the first frame.
 import { dimensionOf, requestEmbedding } from "./embeddings.js";
 import { defaultField, isValidField } from "./fields.js";
-
-function now() {
-  return typeof performance !== "undefined" ? performance.now() : Date.now();
-}
+import { now } from "./frame.js";
 
 /**
  * The dimension and field to start with. An unknown dimension falls back to the export's
