@@ -439,3 +439,16 @@ def non_background(pixels, tol: int = 12):
     values, counts = np.unique(flat, axis=0, return_counts=True)
     bg = values[counts.argmax()]
     return (np.abs(pixels.astype(int) - bg) > tol).any(axis=2)
+
+
+def lasso_left_half(page, selector: str = ".cnb-canvas") -> None:
+    """Pick the lasso tool and draw it around the left 48 % of the plot (the "left" group of the known export)."""
+    page.click(".cnb-tools button[data-value='lasso']")
+    box = page.locator(selector).first.bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    path = [(x0 + 5, y0 + 5), (x0 + w * 0.48, y0 + 5), (x0 + w * 0.48, y0 + h - 5), (x0 + 5, y0 + h - 5), (x0 + 6, y0 + 6)]
+    page.mouse.move(*path[0])
+    page.mouse.down()
+    for x, y in path[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()

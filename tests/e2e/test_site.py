@@ -26,7 +26,16 @@ import pytest
 from cellucid_nb.publishing import publish
 from cellucid_nb.server import serve
 
-from .conftest import KNOWN_COLORS, REPO, canvas_pixels, color_mask, free_port, make_known_export, non_background
+from .conftest import (
+    KNOWN_COLORS,
+    REPO,
+    canvas_pixels,
+    color_mask,
+    free_port,
+    lasso_left_half,
+    make_known_export,
+    non_background,
+)
 
 RED, BLUE = KNOWN_COLORS["group"]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -272,15 +281,9 @@ def test_same_picture_as_the_served_viewer_and_view_state_in_the_hash(page, publ
         differ = (np.abs(site.astype(int) - served.astype(int)).sum(axis=2) > 30).mean()
         assert differ < 0.002, f"{differ:.4%} of the pixels differ between the site and the served viewer"
         # lasso the left half: CSV of the selection holds the cell indices and their category
-        page.click(".cnb-tools button[data-value='lasso']")
+        lasso_left_half(page)
         box = page.locator(".cnb-canvas").bounding_box()
         x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
-        pts = [(x0 + 5, y0 + 5), (x0 + w * 0.48, y0 + 5), (x0 + w * 0.48, y0 + h - 5), (x0 + 5, y0 + h - 5), (x0 + 6, y0 + 6)]
-        page.mouse.move(*pts[0])
-        page.mouse.down()
-        for x, y in pts[1:]:
-            page.mouse.move(x, y, steps=8)
-        page.mouse.up()
         page.wait_for_selector("#download:not([hidden])")
         assert "1,000 cells selected" in page.locator("#selection").inner_text()
         with page.expect_download() as info:

@@ -10,7 +10,16 @@ import pytest
 
 from cellucid_nb.server import serve
 
-from .conftest import ARTIFACTS, KNOWN_COLORS, REPO, canvas_pixels, color_mask, make_known_export, non_background
+from .conftest import (
+    ARTIFACTS,
+    KNOWN_COLORS,
+    REPO,
+    canvas_pixels,
+    color_mask,
+    lasso_left_half,
+    make_known_export,
+    non_background,
+)
 
 RED, BLUE = KNOWN_COLORS["group"]
 FIXTURES = REPO / "tests" / "fixtures" / "cellucid_0_0_9"
@@ -110,15 +119,7 @@ def test_gene_search_and_legend_clicks(page, known_server):
 
 def test_lasso_selects_the_cells_inside(page, known_server):
     open_viewer(page, known_server.url + "&dim=2")
-    page.click(".cnb-tools button[data-value='lasso']")
-    box = page.locator(".cnb-canvas").bounding_box()
-    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
-    path = [(x0 + 5, y0 + 5), (x0 + w * 0.48, y0 + 5), (x0 + w * 0.48, y0 + h - 5), (x0 + 5, y0 + h - 5), (x0 + 6, y0 + 6)]
-    page.mouse.move(*path[0])
-    page.mouse.down()
-    for x, y in path[1:]:
-        page.mouse.move(x, y, steps=8)
-    page.mouse.up()
+    lasso_left_half(page)
     page.wait_for_function("() => window.cellucidViewer.state.selection.length > 0")
     sel = page.evaluate("Array.from(window.cellucidViewer.state.selection)")
     assert len(sel) == 1000 and max(sel) == 999  # exactly the "left" group (cells 0..999)
