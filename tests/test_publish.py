@@ -67,20 +67,29 @@ def test_one_export_becomes_a_site(export, tmp_path):
     assert not list(tmp_path.glob(".site.*")), "staging folder left behind"
 
 
-def test_payloads_are_hard_links_else_copies(export, tmp_path, monkeypatch):
-    result = publish(export, tmp_path / "site")
+def test_payloads_are_copies_unless_link_is_asked(export, tmp_path, monkeypatch):
     payload = "obs/cell_type.codes.u8.gz"
-    assert os.path.samefile(export / payload, tmp_path / "site" / "gzip_q8" / payload)
+    original = (export / payload).read_bytes()
+    result = publish(export, tmp_path / "site")
+    published = tmp_path / "site" / "gzip_q8" / payload
+    assert result.linked == 0 and not os.path.samefile(export / payload, published)
+    # a tool that rewrites a site file in place must not reach the export
+    with open(published, "r+b") as handle:
+        handle.write(b"\0" * 4)
+    assert (export / payload).read_bytes() == original
+
+    result = publish(export, tmp_path / "linked", link=True)
+    assert os.path.samefile(export / payload, tmp_path / "linked" / "gzip_q8" / payload)
     assert result.linked == len(export_files(export))
 
     def no_links(*_a, **_k):
         raise OSError(18, "Invalid cross-device link")
 
     monkeypatch.setattr(site_module.os, "link", no_links)
-    result = publish(export, tmp_path / "copied")
+    result = publish(export, tmp_path / "copied", link=True)
     copied = tmp_path / "copied" / "gzip_q8" / payload
     assert result.linked == 0 and not os.path.samefile(export / payload, copied)
-    assert copied.read_bytes() == (export / payload).read_bytes()
+    assert copied.read_bytes() == original
 
 
 def test_every_layout_and_several_exports(tmp_path):
@@ -205,6 +214,27 @@ def test_zip_packs_the_site(export, tmp_path):
         assert zf.getinfo("site/index.html").compress_type == zipfile.ZIP_DEFLATED
 
 
+def test_zip_of_a_killed_publish_is_removed_by_the_next(export, tmp_path):
+    # a finished child's pid is a dead publisher's; our own pid is a running one
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                           check=True)
+    dead = tmp_path / f".site.zip.{int(child.stdout)}-0a1b2c3d.tmp"
+    dead.write_bytes(b"PK half an archive")
+    alive = tmp_path / f".site.zip.{os.getpid()}-deadbeef.tmp"
+    alive.write_bytes(b"PK being written")
+    other = tmp_path / f".other.zip.{int(child.stdout)}-0a1b2c3d.tmp"  # another archive's: not ours to remove
+    other.write_bytes(b"x")
+    target = tmp_path / "outside.txt"
+    target.write_text("keep")
+    linked = tmp_path / f".site.zip.{int(child.stdout)}-feedface.tmp"
+    linked.symlink_to(target)
+    result = publish(export, tmp_path / "site", zip=True)
+    assert result.zip_path is not None and zipfile.is_zipfile(result.zip_path)
+    assert not dead.exists()
+    assert alive.read_bytes() == b"PK being written" and other.exists()
+    assert linked.is_symlink() and target.read_text() == "keep"
+
+
 def test_duplicate_dataset_ids_are_refused(tmp_path):
     a = shutil.copytree(KEY, tmp_path / "a")
     b = shutil.copytree(KEY, tmp_path / "b")
@@ -230,12 +260,12 @@ def test_republish_keeps_the_users_files_of_a_site_folder(export, tmp_path):
     (site / "CNAME").write_text("cells.example.org")
     (site / ".git").mkdir()
     (site / ".git" / "HEAD").write_text("ref: refs/heads/main")
-    (site / "gzip_q8" / "obs_manifest.json").unlink()  # a hard link to the source: replaced, not written through
-    (site / "gzip_q8" / "obs_manifest.json").write_bytes(b"damaged by hand")  # ours: replaced
+    (site / "gzip_q8" / "obs_manifest.json").write_bytes(b"damaged by hand")  # ours (a copy): replaced
     result = publish(export, site)
     assert (site / "CNAME").read_text() == "cells.example.org"
     assert (site / ".git" / "HEAD").read_text() == "ref: refs/heads/main"
     assert (site / "gzip_q8" / "obs_manifest.json").read_bytes() == (export / "obs_manifest.json").read_bytes()
+    assert b"damaged" not in (export / "obs_manifest.json").read_bytes()
     assert any("kept 2 file(s)" in w and "CNAME" in w for w in result.warnings)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 

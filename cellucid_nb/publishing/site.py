@@ -2,9 +2,11 @@
 
 The site folder holds ``index.html``, ``viewer/`` (the bundled viewer),
 ``datasets.json`` and one folder per export. It is written in a staging folder
-beside ``site_dir`` and moved into place at the end; payloads are hard-linked
-from the source where the file system allows, else copied. The source is never
-modified.
+beside ``site_dir`` and moved into place at the end. Payloads are copied by
+default: a hard link would make the site and the export one file, so a tool that
+edits or truncates a site file in place (a deploy script, an editor) would damage
+the export too. ``link=True`` hard-links them instead (no extra disk, for large
+exports) where the file system allows. The source is never modified.
 
 Replacing a site keeps what publish did not write (decision, as for exports in
 :mod:`cellucid_nb.exporter.swap`): a site folder is often a Git checkout with a
@@ -125,15 +127,17 @@ def _check_target(site: Path, exports: list[SiteExport], roots: list[Path], forc
                          "(--force) to publish into it (its files are kept), or choose another folder")
 
 
-def _place(src: Path, dst: Path) -> bool:
-    """Hard-link ``src`` to ``dst`` (True), else copy it (False)."""
+def _place(src: Path, dst: Path, link: bool) -> bool:
+    """Hard-link ``src`` to ``dst`` when ``link`` and the file system allows (True), else copy it (False)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst, follow_symlinks=False)
-        return True
-    except OSError:
-        shutil.copyfile(src, dst, follow_symlinks=False)
-        return False
+    if link:
+        try:
+            os.link(src, dst, follow_symlinks=False)
+            return True
+        except OSError:
+            pass
+    shutil.copyfile(src, dst, follow_symlinks=False)
+    return False
 
 
 def _guardrails(sizes: dict[str, int]) -> tuple[list[str], list[str]]:
@@ -198,7 +202,7 @@ def _sidecar(files: list[str]) -> bytes:
 
 
 def publish(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], site_dir: str | os.PathLike[str], *,
-            title: str | None = None, zip: bool = False, force: bool = False) -> PublishResult:  # noqa: A002 - the issue's name
+            title: str | None = None, zip: bool = False, force: bool = False, link: bool = False) -> PublishResult:  # noqa: A002 - the issue's name
     """Write a self-contained static site of one or several exports.
 
     Parameters
@@ -217,6 +221,10 @@ def publish(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], s
     force
         Publish into an existing folder that is not a site (its files are kept;
         one where the site writes a file of its own refuses the publish).
+    link
+        Hard-link the payloads from the source instead of copying them (no extra
+        disk; copies where the file system cannot link). The site and the export
+        then share those files: editing one in place edits the other.
 
     Returns
     -------
@@ -264,7 +272,7 @@ def publish(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], s
     with ExportLock(site):
         for message in recover(site):
             warnings.warn(f"publish: {site}: {message}", stacklevel=2)
-        linked, kept = _write(site, exports, page, manifest, empty_sidecar, root_sidecar, set(sizes))
+        linked, kept = _write(site, exports, page, manifest, empty_sidecar, root_sidecar, set(sizes), link)
     if kept:
         notes.append(f"kept {len(kept)} file(s) publish did not write: {kept[:10]}")
         logger.info("publish: %s: kept %d file(s) publish did not write: %s", site, len(kept), kept[:10])
@@ -276,7 +284,7 @@ def publish(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], s
 
 
 def _write(site: Path, exports: list[SiteExport], page: bytes, manifest: bytes, empty_sidecar: bytes,
-           root_sidecar: bytes, new_files: set[str]) -> tuple[int, list[str]]:
+           root_sidecar: bytes, new_files: set[str], link: bool) -> tuple[int, list[str]]:
     """Stage the site and swap it in (holding the lock); returns (files hard-linked, foreign files kept)."""
     owned, listed = _owned(site)
     if site.is_dir():
@@ -296,7 +304,7 @@ def _write(site: Path, exports: list[SiteExport], page: bytes, manifest: bytes, 
             shutil.copyfile(STATIC_DIR / src, staging / dst)
         for e in exports:
             for rel in e.files:
-                linked += _place(e.source / rel, staging / e.folder / rel)
+                linked += _place(e.source / rel, staging / e.folder / rel, link)
             if spec.SIDECAR_FILE not in e.files:  # the viewer asks for it (colours): answer instead of a 404
                 (staging / e.folder / spec.SIDECAR_FILE).write_bytes(empty_sidecar)
         (staging / spec.SIDECAR_FILE).write_bytes(root_sidecar)
