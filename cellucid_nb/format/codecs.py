@@ -6,6 +6,7 @@ the estimator and the reader all go through it so they cannot disagree.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from collections.abc import Callable, Iterable
@@ -248,7 +249,7 @@ def quantize(
     return out
 
 
-def dequantize(codes: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
+def dequantize(codes: np.ndarray, lo: float, hi: float, bits: int, what: str = "quantized values") -> np.ndarray:
     """Decode quantized values as readers do; the missing code becomes NaN.
 
     Parameters
@@ -259,8 +260,24 @@ def dequantize(codes: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray
         The stored ``minValue`` and ``maxValue``.
     bits
         8 or 16.
+    what
+        What the codes are, for the error message (file and key).
+
+    Raises
+    ------
+    ValueError
+        A range that is not finite (NaN or infinite ``lo``/``hi``, which JSON writers such as
+        Python's emit as ``NaN``/``Infinity``) while some code is not the missing code: every
+        such value would decode to NaN or infinity. An all-missing payload decodes to NaN.
     """
     qmax = QUANT_MAX[bits]
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        stored = int(np.count_nonzero(codes != MISSING_CODE[bits]))
+        if stored:
+            raise ValueError(f"{what}: stored range min={lo!r}, max={hi!r} is not finite, expected finite numbers: "
+                             f"{stored} stored value(s) cannot be decoded (the export is damaged or was written "
+                             "from non-finite data)")
+        return np.full(codes.shape, np.nan, dtype=np.float32)
     # float64 arithmetic, as JavaScript readers do; float32 could overflow near its max.
     with np.errstate(over="ignore"):  # ranges beyond float32 decode to +-inf, as in float32 readers
         out = (lo + codes.astype(np.float64) * ((hi - lo) / qmax)).astype(np.float32)

@@ -352,7 +352,8 @@ class ExportReader:
         if info.outlier_min is None or info.outlier_max is None:
             raise ValueError(f"{self.path / self.manifest_files['obs']}: categorical field {key!r} has quantized "
                              f"outliers ({info.outlier_bits} bits) but no outlierMin/outlierMax in its entry")
-        return dequantize(raw, info.outlier_min, info.outlier_max, info.outlier_bits)
+        return dequantize(raw, info.outlier_min, info.outlier_max, info.outlier_bits,
+                          f"{self.path / self.manifest_files['obs']}: outliers of {key!r}")
 
     def obs_column(self, key: str) -> pd.Series:
         """Return one decoded obs column.
@@ -371,7 +372,8 @@ class ExportReader:
             if info.bits is None:
                 return pd.Series(raw, name=key)
             assert info.min is not None and info.max is not None  # parsing refuses quantized fields without a range
-            return pd.Series(dequantize(raw, info.min, info.max, info.bits), name=key)
+            return pd.Series(dequantize(raw, info.min, info.max, info.bits,
+                                        f"{self.path / self.manifest_files['obs']}: obs field {key!r}"), name=key)
         assert info.categories is not None  # every categorical field carries its categories
         n_cat = len(info.categories)
         bad = (raw >= n_cat) & (raw != info.missing_code)
@@ -478,7 +480,7 @@ class ExportReader:
         if bits is None:
             return raw
         assert lo is not None and hi is not None  # gene_info gives a range with every bit width
-        return dequantize(raw, lo, hi, bits)
+        return dequantize(raw, lo, hi, bits, f"{self.path / self.manifest_files['var']}: gene {gene!r}")
 
     # ------------------------------------------------------------------ edges
     def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

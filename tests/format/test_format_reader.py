@@ -230,3 +230,33 @@ def test_reads_checked_in_reference_exports(variant):
     assert r.vector_fields["drift"].get("basis") is None  # 0.0.9 omits it for non-UMAP ids
     scale2 = 2.0 / np.ptp(inputs["X_umap_2d"], axis=0).max()
     np.testing.assert_allclose(r.vector_field("drift", 2), inputs["vector_fields"]["drift_2d"] * scale2, rtol=1e-5)
+
+
+def test_a_range_that_is_not_finite_is_an_error_naming_the_key(good_export):
+    path = good_export(bits=8)
+
+    def break_gene(var: dict) -> None:
+        entry = next(e for e in var["fields"] if e[0] == "CD3E")
+        entry[2] = float("inf")  # Python's json writes Infinity, as writers of NaN data did
+
+    edit_json(path / "var_manifest.json", break_gene)
+    reader = read_export(path)
+    with pytest.raises(ValueError, match=r"var_manifest\.json: gene 'CD3E'.*max=inf.*not finite"):
+        reader.gene("CD3E")
+
+    def break_score(obs: dict) -> None:
+        entry = next(e for e in obs["_continuousFields"] if e[0] == "score")
+        entry[1] = float("nan")
+
+    edit_json(path / "obs_manifest.json", break_score)
+    with pytest.raises(ValueError, match=r"obs_manifest\.json: obs field 'score'.*min=nan"):
+        read_export(path).obs_column("score")
+
+
+def test_an_all_missing_payload_with_a_nan_range_decodes_to_nan():
+    # cellucid 0.0.9 writes nanmin/nanmax of an all-NaN column: NaN, and only missing codes
+    from cellucid_nb.format.codecs import MISSING_CODE, dequantize
+
+    codes = np.full(7, MISSING_CODE[8], dtype=np.uint8)
+    out = dequantize(codes, float("nan"), float("nan"), 8)
+    assert out.dtype == np.float32 and out.shape == (7,) and np.isnan(out).all()
