@@ -70,6 +70,12 @@ FRAME_MAGIC = b"CLNB"
 DEFAULT_WINDOW = 2
 #: A transfer without any acknowledgement for this long is dropped (its view is gone).
 STALE_SECONDS = 120.0
+#: Responses kept waiting for acknowledgements at once, and their total bytes. A page that
+#: asks without acknowledging (reloaded, closed, or hostile) cannot make the kernel hold
+#: more: the least recently acknowledged transfers are dropped first (their requests time
+#: out in the page with a message). The viewer itself has a handful in flight.
+MAX_PENDING_TRANSFERS = 32
+MAX_PENDING_BYTES = 1 << 30
 
 SendFn = Callable[[dict, list], None]
 #: Front-end events kept in ``ViewerBackend.events`` (oldest dropped first).
@@ -594,9 +600,22 @@ class ViewerBackend:
         if n_chunks == 0:
             self._send_chunk(transfer, None)
             return
+        self._make_room(len(blob))
         self._transfers[rid] = transfer
         while transfer.next_seq < min(self.window, n_chunks):
             self._send_next(transfer)
+
+    def _make_room(self, nbytes: int) -> None:
+        """Drop the least recently active transfers until a new one of ``nbytes`` fits the bounds."""
+        held = sum(len(t.blob) for t in self._transfers.values())
+        by_age = sorted(self._transfers.values(), key=lambda t: t.last_activity)
+        while by_age and (len(self._transfers) >= MAX_PENDING_TRANSFERS or held + nbytes > MAX_PENDING_BYTES):
+            oldest = by_age.pop(0)
+            logger.warning("dropping viewer transfer %r: %d responses (%d bytes) wait for acknowledgements, "
+                           "at most %d (%d bytes) are kept", oldest.id, len(self._transfers), held,
+                           MAX_PENDING_TRANSFERS, MAX_PENDING_BYTES)
+            held -= len(oldest.blob)
+            del self._transfers[oldest.id]
 
     def _drop_stale(self) -> None:
         now = time.monotonic()

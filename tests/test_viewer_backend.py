@@ -207,6 +207,31 @@ def test_transfers_without_acks_are_dropped_after_a_while(reader, monkeypatch):
     assert backend.pending_transfers == 0
 
 
+def test_transfers_without_acks_are_bounded_in_number_and_bytes(reader, monkeypatch):
+    import cellucid_nb.viewer_protocol as vb
+
+    rec = Recorder()
+    backend = ViewerBackend(reader, rec, chunk_bytes=64)
+    ticks = iter(range(10_000))
+    monkeypatch.setattr(vb.time, "monotonic", lambda: float(next(ticks)))  # every message a moment later
+    for i in range(vb.MAX_PENDING_TRANSFERS + 8):
+        request(backend, f"r{i}", "points", dim=3)
+    assert backend.pending_transfers == vb.MAX_PENDING_TRANSFERS
+    # the oldest were dropped, the newest kept: an ack of the last one still gets its next chunk
+    n_before = len(rec.of_type("viewer:response"))
+    backend.handle({"type": "viewer:ack", "id": f"r{vb.MAX_PENDING_TRANSFERS + 7}", "seq": 0}, [])
+    assert len(rec.of_type("viewer:response")) == n_before + 1
+    backend.handle({"type": "viewer:ack", "id": "r0", "seq": 0}, [])  # dropped: a late ack is ignored
+    assert len(rec.of_type("viewer:response")) == n_before + 1 and rec.of_type("viewer:error") == []
+
+    points = len(build_response(reader, "points", {"dim": 3})[1])
+    monkeypatch.setattr(vb, "MAX_PENDING_BYTES", 2 * points)
+    backend.close()
+    for i in range(3):
+        request(backend, f"b{i}", "points", dim=3)
+    assert backend.pending_transfers == 2  # two responses' bytes at most
+
+
 def test_close_drops_transfers_and_callbacks(reader):
     backend = ViewerBackend(reader, Recorder(), chunk_bytes=64)
     backend.on_select(lambda idx: None)
