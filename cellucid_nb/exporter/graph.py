@@ -111,7 +111,8 @@ def write_graph(runner: WriterRunner, inputs: ExportInputs) -> dict[str, Any] | 
     dtype = index_dtype_for(inputs.n_cells)
     runner.mkdir(folder)
     if hasattr(runner, "open_stream"):
-        # Block by block into streamed payloads: half of Aᵀ + one block in memory (graph_blocks.py).
+        # Block by block into streamed payloads: one block in memory for a symmetric graph,
+        # else half of Aᵀ + one block (graph_blocks.py).
         n_edges, most, paths = _write_edges_streamed(runner, inputs.connectivity, dtype, folder)
     else:  # the estimator's recording runner measures whole arrays of a sampled graph
         src, dst, weights, most = extract_edges_blocked(inputs.connectivity, dtype)
@@ -132,11 +133,10 @@ def _write_edges_streamed(runner: Any, matrix: Any, dtype: np.dtype, folder: str
     try:
         degrees = DegreeCounter(matrix.shape[0])
         n_edges = 0
-        for block in iter_edge_blocks(matrix, dtype):
+        for block in iter_edge_blocks(matrix, dtype, degrees):
             runner.check()
             for stream, piece in zip(streams, block, strict=True):
                 stream.append(piece)
-            degrees.add(block[0], block[1])
             n_edges += int(block[0].shape[0])
             del block
         paths = tuple(runner.close_stream(stream, items=int(i == 2)) for i, stream in enumerate(streams))

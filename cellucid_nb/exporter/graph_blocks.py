@@ -11,10 +11,18 @@ pages of ``np.empty`` cost nothing), so the peak is about half of ``Aᵀ`` + the
 one block. :func:`iter_edge_blocks` hands the blocks out one by one instead, so that
 the writer (:func:`.graph.write_graph` with :meth:`.runner.ExportRunner.open_stream`)
 holds half of ``Aᵀ`` + one block.
+
+A symmetric ``A`` (scanpy's connectivities) needs no transpose at all: the upper
+triangle of ``A + Aᵀ`` is then the upper part of ``A``'s rows with weights
+``float64(a_ij) + float64(a_ij)``, the very two numbers the general path adds, so the
+same bytes. :func:`is_symmetric` proves the symmetry first in one streaming pass
+(:func:`symmetry_fingerprint`), at the memory of one block; anything else takes the
+transpose path unchanged.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,14 +31,18 @@ from scipy import sparse
 
 from .graph_source import BlockCSR
 
-__all__ = ["extract_edges_blocked", "iter_edge_blocks", "DegreeCounter", "BLOCK_ENTRIES", "max_neighbors_estimate"]
+__all__ = ["extract_edges_blocked", "iter_edge_blocks", "DegreeCounter", "BLOCK_ENTRIES", "max_neighbors_estimate",
+           "is_symmetric", "symmetry_fingerprint"]
 
 #: Stored entries of ``A`` and ``Aᵀ`` summed per block (~50 bytes each while a block is summed).
 BLOCK_ENTRIES = 1 << 20
 
 
-def _row_blocks(indptr_a: np.ndarray, indptr_t: np.ndarray, target: int) -> list[tuple[int, int]]:
-    weight = indptr_a.astype(np.int64) + indptr_t.astype(np.int64)
+def _row_blocks(indptr_a: np.ndarray, indptr_t: np.ndarray | None, target: int) -> list[tuple[int, int]]:
+    """Row ranges of about ``target`` stored entries of ``A`` (and ``Aᵀ``'s half when given)."""
+    weight = indptr_a.astype(np.int64)
+    if indptr_t is not None:
+        weight += indptr_t
     n = weight.shape[0] - 1
     bounds, start = [], 0
     while start < n:
@@ -53,13 +65,19 @@ def _fill(pieces: list[np.ndarray], dtype: Any) -> np.ndarray:
     return out
 
 
-def _lower_entries(a: sparse.csr_matrix, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row, column and value of the entries of ``a[r0:r1]`` below the diagonal, in storage order."""
+def _entries(a: sparse.csr_matrix, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row (int64), column and value of the entries of ``a[r0:r1]``, in storage order."""
     s, e = int(a.indptr[r0]), int(a.indptr[r1])
     rows = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(a.indptr[r0 : r1 + 1]))
-    cols = np.asarray(a.indices[s:e])  # one read each when a is a BlockCSR (file-backed)
+    # One read each when a is a BlockCSR (file-backed).
+    return rows, np.asarray(a.indices[s:e]), np.asarray(a.data[s:e])
+
+
+def _lower_entries(a: sparse.csr_matrix, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column and value of the entries of ``a[r0:r1]`` below the diagonal, in storage order."""
+    rows, cols, values = _entries(a, r0, r1)
     lower = cols < rows
-    return rows[lower], cols[lower], np.asarray(a.data[s:e])[lower]
+    return rows[lower], cols[lower], values[lower]
 
 
 def _strict_lower_transposed(a: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -116,14 +134,137 @@ def _canonical(matrix: Any) -> Any:
     return a
 
 
-def iter_edge_blocks(matrix: Any, index_dtype: Any) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+#: Multipliers of murmur3's 64-bit finaliser.
+_FMIX = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
+_MASK64 = (1 << 64) - 1
+
+
+def _fmix64(x: np.ndarray) -> np.ndarray:
+    """murmur3's 64-bit finaliser of every word of ``x``, in place (a bijection, wrapping arithmetic)."""
+    shift = np.uint64(33)
+    x ^= x >> shift
+    x *= _FMIX[0]
+    x ^= x >> shift
+    x *= _FMIX[1]
+    x ^= x >> shift
+    return x
+
+
+def symmetry_fingerprint(a: Any, key: bytes) -> tuple[int, int, int, int]:
+    """Order-independent digests of the upper and the lower triangle of ``a``, one pass over row blocks.
+
+    Every stored entry ``(i, j, v)`` off the diagonal with ``v != 0`` gives the word
+    ``h = F(F(F((lo << 32 | hi) ^ k0) ^ bits(float64 v) ^ k1) ^ k2)`` (``lo, hi = min(i, j), max(i, j)``,
+    ``F`` murmur3's finaliser, ``k0, k1, k2`` from ``key``); the words of the entries with
+    ``i < j`` and those with ``i > j`` are summed apart (modulo 2**64). ``A`` is symmetric
+    (up to stored zeros, which are never edges) exactly when both triangles hold the same
+    multiset of ``(lo, hi, bits)``: then the sums and counts are equal; otherwise they are
+    equal with probability about 2**-64 over a random ``key``. Memory: one block.
+
+    Parameters
+    ----------
+    a
+        Canonical CSR (scipy, or a :class:`.graph_source.BlockCSR`) of at most 2**32 rows.
+    key
+        24 bytes, random per call (``os.urandom``), so that no input can be crafted to collide.
+
+    Returns
+    -------
+    upper_sum, lower_sum, n_upper, n_lower
+    """
+    if len(key) != 24:
+        raise ValueError(f"key has {len(key)} bytes, expected 24.")
+    k0, k1, k2 = (np.uint64(int.from_bytes(key[i : i + 8], "little")) for i in (0, 8, 16))
+    sums, counts = [0, 0], [0, 0]
+    for r0, r1 in _row_blocks(a.indptr, None, BLOCK_ENTRIES):
+        rows, cols, values = _entries(a, r0, r1)
+        kept = (rows != cols) & (values != 0)
+        rows, cols = rows[kept], cols[kept].astype(np.int64)
+        bits = values[kept].astype(np.float64).view(np.uint64)
+        upper = cols > rows
+        h = np.minimum(rows, cols).astype(np.uint64)
+        h <<= np.uint64(32)
+        h |= np.maximum(rows, cols).astype(np.uint64)
+        del rows, cols, kept
+        h ^= k0
+        _fmix64(h)
+        h ^= bits
+        h ^= k1
+        _fmix64(h)
+        h ^= k2
+        _fmix64(h)
+        for side, mask in enumerate((upper, ~upper)):
+            part = h[mask]
+            sums[side] = (sums[side] + int(part.sum(dtype=np.uint64))) & _MASK64
+            counts[side] += int(part.shape[0])
+    return sums[0], sums[1], counts[0], counts[1]
+
+
+def is_symmetric(a: Any) -> bool:
+    """Whether the canonical CSR ``a`` equals its transpose, bit for bit, up to stored zeros.
+
+    Proven by :func:`symmetry_fingerprint` with a fresh random key (wrong with probability
+    about 2**-64). A scipy matrix whose sampled rows are not mirrored (:func:`_mirrored`) is
+    refused at once, without the pass. Not canonical, not square or more than 2**32 rows: ``False``.
+    """
+    n = a.shape[0]
+    if n != a.shape[1] or n > 1 << 32 or not a.has_canonical_format:
+        return False
+    if not isinstance(a, BlockCSR) and not _mirrored(a, SYMMETRY_SAMPLE_ROWS):
+        return False
+    upper, lower, n_upper, n_lower = symmetry_fingerprint(a, os.urandom(24))
+    return upper == lower and n_upper == n_lower
+
+
+def iter_edge_blocks(matrix: Any, index_dtype: Any, degrees: DegreeCounter | None = None
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The edges of :func:`extract_edges_blocked` by blocks of rows, in order: ``(src, dst, weights)`` each.
 
-    Row block ``r0:r1`` of the upper triangle of ``A + Aᵀ`` is the upper part of ``A[r0:r1]``
+    A symmetric ``A`` (:func:`is_symmetric`) gives each block straight from its rows. Otherwise
+    row block ``r0:r1`` of the upper triangle of ``A + Aᵀ`` is the upper part of ``A[r0:r1]``
     plus rows ``r0:r1`` of ``tril(A, -1)ᵀ`` (the only part of ``Aᵀ`` built whole), summed in
     float64 in the same order as ``A + Aᵀ``. Concatenated, the blocks are the payloads.
+
+    Parameters
+    ----------
+    matrix
+        Square sparse matrix (scipy or :class:`.graph_source.BlockCSR`) with non-negative weights.
+    index_dtype
+        dtype of the yielded ``src``/``dst``.
+    degrees
+        When given, counts the degrees of the edges as they are yielded (:attr:`DegreeCounter.most`).
     """
     a = _canonical(matrix)
+    if is_symmetric(a):
+        yield from _symmetric_blocks(a, index_dtype, degrees)
+    else:
+        yield from _transpose_blocks(a, index_dtype, degrees)
+
+
+def _symmetric_blocks(a: Any, index_dtype: Any, degrees: DegreeCounter | None
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Edges of a symmetric ``a``: entries ``j > i`` of its rows, weight ``float64(a_ij) + float64(a_ij)``.
+
+    ``a_ji`` is ``a_ij`` bit for bit, so the sum is the one the transpose path computes.
+    The degree of ``i`` is the count of non-zero off-diagonal entries of row ``i``.
+    """
+    for r0, r1 in _row_blocks(a.indptr, None, BLOCK_ENTRIES):
+        rows, cols, values = _entries(a, r0, r1)
+        weights = values.astype(np.float64)
+        del values
+        weights += weights
+        edge = weights != 0
+        edge &= cols != rows
+        if degrees is not None:
+            degrees.add_rows(np.bincount(rows[edge] - r0, minlength=r1 - r0))
+        edge &= cols > rows
+        yield rows[edge].astype(index_dtype), cols[edge].astype(index_dtype), weights[edge].astype("<f8")
+        del rows, cols, weights, edge
+
+
+def _transpose_blocks(a: Any, index_dtype: Any, degrees: DegreeCounter | None
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Edges of any canonical ``a``: the upper part of its rows plus rows of ``tril(a, -1)ᵀ``."""
     t = _strict_lower_transposed(a)
     for r0, r1 in _row_blocks(a.indptr, t.indptr, BLOCK_ENTRIES):
         rows_a = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(a.indptr[r0 : r1 + 1]))
@@ -140,25 +281,44 @@ def iter_edge_blocks(matrix: Any, index_dtype: Any) -> Iterator[tuple[np.ndarray
         block.sum_duplicates()
         rows = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(block.indptr))
         keep = block.data != 0
-        yield rows[keep].astype(index_dtype), block.indices[keep].astype(index_dtype), block.data[keep].astype("<f8")
-        del own, block, rows, keep
+        src, dst = rows[keep].astype(index_dtype), block.indices[keep].astype(index_dtype)
+        if degrees is not None:
+            degrees.add(src, dst)
+        yield src, dst, block.data[keep].astype("<f8")
+        del own, block, rows, keep, src, dst
 
 
 class DegreeCounter:
-    """Largest degree (diagonal excluded) of the edges seen block by block, at O(cells) memory."""
+    """Largest degree (diagonal excluded) of the edges seen block by block.
+
+    Either per edge (:meth:`add`: an int32 per cell, allocated at the first call) or per
+    whole row (:meth:`add_rows`, a symmetric graph: no per-cell memory); one counter takes
+    one of the two.
+    """
 
     def __init__(self, n_cells: int) -> None:
-        self.degree = np.zeros(n_cells, dtype=np.int64)
+        self.n_cells = n_cells
+        #: Degree of each cell so far (int32: degrees stay below 2**31); ``None`` before :meth:`add`.
+        self.degree: np.ndarray | None = None
+        self._most_rows = 0
 
     def add(self, src: np.ndarray, dst: np.ndarray) -> None:
         """Count one block of edges."""
+        if self.degree is None:
+            self.degree = np.zeros(self.n_cells, dtype=np.int32)
         np.add.at(self.degree, src, 1)
         np.add.at(self.degree, dst, 1)
+
+    def add_rows(self, row_degrees: np.ndarray) -> None:
+        """Take the complete degrees of a block of rows (each row holds all the neighbours of its cell)."""
+        if row_degrees.size:
+            self._most_rows = max(self._most_rows, int(row_degrees.max()))
 
     @property
     def most(self) -> int:
         """The manifest's ``max_neighbors``."""
-        return int(self.degree.max()) if self.degree.size else 0
+        per_edge = int(self.degree.max()) if self.degree is not None and self.degree.size else 0
+        return max(per_edge, self._most_rows)
 
 
 def extract_edges_blocked(matrix: Any, index_dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
