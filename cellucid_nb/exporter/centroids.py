@@ -1,16 +1,16 @@
-"""Per-category centroids and latent-space outlier quantiles, grouped with one sort.
+"""Per-category centroids of the embeddings, grouped with one sort.
 
-Same semantics as the reference exporter (``_compute_centroids_for_field`` and
-``_compute_latent_space_quantiles`` of cellucid 0.0.9), vectorised over
-categories: sums come from ``np.bincount`` with weights, per-category
-quantiles from one sort by (category, distance).
+Same semantics as the reference exporter (``_compute_centroids_for_field`` of
+cellucid 0.0.9), vectorised over categories: sums come from ``np.bincount``
+with weights, per-category quantiles from one sort by (category, distance).
+The latent-space outlier quantiles are in :mod:`.outliers`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["category_centroids", "latent_outlier_quantiles", "grouped_quantile"]
+__all__ = ["category_centroids", "grouped_quantile"]
 
 _ROW_CHUNK = 65536
 
@@ -159,52 +159,3 @@ def category_centroids(
         {"category": categories[c], "position": centers32[c].astype(float).tolist(), "n_points": int(used[c])}
         for c in np.flatnonzero(big)
     ]
-
-
-def latent_outlier_quantiles(latent: np.ndarray, codes: np.ndarray, n_categories: int, min_points: int) -> np.ndarray:
-    """Per-cell rank quantile of the distance to its category's latent mean.
-
-    ``rank / n`` where rank counts the category's cells at distance <= the cell's
-    own; NaN for cells of missing categories or categories under ``min_points``.
-
-    Parameters
-    ----------
-    latent
-        ``(n_cells, n_dims)`` float32.
-    codes
-        Category code per cell, -1 for missing.
-    n_categories
-        Number of categories.
-    min_points
-        Minimum cells of a category.
-    """
-    n = codes.shape[0]
-    out = np.full(n, np.nan, dtype=np.float32)
-    valid = codes >= 0
-    counts = np.bincount(codes[valid].astype(np.intp), minlength=n_categories)
-    big = counts >= min_points
-    sel = np.flatnonzero(valid & big[np.where(valid, codes, 0)])
-    if sel.size == 0:
-        return out
-    groups = codes[sel].astype(np.intp)
-    pts = latent[sel] if sel.size != n else latent
-    centers = _group_sums(pts, groups, n_categories) / np.maximum(counts, 1)[:, None]
-    # Float32 centres and distances, as the reference computes them.
-    dists = _distances(pts, centers.astype(np.float32).astype(np.float64), groups).astype(np.float32)
-    order = _order_within_groups(dists, groups, n_categories)
-    d_sorted, g_sorted = dists[order], groups[order]
-    # rank = 1 + index of the last element equal to this one (ties share the top rank).
-    new_run = np.empty(sel.size, dtype=bool)
-    new_run[0] = True
-    np.not_equal(d_sorted[1:], d_sorted[:-1], out=new_run[1:])
-    new_run[1:] |= g_sorted[1:] != g_sorted[:-1]
-    run_id = np.cumsum(new_run) - 1
-    run_starts = np.flatnonzero(new_run)
-    run_ends = np.append(run_starts[1:], sel.size) - 1
-    group_starts = np.concatenate(([0], np.cumsum(counts[big])))[:-1]
-    start_of = np.zeros(n_categories, dtype=np.int64)
-    start_of[big] = group_starts
-    ranks = run_ends[run_id] - start_of[g_sorted] + 1
-    quant = ranks.astype(np.float32) / counts[g_sorted].astype(np.float32)
-    out[sel[order]] = quant
-    return out

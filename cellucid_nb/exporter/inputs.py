@@ -28,6 +28,7 @@ from ..format.rules import obs_column_kind
 from ..format.spec import CATEGORY_LIMITS, DATASETS_FILE, IDENTITY_FILE, SIDECAR_FILE, points_file
 from ..format.suggest import closest
 from .graph_source import BlockCSR
+from .latent import LatentReader
 
 __all__ = [
     "ExportSettings",
@@ -140,7 +141,7 @@ class ExportInputs:
     settings: ExportSettings
     n_cells: int
     embeddings: dict[int, Embedding]
-    latent: np.ndarray
+    latent: LatentReader  # read by row blocks (latent.py), never whole
     obs_fields: list[ObsField]
     genes: GeneSelection | None
     connectivity: sparse.csr_matrix | None
@@ -256,7 +257,10 @@ def overflow_count(arr: np.ndarray) -> tuple[int, float]:
 
 
 def _refuse_overflow(arr: np.ndarray, name: str, what: str = "values") -> None:
-    n, largest = overflow_count(arr)
+    _raise_overflow(*overflow_count(arr), name, what)
+
+
+def _raise_overflow(n: int, largest: float, name: str, what: str = "values") -> None:
     if n:
         raise ValueError(
             f"{name} has {n} finite {what} beyond float32's range (largest |value| {largest:.6g}); expected "
@@ -346,22 +350,29 @@ def _check_embeddings(kw: Mapping[str, Any]) -> tuple[dict[int, Embedding], int]
 
 
 # -- latent space and obs ------------------------------------------------------------------------------
-def _check_latent(value: Any, n_cells: int, messages: list[str]) -> np.ndarray:
+def _check_latent(value: Any, n_cells: int, messages: list[str]) -> LatentReader:
+    """A reader of the latent space, validated in one pass over its row blocks (never read whole)."""
     if value is None:
         raise ValueError(
             "latent_space is required for outlier quantile calculation: got None, expected an array "
             "of shape (n_cells, n_dims) such as obsm['X_pca']."
         )
-    arr = _dense_small(value, "latent_space")
-    if arr.ndim == 1:
-        arr = arr.reshape(-1, 1)
-    if arr.ndim != 2 or arr.shape[0] != n_cells:
-        raise ValueError(f"latent_space has shape {arr.shape}, but embeddings have {n_cells} cells: expected ({n_cells}, n_dims).")
-    _refuse_overflow(arr, "latent_space")
-    arr = arr.astype(np.float32, copy=False)
-    if not np.isfinite(arr).all():
+    if sparse.issparse(value):
+        check_sparse_structure(value, "latent_space")
+    reader = LatentReader.open(_unmask(value, "latent_space"), "latent_space")
+    if len(reader.shape) != 2 or reader.shape[0] != n_cells:
+        raise ValueError(f"latent_space has shape {reader.shape}, but embeddings have {n_cells} cells: expected ({n_cells}, n_dims).")
+    n_over, largest, finite = 0, 0.0, True
+    for start, stop in reader.ranges():
+        rows = reader.raw(start, stop)
+        n, big = overflow_count(rows)
+        n_over, largest = n_over + n, max(largest, big)
+        if finite and rows.dtype.kind == "f":
+            finite = bool(np.isfinite(rows).all())
+    _raise_overflow(n_over, largest, "latent_space")
+    if not finite:
         _warn(messages, "latent_space contains NaN or Inf; outlier quantiles of the affected categories will be NaN.")
-    return arr
+    return reader
 
 
 def _unhashable(series: pd.Series) -> tuple[Any, Any] | None:

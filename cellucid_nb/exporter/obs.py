@@ -13,8 +13,9 @@ import numpy as np
 from ..format import codecs
 from ..format.layouts import LAYOUTS
 from ..format.spec import CATEGORY_LIMITS, FORMAT_NAME
-from .centroids import category_centroids, latent_outlier_quantiles
+from .centroids import category_centroids
 from .inputs import ExportInputs, ObsField
+from .outliers import latent_distances, rank_quantiles
 from .writer_runner import WriterRunner
 
 __all__ = ["ObsWriter", "write_obs", "continuous_values"]
@@ -41,16 +42,16 @@ def _codes_payload(field: ObsField) -> np.ndarray:
 
 
 def _categorical_entry(runner: WriterRunner, inputs: ExportInputs, field: ObsField, folder: str, index: int) -> list:
-    """Worker task: codes, centroids per dimension and latent outliers of one categorical field."""
+    """Worker task: codes and centroids per dimension of one categorical field.
+
+    Returns the manifest tuple without the layout's index and without the
+    outliers' quantization range (:func:`_outliers_task` computes it).
+    """
     settings = inputs.settings
-    bits = settings.obs_continuous_quantization
-    spec = codecs.QuantSpec(bits)
-    layout = LAYOUTS[settings.layout]
-    name = layout.stem(field.key, index)
+    name = LAYOUTS[settings.layout].stem(field.key, index)
     codes_ext = "u8" if field.codes_dtype == "uint8" else "u16"
     runner.write_array(f"{folder}/{name}.codes.{codes_ext}", _codes_payload(field), items=0)
     assert field.codes is not None  # categorical fields always carry codes (_codes_payload checked it too)
-    codes = field.codes.astype(np.int64, copy=False)
     centroids: dict[str, list] = {}
     for dim in sorted(inputs.embeddings):
         if settings.centroid_outlier_quantile is None:
@@ -58,19 +59,35 @@ def _categorical_entry(runner: WriterRunner, inputs: ExportInputs, field: ObsFie
         else:
             centroids[str(dim)] = category_centroids(
                 inputs.embeddings[dim].coords,
-                codes,
+                field.codes,  # pandas codes (int8 / int16): never widened per cell
                 field.categories,
                 settings.centroid_outlier_quantile,
                 settings.centroid_min_points,
             )
-    outliers = latent_outlier_quantiles(inputs.latent, codes, len(field.categories), settings.centroid_min_points)
-    payload, lo, hi = _encode_continuous(outliers, bits)
-    runner.write_array(f"{folder}/{name}.outliers.{spec.ext}", payload)
     missing = CATEGORY_LIMITS[field.codes_dtype][1]
-    entry = [field.key, field.categories, field.codes_dtype, missing, centroids]
-    if bits is not None:
-        entry += [lo, hi]
-    return layout.entry(index, entry)
+    return [field.key, field.categories, field.codes_dtype, missing, centroids]
+
+
+def _outliers_task(
+    runner: WriterRunner, inputs: ExportInputs, fields: list[tuple[int, ObsField]], folder: str
+) -> dict[int, tuple[float | None, float | None]]:
+    """Worker task: latent outlier quantiles of every categorical field, the latent space read twice in all.
+
+    Writes one outliers payload per field (ranked one field at a time) and
+    returns each field's quantization range by index.
+    """
+    settings = inputs.settings
+    bits = settings.obs_continuous_quantization
+    spec = codecs.QuantSpec(bits)
+    layout = LAYOUTS[settings.layout]
+    pairs = [(f.codes, len(f.categories)) for _, f in fields if f.codes is not None]
+    distances = latent_distances(inputs.latent, pairs, settings.centroid_min_points)
+    ranges: dict[int, tuple[float | None, float | None]] = {}
+    for (index, field), dist in zip(fields, distances, strict=True):
+        payload, lo, hi = _encode_continuous(rank_quantiles(dist), bits)
+        runner.write_array(f"{folder}/{layout.stem(field.key, index)}.outliers.{spec.ext}", payload)
+        ranges[index] = (lo, hi)
+    return ranges
 
 
 def _continuous_entry(runner: WriterRunner, inputs: ExportInputs, field: ObsField, folder: str, index: int) -> list:
@@ -87,8 +104,10 @@ class ObsWriter:
     """Writes ``obs/``: one worker task per field; :meth:`finish` writes the manifest.
 
     Categorical fields cost the most (centroids per embedding dimension and
-    latent-space outliers, ~0.45 s a field at 500k cells), so they run in the
-    worker threads, started before the genes, while the exporting thread goes on.
+    latent-space outliers), so they run in the worker threads, started before
+    the genes, while the exporting thread goes on. The outliers of all
+    categorical fields are one more task, started first: it reads the latent
+    space by row blocks twice in all, however many fields there are.
 
     Parameters
     ----------
@@ -104,12 +123,16 @@ class ObsWriter:
         folder = inputs.settings.obs_binary_dirname
         if inputs.obs_fields:
             runner.mkdir(folder)
+        categorical = [(index, field) for index, field in enumerate(inputs.obs_fields) if field.kind != "continuous"]
+        # First, as it takes longest: one task reads the latent space for every categorical field.
+        self._outliers = runner.spawn(_outliers_task, runner, inputs, categorical, folder) if categorical else None
         self._tasks = [
             (
                 field.kind,
+                index,  # index layout: continuous and categorical fields share one index space, in input order
                 runner.spawn(
                     _continuous_entry if field.kind == "continuous" else _categorical_entry, runner, inputs, field, folder,
-                    index,  # index layout: continuous and categorical fields share one index space, in input order
+                    index,
                 ),
             )
             for index, field in enumerate(inputs.obs_fields)
@@ -119,9 +142,16 @@ class ObsWriter:
         """Wait for every field, then write ``obs_manifest.json`` and return it."""
         runner, inputs = self._runner, self._inputs
         settings = inputs.settings
-        runner.wait([future for _, future in self._tasks])
-        continuous = [future.result() for kind, future in self._tasks if kind == "continuous"]
-        categorical = [future.result() for kind, future in self._tasks if kind != "continuous"]
+        futures = [future for _, _, future in self._tasks]
+        runner.wait(futures if self._outliers is None else [self._outliers, *futures])
+        ranges = self._outliers.result() if self._outliers is not None else {}
+        layout = LAYOUTS[settings.layout]
+        continuous = [future.result() for kind, _, future in self._tasks if kind == "continuous"]
+        categorical = [
+            layout.entry(index, future.result() + ([] if settings.obs_continuous_quantization is None else list(ranges[index])))
+            for kind, index, future in self._tasks
+            if kind != "continuous"
+        ]
         spec = codecs.QuantSpec(settings.obs_continuous_quantization)
         folder, suffix = settings.obs_binary_dirname, runner.suffix
         name = LAYOUTS[settings.layout].placeholder

@@ -11,7 +11,8 @@ import pytest
 from export_helpers import make_kwargs, payload
 from scipy import sparse
 
-from cellucid_nb.exporter.centroids import category_centroids, grouped_quantile, latent_outlier_quantiles
+from cellucid_nb.exporter.centroids import category_centroids, grouped_quantile
+from cellucid_nb.exporter.outliers import latent_outlier_quantiles
 from cellucid_nb.exporter.prepare import prepare
 from cellucid_nb.format import codecs
 from cellucid_nb.format.spec import CONNECTIVITY_MANIFEST_KEYS, OBS_MANIFEST_KEYS, VAR_MANIFEST_KEYS
