@@ -51,7 +51,7 @@ def _compression(text: str) -> int | None:
 
 
 def _add_plan_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("h5ad", type=Path, help="input AnnData file (.h5ad); read backed, X is never loaded whole")
+    p.add_argument("h5ad", type=Path, help="input AnnData file (.h5ad); X, obsm, obsp and layers stay in the file")
     p.add_argument(
         "--genes",
         default=None,
@@ -192,10 +192,10 @@ def _plan_from_args(adata: Any, args: argparse.Namespace) -> Any:
 def _read_h5ad(path: Path) -> Any:
     if not path.is_file():
         raise CliError(f"{path}: no such file (expected an .h5ad file)")
-    import anndata
+    from cellucid_nb.adata.open_file import open_h5ad_for_export
 
-    try:
-        return anndata.read_h5ad(path, backed="r")
+    try:  # obsm, obsp and layers stay in the file too (a pre-0.7 file: read_h5ad(backed="r"), logged)
+        return open_h5ad_for_export(path)
     except Exception as exc:  # h5py/anndata raise many types for a bad file
         raise CliError(f"{path}: cannot read as AnnData ({type(exc).__name__}: {exc})") from exc
 

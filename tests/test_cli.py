@@ -214,3 +214,32 @@ def test_publish_and_export_while_another_holds_the_lock_is_a_message_not_a_trac
         err = capsys.readouterr().err
         assert code == 2 and "another export is writing to" in err and "Traceback" not in err, err
         assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_export_opens_the_h5ad_with_open_h5ad_and_writes_the_in_memory_bytes(
+        pbmc_h5ad: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import anndata
+    import h5py
+
+    import cellucid_nb.adata.exporting as exporting
+
+    created = "2024-01-01T00:00:00Z"
+    seen = []
+    real_export = exporting.export
+
+    def spy(adata, plan, out_dir, **kw):  # the CLI's export, with a fixed timestamp
+        seen.append((adata, plan))
+        return real_export(adata, plan, out_dir, created_at=created, **kw)
+
+    monkeypatch.setattr(exporting, "export", spy)
+    out, memory_out = tmp_path / "cli" / "pbmc", tmp_path / "memory" / "pbmc"  # same folder name: same dataset id
+    assert main(["export", str(pbmc_h5ad), str(out), "--genes", "CD3D,LYZ", "--no-progress"]) == 0
+    (adata, plan), = seen
+    assert isinstance(adata.obsm["X_pca"], h5py.Dataset) and isinstance(adata.obsm["X_umap"], h5py.Dataset)
+    assert hasattr(adata.obsp["connectivities"], "group")  # anndata's backed sparse dataset: left in the file
+    assert adata.obs_names.dtype == "string[pyarrow]"
+
+    real_export(anndata.read_h5ad(pbmc_h5ad), plan, memory_out, created_at=created)
+    tree = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    expected = {str(p.relative_to(memory_out)): p.read_bytes() for p in memory_out.rglob("*") if p.is_file()}
+    assert any(k.startswith("connectivity/") for k in tree) and tree == expected

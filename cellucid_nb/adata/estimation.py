@@ -221,18 +221,20 @@ def _prepare_defaults() -> dict[str, Any]:
 
 
 def _subset_rows(kw: dict[str, Any], rows: np.ndarray, n: int) -> None:
-    """Keep only the sampled cells of every per-cell input (the graph is estimated apart)."""
+    """Keep only the sampled cells of every per-cell input (the graph is estimated apart).
+
+    ``obsm`` arrays left in their file (``open_h5ad``) are read in the sampled rows only.
+    """
     if rows.shape[0] == n:
         return
-    latent = kw["latent_space"]
-    kw["latent_space"] = latent[rows] if sparse.issparse(latent) else np.asarray(latent[rows])
+    kw["latent_space"] = sampling.take_rows(kw["latent_space"], rows)
     kw["obs"] = kw["obs"].iloc[rows]
     for dim in (1, 2, 3):
         key = f"X_umap_{dim}d"
         if kw.get(key) is not None:
-            kw[key] = np.asarray(kw[key])[rows]
+            kw[key] = sampling.take_rows(kw[key], rows)
     if kw.get("vector_fields"):
-        kw["vector_fields"] = {f: np.asarray(v)[rows] for f, v in kw["vector_fields"].items()}
+        kw["vector_fields"] = {f: sampling.take_rows(v, rows) for f, v in kw["vector_fields"].items()}
     kw["connectivities"] = None
 
 

@@ -134,6 +134,20 @@ def _segments(rows: np.ndarray) -> list[tuple[int, int]]:
     return [(int(rows[a]), int(rows[b - 1]) + 1) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
+def take_rows(array: Any, rows: np.ndarray) -> Any:
+    """Rows ``rows`` (increasing, unique) of a per-cell array: sparse stays sparse, the rest is a numpy array.
+
+    In-memory arrays are indexed at once; anything else (an ``h5py.Dataset`` or zarr
+    array left in its file, a Dask array, a dataframe) is read by the sample's
+    contiguous runs, so only the sampled rows are read (h5py's fancy indexing is slow
+    on long index lists).
+    """
+    if isinstance(array, np.ndarray) or sparse.issparse(array):
+        return array[rows]
+    pieces = [np.asarray(array[a:b]) for a, b in _segments(rows)] if rows.shape[0] else [np.asarray(array[0:0])]
+    return np.concatenate(pieces)
+
+
 def sample_density(matrix: Any, rows: np.ndarray, n_genes: int) -> tuple[np.ndarray, Any]:
     """Stored-value density per gene over the sampled rows, and the sampled rows themselves.
 

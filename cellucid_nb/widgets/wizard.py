@@ -112,14 +112,14 @@ def _plan_class() -> Any:
 
 
 def _open_adata(adata: Any) -> tuple[Any, Path | None]:
-    """The AnnData to export and the file it came from: a path is opened backed (X stays on disk)."""
+    """The AnnData to export and the file it came from: a path is opened with ``open_h5ad`` (large parts stay on disk)."""
     if isinstance(adata, (str, os.PathLike)):
         path = Path(adata).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"wizard({str(adata)!r}): no such file; expected an AnnData or the path of an .h5ad file")
-        import anndata
+        from cellucid_nb.adata.open_file import open_h5ad_for_export
 
-        return anndata.read_h5ad(path, backed="r"), path
+        return open_h5ad_for_export(path), path  # X, obsm, obsp and layers stay in the file
     if not all(hasattr(adata, name) for name in ("n_obs", "obs", "obsm")):
         raise TypeError(
             f"wizard() got a {type(adata).__name__}; expected an AnnData (in memory or backed) "
@@ -162,7 +162,7 @@ class ExportWizard(anywidget.AnyWidget):
     ----------
     adata
         The AnnData to export (in memory or backed), or the path of an ``.h5ad``
-        file (opened backed: the expression matrix stays on disk).
+        file (opened with ``open_h5ad``: expression, obsm, graphs and layers stay on disk).
     out_dir
         Output folder; default ``./exports/<dataset name>``: the plan's
         ``dataset_name``, else the file name, else ``uns["title"]``, else
@@ -219,8 +219,8 @@ class ExportWizard(anywidget.AnyWidget):
         ExportPlan = _plan_class()
         opened_here = isinstance(adata, (str, os.PathLike))
         adata, path = _open_adata(adata)
-        #: the h5ad file this wizard opened itself (closed with the wizard, after its export ends)
-        self._own_file = adata.file if opened_here else None
+        #: the AnnData of the h5ad file this wizard opened itself (closed with the wizard, after its export ends)
+        self._own_file = adata if opened_here else None
         self._adata = adata
         self._summary_obj = inspect(adata)
         start = plan if plan is not None else ExportPlan.from_anndata(adata, summary=self._summary_obj)
@@ -623,7 +623,9 @@ class ExportWizard(anywidget.AnyWidget):
                 worker = getattr(self, name, None)
                 if worker is not None:
                     worker.wait_idle(30)
-            own.close()
+            from cellucid_nb.adata.open_file import close_h5ad
+
+            close_h5ad(own)  # anndata's handle and the one obsm/obsp/layers left in the file share
             self._own_file = None
         super().close()
 
@@ -644,7 +646,7 @@ def wizard(adata: Any, out_dir: str | Path | None = None, **plan_changes: Any) -
     ----------
     adata
         The AnnData to export (in memory or backed), or the path of an ``.h5ad`` file
-        (opened backed).
+        (opened with ``open_h5ad``: expression, obsm, graphs and layers stay on disk).
     out_dir
         Output folder; default ``./exports/<dataset name>`` (see :class:`ExportWizard`).
     **plan_changes
