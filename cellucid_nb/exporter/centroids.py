@@ -1,8 +1,9 @@
 """Per-category centroids of the embeddings, grouped with one sort.
 
 Same semantics as the reference exporter (``_compute_centroids_for_field`` of
-cellucid 0.0.9), vectorised over categories: sums come from ``np.bincount``
-with weights, per-category quantiles from one sort by (category, distance).
+cellucid 0.0.9), vectorised over the categories of a batch of whole categories
+(:class:`.grouping.Grouping`): sums come from ``np.bincount`` with weights,
+per-category quantiles from one sort by (category, distance).
 The latent-space outlier quantiles are in :mod:`.outliers`.
 """
 
@@ -10,9 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["category_centroids", "grouped_quantile"]
+from .grouping import Grouping, category_counts
+
+__all__ = ["category_centroids", "centroid_grouping", "grouped_quantile"]
 
 _ROW_CHUNK = 65536
+#: Cells of the categories whose centroids are computed at once (~80 bytes of temporaries per cell).
+_BATCH_CELLS = 1 << 18
 
 
 #: Columns of ``values`` made contiguous at once in :func:`_group_sums`.
@@ -99,49 +104,23 @@ def grouped_quantile(values: np.ndarray, groups: np.ndarray, counts: np.ndarray,
     return out
 
 
-def category_centroids(
-    coords: np.ndarray,
-    codes: np.ndarray,
-    categories: list[str],
-    outlier_quantile: float,
-    min_points: int,
-) -> list[dict]:
-    """Centroids of each category with at least ``min_points`` cells, outliers trimmed.
+def _trimmed_centres(
+    pts: np.ndarray, groups: np.ndarray, counts: np.ndarray, q: float, min_points: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 centres and cells used per group, the cells beyond the ``q`` distance quantile left out.
 
-    Parameters
-    ----------
-    coords
-        Normalised embedding ``(n_cells, d)``.
-    codes
-        Category code per cell, -1 for missing.
-    categories
-        Category labels, by code.
-    outlier_quantile
-        Distance quantile kept as inliers; values outside (0.5, 1) fall back to
-        0.95, as in the reference.
-    min_points
-        Minimum cells for a centroid (and for the trimmed mean).
-
-    Returns
-    -------
-    list of dict
-        ``{"category", "position", "n_points"}`` in category order.
+    ``pts`` are the cells of whole groups (``groups`` by cell, ``counts`` per group).
     """
-    q = outlier_quantile if 0.5 < outlier_quantile < 1.0 else 0.95
-    k = len(categories)
-    valid = codes >= 0
-    groups = codes[valid].astype(np.intp)
-    pts = coords[valid] if not valid.all() else coords
-    counts = np.bincount(groups, minlength=k)
-    big = counts >= min_points
+    k = counts.shape[0]
     with np.errstate(invalid="ignore", divide="ignore"):
         centers = _group_sums(pts, groups, k) / counts[:, None]
     used = counts.copy()
     trim = counts > min_points
     sel = trim[groups]
     if sel.any():
-        g_sel = groups[sel]
-        p_sel = pts[sel]
+        all_sel = bool(sel.all())
+        g_sel = groups if all_sel else groups[sel]
+        p_sel = pts if all_sel else pts[sel]
         dists = _distances(p_sel, centers, g_sel)
         counts_sel = np.bincount(g_sel, minlength=k)
         thresholds = grouped_quantile(dists, g_sel, counts_sel, q)
@@ -153,6 +132,94 @@ def category_centroids(
                 trimmed = _group_sums(p_sel[inlier], g_sel[inlier], k) / n_in[:, None]
             centers[ok] = trimmed[ok]
             used[ok] = n_in[ok]
+    return centers, used
+
+
+def _sequential_sum(pts: np.ndarray) -> np.ndarray:
+    """Float64 column sums added in row order (``np.bincount``'s order), by chunks of rows."""
+    total = np.zeros(pts.shape[1])
+    for start in range(0, pts.shape[0], _ROW_CHUNK):
+        chunk = pts[start : start + _ROW_CHUNK].astype(np.float64)
+        chunk[0] += total  # carried over: the same additions as one pass
+        total = np.cumsum(chunk, axis=0)[-1]
+    return total
+
+
+def _one_centre(pts: np.ndarray, q: float, min_points: int) -> tuple[np.ndarray, int]:
+    """:func:`_trimmed_centres` of one large group, with half its temporaries (no group ids, no sorts)."""
+    n = pts.shape[0]
+    centre = _sequential_sum(pts) / n
+    if n <= min_points:
+        return centre, n
+    dists = np.empty(n)
+    for start in range(0, n, _ROW_CHUNK):
+        diff = pts[start : start + _ROW_CHUNK] - centre
+        dists[start : start + _ROW_CHUNK] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    inlier = dists <= np.quantile(dists, q)
+    del dists
+    n_in = int(np.count_nonzero(inlier))
+    if n_in < min_points:
+        return centre, n
+    return _sequential_sum(pts[inlier]) / n_in, n_in
+
+
+def centroid_grouping(codes: np.ndarray, n_categories: int, min_points: int) -> Grouping:
+    """The cells of every category with at least ``min_points`` cells (shared by the embeddings of a field)."""
+    counts = category_counts(codes, n_categories)
+    return Grouping.build(codes, counts >= min_points, counts)
+
+
+def category_centroids(
+    coords: np.ndarray,
+    codes: np.ndarray,
+    categories: list[str],
+    outlier_quantile: float,
+    min_points: int,
+    grouping: Grouping | None = None,
+) -> list[dict]:
+    """Centroids of each category with at least ``min_points`` cells, outliers trimmed.
+
+    Categories are handled in batches of whole categories (about
+    ``_BATCH_CELLS`` cells, or one larger category alone), so temporaries are
+    bounded by a batch; sums run in cell order within a category, as one
+    ``np.bincount`` over all cells would.
+
+    Parameters
+    ----------
+    coords
+        Normalised embedding ``(n_cells, d)``.
+    codes
+        Category code per cell, -1 for missing (any integer dtype).
+    categories
+        Category labels, by code.
+    outlier_quantile
+        Distance quantile kept as inliers; values outside (0.5, 1) fall back to
+        0.95, as in the reference.
+    min_points
+        Minimum cells for a centroid (and for the trimmed mean).
+    grouping
+        :func:`centroid_grouping` of ``codes`` (computed when not given).
+
+    Returns
+    -------
+    list of dict
+        ``{"category", "position", "n_points"}`` in category order.
+    """
+    q = outlier_quantile if 0.5 < outlier_quantile < 1.0 else 0.95
+    k = len(categories)
+    if grouping is None:
+        grouping = centroid_grouping(codes, k, min_points)
+    big = grouping.take
+    centers = np.zeros((k, coords.shape[1]))
+    used = grouping.counts.copy()
+    for lo, hi in grouping.batches(_BATCH_CELLS):
+        cells = grouping.order[grouping.starts[lo] : grouping.starts[hi]]
+        if hi - lo == 1 and cells.size:
+            centers[lo], used[lo] = _one_centre(coords[cells], q, min_points)
+        elif cells.size:
+            listed = np.where(big[lo:hi], grouping.counts[lo:hi], 0)
+            groups = np.repeat(np.arange(hi - lo), listed)
+            centers[lo:hi], used[lo:hi] = _trimmed_centres(coords[cells], groups, listed, q, min_points)
     # Stored like the reference: float32 positions written as JSON floats.
     centers32 = centers.astype(np.float32)
     return [

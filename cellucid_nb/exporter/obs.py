@@ -13,7 +13,7 @@ import numpy as np
 from ..format import codecs
 from ..format.layouts import LAYOUTS
 from ..format.spec import CATEGORY_LIMITS, FORMAT_NAME
-from .centroids import category_centroids
+from .centroids import category_centroids, centroid_grouping
 from .inputs import ExportInputs, ObsField
 from .outliers import latent_distances, rank_quantiles
 from .writer_runner import WriterRunner
@@ -53,16 +53,16 @@ def _categorical_entry(runner: WriterRunner, inputs: ExportInputs, field: ObsFie
     runner.write_array(f"{folder}/{name}.codes.{codes_ext}", _codes_payload(field), items=0)
     assert field.codes is not None  # categorical fields always carry codes (_codes_payload checked it too)
     centroids: dict[str, list] = {}
+    quantile = settings.centroid_outlier_quantile
+    # pandas codes (int8 / int16), never widened per cell; their cells grouped once for every embedding
+    grouping = None if quantile is None else centroid_grouping(field.codes, len(field.categories), settings.centroid_min_points)
     for dim in sorted(inputs.embeddings):
-        if settings.centroid_outlier_quantile is None:
+        if quantile is None:
             centroids[str(dim)] = []
         else:
             centroids[str(dim)] = category_centroids(
-                inputs.embeddings[dim].coords,
-                field.codes,  # pandas codes (int8 / int16): never widened per cell
-                field.categories,
-                settings.centroid_outlier_quantile,
-                settings.centroid_min_points,
+                inputs.embeddings[dim].coords, field.codes, field.categories, quantile, settings.centroid_min_points,
+                grouping,
             )
     missing = CATEGORY_LIMITS[field.codes_dtype][1]
     return [field.key, field.categories, field.codes_dtype, missing, centroids]

@@ -15,7 +15,7 @@ serve every categorical field at once:
 
 Ranks then come per category (a loop over categories, not cells): ``np.sort``
 of the category's distances and ``np.searchsorted(side="right")``, with the
-cells of each category listed by a counting sort in int32. Temporaries besides
+cells of each category listed by :class:`.grouping.Grouping`. Temporaries besides
 the distances are one row block, or the cells of one category.
 
 A category whose mean is not finite (NaN or Inf in one of its cells) gets NaN
@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .grouping import Grouping, block_groups
 from .latent import BLOCK_ROWS, LatentReader
 
 __all__ = ["FieldDistances", "latent_distances", "rank_quantiles", "outlier_quantiles", "latent_outlier_quantiles"]
@@ -52,13 +53,6 @@ class FieldDistances:
     values: np.ndarray
 
 
-def _block_groups(codes: np.ndarray, start: int, stop: int, n_categories: int) -> np.ndarray:
-    """Codes of rows ``[start:stop]`` as intp, missing (-1) mapped to the extra bin ``n_categories``."""
-    groups = codes[start:stop].astype(np.intp)
-    groups[groups < 0] = n_categories
-    return groups
-
-
 def _sums(reader: LatentReader, fields: Sequence[tuple[np.ndarray, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Pass 1: ``(sums (n_dims, k + 1) float64, counts (k + 1,))`` per field, the last bin for missing codes."""
     n_dims = reader.shape[1]
@@ -67,7 +61,7 @@ def _sums(reader: LatentReader, fields: Sequence[tuple[np.ndarray, int]]) -> lis
         stop = start + rows.shape[0]
         columns = np.ascontiguousarray(rows.T, dtype=np.float64)
         for (codes, k), (sums, counts) in zip(fields, acc, strict=True):
-            groups = _block_groups(codes, start, stop, k)
+            groups = block_groups(codes, start, stop, k)
             counts += np.bincount(groups, minlength=k + 1)
             for j in range(n_dims):
                 np.add.at(sums[j], groups, columns[j])  # in cell order: block size and source do not matter
@@ -113,40 +107,12 @@ def latent_distances(
         for (codes, k), centre, field in zip(fields, centres, out, strict=True):
             if not field.usable.any():
                 continue
-            groups = _block_groups(codes, start, stop, k)
+            groups = block_groups(codes, start, stop, k)
             diff = rows - centre[groups]
             dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
             keep = np.append(field.usable, False)[groups]
             field.values[start:stop][keep] = dist[keep]
     return out
-
-
-def _category_order(codes: np.ndarray, take: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cells of the categories in ``take``, grouped by category, increasing within one (a blocked counting sort).
-
-    Returns ``(order, starts)``: the cells of category ``c`` are ``order[starts[c]:starts[c + 1]]``.
-    """
-    k = take.shape[0]
-    kept = np.where(take, counts, 0)
-    starts = np.zeros(k + 1, dtype=np.int64)
-    np.cumsum(kept, out=starts[1:])
-    order = np.empty(int(starts[-1]), dtype=np.int32 if codes.shape[0] < 2**31 else np.int64)
-    cursor = starts[:-1].copy()
-    take_ext = np.append(take, False)
-    for start in range(0, codes.shape[0], BLOCK_ROWS):
-        groups = _block_groups(codes, start, start + BLOCK_ROWS, k)
-        cells = np.flatnonzero(take_ext[groups])
-        if cells.size == 0:
-            continue
-        groups = groups[cells]
-        by_group = np.argsort(groups, kind="stable")
-        sorted_groups = groups[by_group]
-        block_counts = np.bincount(sorted_groups, minlength=k)
-        first = np.cumsum(block_counts) - block_counts
-        slot = cursor[sorted_groups] + (np.arange(cells.size) - first[sorted_groups])
-        order[slot] = cells[by_group] + start
-        cursor += block_counts
-    return order, starts
 
 
 def rank_quantiles(field: FieldDistances) -> np.ndarray:
@@ -158,9 +124,9 @@ def rank_quantiles(field: FieldDistances) -> np.ndarray:
     values = field.values
     if not field.usable.any():
         return values
-    order, starts = _category_order(field.codes, field.usable, field.counts)
-    for c in np.flatnonzero(field.usable):
-        cells = order[starts[c] : starts[c + 1]]
+    grouping = Grouping.build(field.codes, field.usable, field.counts)
+    for c in np.flatnonzero(field.usable).tolist():
+        cells = grouping.cells(c)
         ordered = values[cells]
         ordered.sort()
         n = np.float32(cells.shape[0])

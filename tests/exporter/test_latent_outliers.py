@@ -14,7 +14,7 @@ import zarr
 from export_helpers import make_kwargs, snapshot
 from scipy import sparse
 
-from cellucid_nb.exporter import outliers
+from cellucid_nb.exporter import grouping, outliers
 from cellucid_nb.exporter.latent import BLOCK_ROWS, LatentReader
 from cellucid_nb.exporter.outliers import outlier_quantiles
 from cellucid_nb.exporter.prepare import prepare
@@ -55,6 +55,7 @@ def test_outlier_quantiles_match_the_definition(monkeypatch: pytest.MonkeyPatch)
     latent, fields = _data()
     monkeypatch.setattr(outliers, "BLOCK_ROWS", 300)  # several row blocks
     monkeypatch.setattr(outliers, "_RANK_CHUNK", 17)  # ranks looked up in several chunks
+    monkeypatch.setattr(grouping, "BLOCK_ROWS", 450)  # cells grouped in several blocks
     got = outlier_quantiles(latent, fields, min_points=10)
     for (codes, k), quantiles in zip(fields, got, strict=True):
         expected = _straightforward(latent, codes, k, 10)
