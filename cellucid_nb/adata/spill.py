@@ -32,10 +32,9 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-__all__ = ["SpillRecord", "SpillDir", "write_records", "SpilledMatrix", "ColumnSliced", "SPILL_PREFIX"]
+from ..format.leftovers import SPILL_PREFIX  # its one home: the validator and recovery know it too
 
-#: Spill folders are named ``<SPILL_PREFIX><pid>-<random>`` beside the export.
-SPILL_PREFIX = ".cellucid_nb-spill-"
+__all__ = ["SpillRecord", "SpillDir", "write_records", "SpilledMatrix", "ColumnSliced", "SPILL_PREFIX"]
 
 
 @dataclass

@@ -11,7 +11,8 @@ Each step is repeatable, so :func:`recover` (run by the next export under the
 lock) can complete any interrupted sequence: a ``.old-*`` folder without
 ``out_dir`` is renamed back (the replace never happened, "restored"); a
 ``.old-*`` folder beside an ``out_dir`` gets steps 3 and 4 ("finished");
-staging folders of processes that are no longer running are deleted.
+staging folders of processes that are no longer running are deleted, and so
+are the spill folders (``SPILL_PREFIX``) such processes left in the same parent.
 
 Decision (issue 11): a replace keeps the files it does not own and reports
 them, rather than refusing. Users keep notebooks and figures next to their
@@ -32,7 +33,7 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..format.leftovers import find_leftovers, old_prefix, owner_pid, pid_alive
+from ..format.leftovers import find_leftovers, old_prefix, owner_pid, pid_alive, spill_owner_pid
 from ..format.spec import SIDECAR_FILE
 from .locking import ExportLock
 from .ownership import owned_files, scan_files
@@ -173,6 +174,14 @@ def recover(out_dir: Path, manifests: Iterable[str] = (), dirs: Iterable[str] = 
         shutil.rmtree(staging, ignore_errors=True)
         who = f"process {pid}, no longer running" if pid is not None else "an earlier export"
         messages.append(f"removed stale staging folder {staging.name} ({size:,} bytes) left by {who}")
+    for spill in found.spill:  # any export's, in out_dir's parent; never one of a running process
+        pid = spill_owner_pid(spill.name)
+        if pid_alive(pid) or spill.is_symlink():
+            continue
+        size = folder_bytes(spill)
+        shutil.rmtree(spill, ignore_errors=True)
+        messages.append(f"removed stale spill folder {spill.name} ({size:,} bytes) left by process {pid}, "
+                        "no longer running")
     olds = sorted(found.old, key=lambda p: p.stat().st_mtime)
     if olds and os.path.isdir(out_dir) and not os.path.islink(out_dir) and not any(os.scandir(out_dir)):
         out_dir.rmdir()  # an empty folder made after the crash: the previous export goes back in its place

@@ -5,7 +5,11 @@ The exporter stages an export in ``.<name>.staging-<pid>-<random>`` beside
 ``.<name>.old-<pid>-<random>`` for the moment of the swap. A process killed in
 between leaves these folders behind. :func:`find_leftovers` lists them so that
 ``validate_export`` can report them and the next export can repair them
-(:mod:`cellucid_nb.exporter.recovery`).
+(:func:`cellucid_nb.exporter.swap.recover`).
+
+The bounded-memory export also spills expression rows to ``<SPILL_PREFIX><pid>-<random>``
+beside ``out_dir`` (:class:`cellucid_nb.adata.spill.SpillDir`, which takes
+:data:`SPILL_PREFIX` from here); those of processes no longer running are leftovers too.
 """
 
 from __future__ import annotations
@@ -15,7 +19,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Leftovers", "find_leftovers", "staging_prefix", "old_prefix", "lock_file_name", "owner_pid", "pid_alive"]
+__all__ = ["Leftovers", "find_leftovers", "staging_prefix", "old_prefix", "lock_file_name", "owner_pid", "pid_alive",
+           "SPILL_PREFIX", "spill_owner_pid"]
+
+#: Spill folders are named ``<SPILL_PREFIX><pid>-<random>`` in the export's parent folder (any export name).
+SPILL_PREFIX = ".cellucid_nb-spill-"
 
 
 def staging_prefix(name: str) -> str:
@@ -39,6 +47,15 @@ _PID = re.compile(r"\.(?:staging|old)-(\d+)-[^.]*$")
 def owner_pid(folder_name: str) -> int | None:
     """The process id encoded in a staging / old folder name (``None`` for older names without one)."""
     match = _PID.search(folder_name)
+    return int(match.group(1)) if match else None
+
+
+_SPILL_PID = re.compile(re.escape(SPILL_PREFIX) + r"(\d+)-")
+
+
+def spill_owner_pid(folder_name: str) -> int | None:
+    """The process id in a spill folder's name (``None`` for a name not made by ``SpillDir``)."""
+    match = _SPILL_PID.match(folder_name)
     return int(match.group(1)) if match else None
 
 
@@ -69,13 +86,17 @@ class Leftovers:
         Staging folders (an export that never reached ``out_dir``).
     old
         Previous exports renamed aside by a replace that did not finish.
+    spill
+        Spill folders in the same parent folder whose process is no longer running (a
+        running export's spill folder is in use, not a leftover).
     """
 
     staging: list[Path] = field(default_factory=list)
     old: list[Path] = field(default_factory=list)
+    spill: list[Path] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.staging or self.old)
+        return bool(self.staging or self.old or self.spill)
 
     def describe(self) -> list[str]:
         """One sentence per leftover folder."""
@@ -90,11 +111,17 @@ class Leftovers:
         for path in self.old:
             out.append(f"{path.name} holds a previous export renamed aside by a replace that did not finish; the "
                        "next export to this folder restores or completes it")
+        for path in self.spill:
+            out.append(f"spill folder {path.name} of an export that did not finish (process "
+                       f"{spill_owner_pid(path.name)}, no longer running); the next export into "
+                       f"{path.parent} removes it")
         return out
 
 
 def find_leftovers(out_dir: str | os.PathLike[str]) -> Leftovers:
-    """List staging and renamed-aside folders beside ``out_dir`` (nothing is changed).
+    """List staging, renamed-aside and stale spill folders beside ``out_dir`` (nothing is changed).
+
+    Links are never listed (nor followed).
 
     Parameters
     ----------
@@ -118,4 +145,8 @@ def find_leftovers(out_dir: str | os.PathLike[str]) -> Leftovers:
             found.staging.append(Path(entry.path))
         elif entry.name.startswith(old):
             found.old.append(Path(entry.path))
+        elif entry.name.startswith(SPILL_PREFIX):
+            pid = spill_owner_pid(entry.name)
+            if pid is not None and not pid_alive(pid):
+                found.spill.append(Path(entry.path))
     return found
