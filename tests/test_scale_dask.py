@@ -1,4 +1,8 @@
-"""export(..., client=...) on a LocalCluster(n_workers=2, processes=True): h5ad, zarr, lazy, a killed worker."""
+"""export(..., client=...) on a LocalCluster(n_workers=2, processes=True): h5ad, zarr, lazy, a killed worker.
+
+Both passes run on the workers (row spill tasks, then gene payload tasks that write into
+the staging folder); the bytes are those of the single-process export.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,11 @@ import cloudpickle
 import numpy as np
 import pytest
 import zarr
-from distributed import Client, Event, LocalCluster, get_task_stream
+from distributed import Client, Event, LocalCluster, Variable, WorkerPlugin, get_task_stream
 
 from benchmarks import synthetic
 from cellucid_nb.adata.exporting import export
+from cellucid_nb.adata.gene_tasks import KEY_PREFIX
 from cellucid_nb.adata.plan import ExportPlan
 from cellucid_nb.adata.spill import SPILL_PREFIX
 from cellucid_nb.exporter.progress import ExportCancelled
@@ -60,6 +65,11 @@ def _spill_names(folder: Path) -> list[str]:
     return [p.name for p in folder.rglob("*") if p.name.startswith(SPILL_PREFIX)]
 
 
+def _gene_tasks(stream) -> set[str]:
+    """Workers that ran gene payload tasks."""
+    return {t["worker"] for t in stream.data if str(t["key"]).startswith(KEY_PREFIX)}
+
+
 def test_backed_h5ad_rows_run_on_the_workers_with_the_same_bytes(client, data, tmp_path):
     backed = anndata.read_h5ad(data["root"] / "a.h5ad", backed="r")
     events = []
@@ -68,6 +78,7 @@ def test_backed_h5ad_rows_run_on_the_workers_with_the_same_bytes(client, data, t
                progress=lambda e: events.append((e.phase, e.done, e.total)))
     assert _tree(tmp_path / "export") == _tree(data["ref"])
     assert {t["worker"] for t in stream.data if "_spill_file_task" in str(t["key"])}
+    assert len(_gene_tasks(stream)) == 2  # the payloads were built on both workers
     # Rows read by finished tasks count in the progress: the last event has them all.
     assert events[0] == ("load", 0, N_CELLS) and events[-1][1] == events[-1][2] > N_CELLS
     assert _spill_names(tmp_path) == []
@@ -80,6 +91,8 @@ def test_zarr_read_lazily_on_the_workers_with_the_same_bytes(client, data, tmp_p
         export(lazy, data["plan"], tmp_path / "export", created_at=CREATED, client=client)
     assert _tree(tmp_path / "export") == _tree(data["ref"])
     assert sum("_spill_block_task" in str(t["key"]) for t in stream.data) == 5  # one task per row chunk
+    # 120 genes, 2 threads: 4 tasks a thread of 15 genes each.
+    assert sum(str(t["key"]).startswith(KEY_PREFIX) for t in stream.data) == 8
     assert _spill_names(tmp_path) == []
 
 
@@ -173,3 +186,96 @@ def test_cli_scheduler_option_exports_with_the_cluster(client, data, tmp_path, c
     assert any("_spill_file_task" in str(t["key"]) for t in stream.data)
     assert validate_export(tmp_path / "export") == []
     assert _spill_names(tmp_path) == []
+
+
+def test_a_second_export_with_the_cluster_links_the_equal_payloads(client, data, tmp_path, monkeypatch):
+    backed = anndata.read_h5ad(data["root"] / "a.h5ad", backed="r")
+    monkeypatch.chdir(tmp_path)  # a relative out_dir: the workers get the staging folder's absolute path
+    export(backed, data["plan"], "export", created_at=CREATED, client=client, memory_limit="1GB")
+    before = {p.name: p.stat().st_ino for p in (tmp_path / "export" / "var").iterdir()}
+    result = export(backed, data["plan"], tmp_path / "export", created_at=CREATED, client=client,
+                    memory_limit="1GB", force=False)
+    assert _tree(tmp_path / "export") == _tree(data["ref"])
+    var = sorted(p for p in result.skipped if p.startswith("var/"))
+    assert len(var) == N_GENES  # adopted after the tasks wrote them, then linked from the old export
+    assert {p.name: p.stat().st_ino for p in (tmp_path / "export" / "var").iterdir()} == before
+
+
+class _GateGeneTasks(WorkerPlugin):
+    """On every worker: the first gene task of the cluster records its pid and waits for the test's go-ahead."""
+
+    def __init__(self, gate_name: str) -> None:
+        self.gate_name = gate_name
+
+    def setup(self, worker) -> None:
+        from cellucid_nb.adata import gene_tasks
+
+        self.original = original = gene_tasks._gene_task
+        name = self.gate_name
+
+        def gated(*args, **kwargs):
+            started = Event(f"{name}-started")
+            if not started.is_set():
+                Variable(f"{name}-pid").set(os.getpid())
+                started.set()
+                Event(f"{name}-go").wait(60)
+            return original(*args, **kwargs)
+
+        gene_tasks._gene_task = gated  # tasks unpickle the function by name: they get this one
+
+    def teardown(self, worker) -> None:
+        from cellucid_nb.adata import gene_tasks
+
+        gene_tasks._gene_task = self.original
+
+
+def _gated_genes(client, name):
+    client.register_plugin(_GateGeneTasks(name), name=name)
+    return name
+
+
+def _running_gene_tasks(client) -> int:
+    def running(dask_worker=None):
+        return sum(str(k).startswith(KEY_PREFIX) for k in list(dask_worker.active_threads.values()))
+
+    return sum(client.run(running).values())
+
+
+def test_a_worker_killed_while_building_genes_is_retried_and_the_bytes_are_the_same(client, data, tmp_path):
+    gate = _gated_genes(client, "kill-genes")
+    try:
+        backed = anndata.read_h5ad(data["root"] / "a.h5ad", backed="r")
+        thread, box = _run_in_thread(lambda: export(backed, data["plan"], tmp_path / "export", created_at=CREATED,
+                                                    client=client, memory_limit="1GB"))
+        assert Event(f"{gate}-started", client=client).wait(60)
+        os.kill(Variable(f"{gate}-pid", client=client).get(timeout=10), signal.SIGKILL)
+        Event(f"{gate}-go", client=client).set()
+        thread.join(120)
+        assert "error" not in box, box.get("error")
+        assert _tree(tmp_path / "export") == _tree(data["ref"])  # no temporary file of the killed task either
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    finally:
+        client.unregister_worker_plugin(gate)
+        client.wait_for_workers(2, timeout=60)
+
+
+def test_cancel_while_workers_build_genes_stops_them_and_leaves_nothing(client, data, tmp_path):
+    gate = _gated_genes(client, "cancel-genes")
+    try:
+        backed = anndata.read_h5ad(data["root"] / "a.h5ad", backed="r")
+        cancel = threading.Event()
+        thread, box = _run_in_thread(lambda: export(backed, data["plan"], tmp_path / "export", created_at=CREATED,
+                                                    client=client, memory_limit="1GB", cancel=cancel))
+        assert Event(f"{gate}-started", client=client).wait(60)
+        names = sorted(p.name for p in tmp_path.iterdir())
+        assert any(n.startswith(SPILL_PREFIX) for n in names) and any(".staging-" in n for n in names)
+        cancel.set()
+        thread.join(1.0)
+        assert thread.is_alive()  # the export waits for the gated task to return
+        Event(f"{gate}-go", client=client).set()
+        thread.join(60)
+        assert isinstance(box.get("error"), ExportCancelled)
+        assert _running_gene_tasks(client) == 0
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
+    finally:
+        client.unregister_worker_plugin(gate)

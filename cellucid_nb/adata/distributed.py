@@ -9,10 +9,9 @@ file from scratch, so retries change nothing. A Dask-array source (``read_elem_l
 ``read_lazy``) is spilled block by block by the array's own tasks, which open the
 file themselves too.
 
-The client gathers only each file's record index (a few integers per gene), then
-the exporter reads the spill back by column blocks in this process and writes the
-export into the staging folder and moves it into place as usual, so the bytes are
-those of the single-process export.
+The client gathers only each file's record index (a few integers per gene); the
+gene payloads are then built by tasks too (:mod:`.gene_tasks`), which read the
+spill and write into the staging folder, so that folder must be shared as well.
 
 Progress comes from finished tasks (rows done); a cancel cancels the futures, and
 the caller deletes the spill folder.
@@ -22,7 +21,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,8 +30,9 @@ import numpy as np
 from cellucid_nb.adata.sources import RowSource, opened_element, read_row_chunk
 from cellucid_nb.adata.spill import SpillDir, SpilledMatrix, SpillRecord, write_records
 from cellucid_nb.exporter.progress import ExportCancelled
+from cellucid_nb.format.codecs import DEFLATE_IMPLEMENTATION
 
-__all__ = ["check_workers", "spill_with_client", "TASK_RETRIES"]
+__all__ = ["check_workers", "spill_with_client", "finished_futures", "TASK_RETRIES"]
 
 #: Extra attempts Dask gives a task that failed (a worker that dies is not counted by Dask).
 TASK_RETRIES = 2
@@ -53,35 +54,52 @@ def _spill_block_task(block: Any, start: int, columns: np.ndarray, target: str, 
     return write_records(target, [(start, chunk)], n_rows)
 
 
-def _probe(kind: str, path: str, element: str, spill: str) -> str | None:
-    """On each worker: ``None`` if it can open the source and write the spill folder, else why not."""
+def _probe_folders(spill: str, output: str | None, deflate: str) -> str | None:
+    """On each worker: ``None`` if it can write the spill and output folders and deflates like the client."""
+    if not os.path.isdir(spill) or not os.access(spill, os.W_OK):
+        return f"cannot write the spill folder {spill!r}"
+    if output is not None and not (os.path.isdir(output) and os.access(output, os.W_OK)):
+        return f"cannot write the output folder {output!r}"
+    from cellucid_nb.format.codecs import DEFLATE_IMPLEMENTATION
+
+    if DEFLATE_IMPLEMENTATION != deflate:
+        return f"deflates with {DEFLATE_IMPLEMENTATION}, this process with {deflate} (the bytes would differ)"
+    return None
+
+
+def _probe(kind: str, path: str, element: str, spill: str, output: str | None, deflate: str) -> str | None:
+    """On each worker: ``None`` if it can open the source and write the folders, else why not."""
     try:
         with opened_element(kind, path, element) as matrix:
             _ = matrix.shape
     except Exception as err:  # noqa: BLE001 - reported to the client
         return f"cannot open {element!r} of {path!r}: {type(err).__name__}: {err}"
-    if not os.path.isdir(spill) or not os.access(spill, os.W_OK):
-        return f"cannot write the spill folder {spill!r}"
-    return None
+    return _probe_folders(spill, output, deflate)
 
 
-def check_workers(client: Any, source: RowSource, spill: SpillDir) -> None:
-    """Refuse (before anything is written) when a worker cannot open the source or write the spill folder."""
+def check_workers(client: Any, source: RowSource, spill: SpillDir, output: Path | None = None) -> None:
+    """Refuse (before anything is written) when a worker cannot take part.
+
+    A worker must open the source, write the spill folder and ``output`` (where the
+    export is staged; checked when it exists here) and deflate with the same library
+    as this process (the payloads it compresses must be those of a single-process export).
+    """
+    out = str(output) if output is not None and output.is_dir() else None
     if source.kind == "dask":
-        problems = client.run(lambda folder: None if os.path.isdir(folder) and os.access(folder, os.W_OK)
-                              else f"cannot write the spill folder {folder!r}", str(spill.path))
+        problems = client.run(_probe_folders, str(spill.path), out, DEFLATE_IMPLEMENTATION)
     else:
         if source.path is None:
             raise ValueError("the expression matrix is backed but its file is unknown; Dask workers open the file by "
                              "path: open the AnnData with read_h5ad(path, backed='r') or a lazy reader.")
-        problems = client.run(_probe, source.kind, source.path, source.element, str(spill.path))
+        problems = client.run(_probe, source.kind, source.path, source.element, str(spill.path), out,
+                              DEFLATE_IMPLEMENTATION)
     bad = {worker: why for worker, why in problems.items() if why}
     if bad:
         listed = "; ".join(f"{w}: {why}" for w, why in list(bad.items())[:3])
         raise ValueError(
             f"{len(bad)} of {len(problems)} Dask worker(s) cannot take part ({listed}). Workers open the data file "
-            "and write spill files themselves: put both on a file system every worker mounts at the same path "
-            "(spill_dir= for the spill files); nothing was written."
+            "and write spill files and payloads themselves: put the data, the spill folder (spill_dir=) and the output "
+            "on a file system every worker mounts at the same path, with the same packages; nothing was written."
         )
 
 
@@ -107,6 +125,21 @@ def _submit(client: Any, source: RowSource, columns: np.ndarray, spill: SpillDir
     return futures
 
 
+def finished_futures(futures: Iterable[Any], stop: Callable[[], bool]) -> Iterator[Any]:
+    """Yield ``futures`` as they finish; return early once ``stop()`` is true (checked every :data:`_POLL` s)."""
+    from distributed import wait
+
+    pending = set(futures)
+    while pending and not stop():
+        try:
+            finished = wait(list(pending), timeout=_POLL, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            continue
+        for future in finished:
+            pending.discard(future)
+            yield future
+
+
 def spill_with_client(
     client: Any,
     source: RowSource,
@@ -126,26 +159,21 @@ def spill_with_client(
     ExportCancelled
         ``cancel`` was set; the futures are cancelled.
     """
-    from distributed import wait
-
     futures = _submit(client, source, columns, spill, chunk_rows)
-    pending = set(futures)
     records: list[SpillRecord] = []
     done_rows = 0
+
+    def stop() -> bool:
+        return cancel is not None and cancel.is_set()
+
     try:
-        while pending:
-            if cancel is not None and cancel.is_set():
-                raise ExportCancelled("export cancelled while the Dask workers read rows; nothing was written")
-            try:
-                finished = wait(list(pending), timeout=_POLL, return_when="FIRST_COMPLETED").done
-            except TimeoutError:
-                continue
-            for future in finished:
-                pending.discard(future)
-                records.extend(future.result())  # re-raises a task's error here
-                done_rows += futures[future]
-                if on_rows is not None:
-                    on_rows(done_rows, source.n_rows)
+        for future in finished_futures(futures, stop):
+            records.extend(future.result())  # re-raises a task's error here
+            done_rows += futures[future]
+            if on_rows is not None:
+                on_rows(done_rows, source.n_rows)
+        if stop():
+            raise ExportCancelled("export cancelled while the Dask workers read rows; nothing was written")
     except BaseException:
         client.cancel(list(futures))
         raise

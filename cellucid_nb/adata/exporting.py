@@ -260,8 +260,11 @@ def export(
         is loaded whole (fastest); a larger one is exported in two passes through
         spill files on disk (see :mod:`cellucid_nb.adata.streaming`), with the same bytes.
     client
-        A ``dask.distributed.Client``: the row pass runs as tasks on its workers,
-        which open the h5ad/zarr file themselves (see :mod:`cellucid_nb.adata.distributed`).
+        A ``dask.distributed.Client``: the row pass and the gene payloads run as tasks on
+        its workers, which open the h5ad/zarr file themselves and write the payloads into
+        the staging folder beside ``out_dir`` (see :mod:`cellucid_nb.adata.distributed` and
+        :mod:`cellucid_nb.adata.gene_tasks`): the data, ``spill_dir`` and ``out_dir`` must be
+        on a file system every worker sees at the same path. Same bytes as without ``client``.
     spill_dir
         Where spill files go (default: beside ``out_dir``; with ``client``, a folder
         every worker sees at the same path). Removed when the export ends, however it ends.
@@ -309,7 +312,8 @@ def export(
             else:
                 spill = SpillDir(Path(spill_dir) if spill_dir is not None else target.absolute().parent)
                 try:
-                    gene_matrix = streamed_genes(choice, matrix, columns, spill, client, cancel)
+                    gene_matrix = streamed_genes(choice, matrix, columns, spill, client, cancel,
+                                                 output=target.absolute().parent)
                 except BaseException:
                     spill.close()
                     raise

@@ -41,18 +41,32 @@ __all__ = ["SpillRecord", "SpillDir", "write_records", "SpilledMatrix", "ColumnS
 class SpillRecord:
     """One row chunk in a spill file: ``cum[j]:cum[j+1]`` are gene ``j``'s entries.
 
-    Row indices (``row_dtype``) start at ``offset``, values (float32) right after them.
+    Row indices (``row_dtype``) start at ``offset``, values (float32) right after them
+    (or at ``values_at`` for a record of a few genes cut from a larger one, :meth:`genes`).
     """
 
     file: str
     offset: int
     cum: np.ndarray
     row_dtype: str = "<i4"
+    values_at: int = -1
 
     @property
     def nnz(self) -> int:
         """Stored entries of the record."""
         return int(self.cum[-1])
+
+    @property
+    def values_offset(self) -> int:
+        """Byte offset of the record's values in its file."""
+        return self.values_at if self.values_at >= 0 else self.offset + self.nnz * np.dtype(self.row_dtype).itemsize
+
+    def genes(self, first: int, stop: int) -> SpillRecord:
+        """The record of genes ``first:stop`` only (a few integers: what a task reading those genes needs)."""
+        a = int(self.cum[first])
+        size = np.dtype(self.row_dtype).itemsize
+        return SpillRecord(self.file, self.offset + a * size, self.cum[first : stop + 1] - a, self.row_dtype,
+                           self.values_offset + 4 * a)
 
 
 def row_dtype(n_rows: int) -> str:
@@ -156,6 +170,10 @@ class SpilledMatrix:
         """Stored entries."""
         return int(self._cums[:, -1].sum())
 
+    def gene_records(self, first: int, stop: int) -> list[SpillRecord]:
+        """The records of genes ``first:stop`` (``SpilledMatrix(m.gene_records(a, b), (n, b - a))`` reads them)."""
+        return [r.genes(first, stop) for r in self.records]
+
     def column_counts(self) -> np.ndarray:
         """Stored entries per column."""
         return np.diff(self._cums, axis=1).sum(axis=0)
@@ -195,7 +213,7 @@ class SpilledMatrix:
             size = np.dtype(rdt).itemsize
             fd = self._fd(record.file)
             raw_rows = os.pread(fd, (b - a) * size, record.offset + a * size)
-            raw_data = os.pread(fd, (b - a) * 4, record.offset + record.nnz * size + a * 4)
+            raw_data = os.pread(fd, (b - a) * 4, record.values_offset + a * 4)
             # Destination of each entry: gene start + entries of earlier records + position within the piece.
             owner_start = indptr[:-1] + before[c]
             local = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(piece) - piece, piece)

@@ -8,6 +8,8 @@ Two passes (see :mod:`.spill` for the file layout and why):
 2. genes: the exporter runs as usual with a :class:`.spill.SpilledMatrix` as
    its expression, whose column blocks (a few genes x all cells) are read back
    from the spill; everything else (points, obs, graph...) is written as today.
+   With a Dask client both passes run on the workers (:mod:`.distributed` for rows,
+   :mod:`.gene_tasks` for the gene payloads).
 
 :func:`choose_path` picks between that and today's path (the chosen genes
 loaded whole, fast) by comparing the memory today's path would need, computed
@@ -272,12 +274,13 @@ def choose_export_path(adata: Any, plan: Any, matrix: Any, columns: np.ndarray, 
 
 
 def streamed_genes(choice: PathChoice, matrix: Any, columns: np.ndarray, spill: SpillDir, client: Any,
-                   cancel: threading.Event | None) -> Any:
+                   cancel: threading.Event | None, output: Path | None = None) -> Any:
     """The chosen genes as a matrix the exporter reads by column blocks.
 
     A column-major source is read directly (:class:`ColumnSliced`); otherwise the row pass
-    starts in the background (:class:`BackgroundRowPass`; on the Dask workers with a
-    ``client``, whose access to the file and the spill folder is checked first).
+    starts in the background (:class:`BackgroundRowPass`). With a ``client`` both passes run
+    on the Dask workers (:class:`.gene_tasks.ClusterGenes`), whose access to the file, the
+    spill folder and ``output`` (the folder where the export is staged) is checked first.
     """
     source = row_source(matrix)
     if choice.path == "columns":
@@ -285,15 +288,17 @@ def streamed_genes(choice: PathChoice, matrix: Any, columns: np.ndarray, spill: 
     chunk = choice.chunk_rows
     if client is not None and source.kind != "memory":
         from cellucid_nb.adata.distributed import check_workers, spill_with_client
+        from cellucid_nb.adata.gene_tasks import ClusterGenes
 
-        check_workers(client, source, spill)
+        check_workers(client, source, spill, output)
 
-        def run(on_rows: Callable[[int, int], None], stop: Any) -> SpilledMatrix:
+        def on_cluster(on_rows: Callable[[int, int], None], stop: Any) -> SpilledMatrix:
             return spill_with_client(client, source, columns, spill, chunk, on_rows=on_rows, cancel=stop)
-    else:
 
-        def run(on_rows: Callable[[int, int], None], stop: Any) -> SpilledMatrix:
-            return spill_rows(source, columns, spill, chunk, on_rows=on_rows, cancel=stop)
+        return ClusterGenes(on_cluster, (source.n_rows, int(columns.shape[0])), cancel, client)
+
+    def run(on_rows: Callable[[int, int], None], stop: Any) -> SpilledMatrix:
+        return spill_rows(source, columns, spill, chunk, on_rows=on_rows, cancel=stop)
 
     return BackgroundRowPass(run, (source.n_rows, int(columns.shape[0])), cancel)
 
@@ -353,6 +358,13 @@ class BackgroundRowPass:
 
     def _on_rows(self, done: int, total: int) -> None:
         self.rows_done = done
+
+    def wait_done(self, stop: Callable[[], bool]) -> bool:
+        """Wait for the row pass to end; ``False`` as soon as ``stop()`` is true."""
+        while not self._finished.wait(0.1):
+            if stop():
+                return False
+        return True
 
     def result(self) -> SpilledMatrix:
         """The spilled genes, once the row pass has ended."""

@@ -9,11 +9,15 @@ Two ways in, the same bytes out (tested):
   thread, the range of every gene is computed at once (``np.minimum.reduceat``
   over the CSC data, non-finite values masked, the implicit zero included when a
   column has fewer stored values than cells), then each gene's dense vector is
-  built (the zero code + one scatter of the stored values) and stored.
+  built (the zero code + one scatter of the stored values) and stored;
+- a :class:`.gene_payloads.RemoteGenes` matrix (genes on a Dask cluster): its tasks
+  build and stage the payloads with the same helpers (:mod:`.gene_payloads`), a
+  thread here adopts the files (``ExportRunner.adopt``) as tasks finish.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from typing import Any
@@ -26,15 +30,23 @@ from ..format.layouts import LAYOUTS
 from ..format.spec import FORMAT_NAME
 from . import csr_kernels
 from .expression import BlockPlan, ColumnBlock, plan_column_blocks, read_column_block
+from .gene_payloads import (
+    GeneJob,
+    GenePayload,
+    PayloadEncoding,
+    RemoteGenes,
+    block_ranges,
+    block_rows,
+    build_width,
+    finalise_ranges,
+    zero_counts,
+)
 from .inputs import ExportInputs, GeneSelection
+from .runner import ExportRunner
 from .writer_runner import WriterRunner
 
 __all__ = ["GeneWriter", "start_genes", "write_genes", "block_ranges"]
 
-#: Dense payload bytes built at once per block step.
-DENSE_BUILD_BYTES = 8 * 2**20
-#: Genes built at once at most.
-GENES_PER_BUILD = 512
 #: Dense payload bytes one CSR sweep fills (a sweep costs ~0.1 us a row, so blocks are wide).
 SWEEP_BYTES = 32 * 2**20
 #: Blocks the CSR feeder cuts at least (bounds the buffers of small exports).
@@ -43,88 +55,6 @@ MIN_SWEEPS = 16
 BLOCKS_AHEAD = 2
 #: Genes a worker stores per task when the feeder sweeps (evens out the workers).
 GENES_PER_TASK = 16
-
-
-def _finalise_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # Same rules as codecs.value_range: all-invalid -> (0, 1); constant -> max = min + 1.
-    invalid = ~np.isfinite(lo)
-    # "+ 0.0" turns -0.0 into 0.0: which zero numpy's min/max keep depends on its SIMD path.
-    lo = np.where(invalid, 0.0, lo) + 0.0
-    hi = np.where(invalid, 1.0, hi) + 0.0
-    return lo, codecs.widen_constant_range(lo, hi)
-
-
-def block_ranges(block: ColumnBlock, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-gene ``(min, max)`` over finite values, as :func:`codecs.value_range` would give.
-
-    Parameters
-    ----------
-    block
-        A sparse or dense column block.
-    n_cells
-        Rows of the matrix (a sparse column with fewer stored values also holds 0).
-
-    Returns
-    -------
-    lo, hi
-        float64 arrays, one value per gene of the block.
-    """
-    if block.dense is not None:
-        values = block.dense
-        finite = np.isfinite(values)
-        if finite.all():
-            lo, hi = values.min(axis=1), values.max(axis=1)
-        else:
-            lo = np.where(finite, values, np.inf).min(axis=1)
-            hi = np.where(finite, values, -np.inf).max(axis=1)
-        if values.shape[1] == 0:
-            lo, hi = np.full(values.shape[0], np.inf), np.full(values.shape[0], -np.inf)
-        return _finalise_ranges(lo.astype(np.float64), hi.astype(np.float64))
-    data, indptr = block.data, block.indptr
-    if data is None or indptr is None:
-        raise ValueError("block_ranges: a column block without dense values needs sparse data and indptr (got None)")
-    counts = np.diff(indptr)
-    lo = np.full(block.n_genes, np.inf)
-    hi = np.full(block.n_genes, -np.inf)
-    nonempty = counts > 0
-    if nonempty.any():
-        starts = indptr[:-1][nonempty]
-        finite = np.isfinite(data)
-        if finite.all():
-            lo[nonempty] = np.minimum.reduceat(data, starts)
-            hi[nonempty] = np.maximum.reduceat(data, starts)
-        else:
-            lo[nonempty] = np.minimum.reduceat(np.where(finite, data, np.inf), starts)
-            hi[nonempty] = np.maximum.reduceat(np.where(finite, data, -np.inf), starts)
-    implicit = counts < n_cells
-    lo[implicit] = np.minimum(lo[implicit], 0.0)
-    hi[implicit] = np.maximum(hi[implicit], 0.0)
-    return _finalise_ranges(lo, hi)
-
-
-def _dense_rows_from_sparse(
-    block: ColumnBlock, first: int, stop: int, lo: np.ndarray, hi: np.ndarray, bits: int | None, n_cells: int
-) -> np.ndarray:
-    """Gene-major dense payloads of block genes ``first:stop``, built with one scatter."""
-    indptr, indices, data = block.indptr, block.indices, block.data
-    if indptr is None or indices is None or data is None:
-        raise ValueError("a sparse column block needs data, indices and indptr (got None)")
-    s, e = int(indptr[first]), int(indptr[stop])
-    counts = np.diff(indptr[first : stop + 1])
-    width = stop - first
-    owner = np.repeat(np.arange(width, dtype=np.int64), counts)
-    flat = owner * n_cells
-    flat += indices[s:e]
-    if bits is None:
-        out = np.zeros((width, n_cells), dtype="<f4")
-        out.ravel()[flat] = data[s:e]
-        return out
-    zero_codes = codecs.quantize(np.zeros(width, dtype=np.float32), lo[first:stop], hi[first:stop], bits)
-    out = np.empty((width, n_cells), dtype=codecs.QuantSpec(bits).numpy_dtype)
-    out[:] = zero_codes[:, None]
-    codes = codecs.quantize(data[s:e], lo[first:stop], hi[first:stop], bits, groups=owner)
-    out.ravel()[flat] = codes
-    return out
 
 
 def uses_csr_kernels(matrix: Any) -> bool:
@@ -193,11 +123,12 @@ class GeneWriter:
         self._lo = np.zeros(len(genes.ids))
         self._hi = np.zeros(len(genes.ids))
         # Genes materialised densely at once (bounded memory), then stored row by row.
-        itemsize = self._spec.numpy_dtype.itemsize
-        self._width = max(1, min(GENES_PER_BUILD, DENSE_BUILD_BYTES // max(self._n_cells * itemsize, 1)))
+        self._width = build_width(self._n_cells, self._bits)
         self._futures: list[Any] = []
         self._feeder: threading.Thread | None = None
-        if uses_csr_kernels(genes.matrix):
+        if isinstance(genes.matrix, RemoteGenes):
+            self._start_remote(genes.matrix)
+        elif uses_csr_kernels(genes.matrix):
             # Dense block buffers, reused once every payload of a block is on disk:
             # fresh 32 MB buffers cost page faults (~0.05 s a block on this VM).
             self._free_buffers: queue.Queue = queue.Queue()
@@ -207,6 +138,44 @@ class GeneWriter:
         else:
             self._matrix, plans = plan_column_blocks(genes.matrix, genes.columns)
             self._futures = [runner.spawn(self._read_and_write, plan) for plan in plans]
+
+    # -- genes built elsewhere (Dask tasks): adopt their staged files ------------------------
+    def _start_remote(self, matrix: RemoteGenes) -> None:
+        runner = self._runner
+        if not isinstance(runner, ExportRunner):
+            raise TypeError(f"genes built by remote tasks are staged by an ExportRunner, got {type(runner).__name__}")
+        # Absolute: the workers' current folder is not this process's.
+        encoding = PayloadEncoding(os.path.abspath(runner.staging), self._bits, runner.compression, self._n_cells)
+        job = GeneJob(encoding, self._names, self._genes.columns)
+        stop = threading.Event()
+
+        def cancelled() -> bool:
+            return stop.is_set() or runner.cancelled()
+
+        def run() -> None:
+            try:
+                matrix.write_payloads(job, self._adopt, cancelled)
+            except BaseException as err:  # noqa: BLE001 - handed to the exporting thread
+                runner.fail(err)
+
+        self._adopted = 0
+        feeder = self._feeder = threading.Thread(target=run, name="cellucid-export-gene-tasks", daemon=True)
+
+        def stop_tasks() -> None:  # before an aborted export deletes the staging folder
+            stop.set()
+            feeder.join()
+
+        runner.add_cleanup(stop_tasks)
+        feeder.start()
+
+    def _adopt(self, done: list[GenePayload]) -> None:
+        runner = self._runner
+        assert isinstance(runner, ExportRunner)  # checked by _start_remote
+        for gene in done:
+            self._lo[gene.position] = gene.lo
+            self._hi[gene.position] = gene.hi
+            runner.adopt(gene.rel, gene.n_bytes, gene.checksum, items=1)
+        self._adopted += len(done)
 
     # -- any matrix: one block per worker task -----------------------------------------------
     def _read_and_write(self, plan: BlockPlan) -> None:
@@ -263,7 +232,7 @@ class GeneWriter:
         implicit = counts < self._n_cells  # unstored entries are zeros
         lo = np.where(implicit, np.minimum(lo, 0.0), lo)
         hi = np.where(implicit, np.maximum(hi, 0.0), hi)
-        lo, hi = _finalise_ranges(lo.astype(np.float64), hi.astype(np.float64))
+        lo, hi = finalise_ranges(lo.astype(np.float64), hi.astype(np.float64))
         return lo, hi, counts
 
     def _sweep_block(
@@ -323,19 +292,8 @@ class GeneWriter:
         self._lo[block.positions] = lo
         self._hi[block.positions] = hi
         names = [self._names[p] for p in block.positions]
-        if block.dense is None:
-            assert block.indptr is not None  # block_ranges refuses a sparse block without indptr
-            zeros = n_cells - np.diff(block.indptr)
-        else:
-            zeros = n_cells - np.count_nonzero(block.dense, axis=1)
-        for first in range(0, block.n_genes, self._width):
-            stop = min(first + self._width, block.n_genes)
-            if block.dense is None:
-                rows = _dense_rows_from_sparse(block, first, stop, lo, hi, bits, n_cells)
-            elif bits is None:
-                rows = block.dense[first:stop].astype("<f4", copy=False)
-            else:
-                rows = codecs.quantize(block.dense[first:stop], lo[first:stop, None], hi[first:stop, None], bits)
+        zeros = zero_counts(block, n_cells)
+        for first, stop, rows in block_rows(block, lo, hi, bits, n_cells, self._width):
             if not self._store_rows(rows, names[first:stop], zeros[first:stop]):
                 return
 
@@ -347,6 +305,9 @@ class GeneWriter:
                 self._feeder.join(timeout=0.05)
                 runner.check()
         runner.wait(self._futures)
+        if isinstance(genes.matrix, RemoteGenes) and self._adopted != len(genes.ids):
+            raise RuntimeError(f"the gene tasks staged {self._adopted} of {len(genes.ids)} genes and stopped without an "
+                               "error; expected every gene (nothing was moved into place)")
         spec = self._spec
         schema: dict[str, Any] = {
             "kind": "continuous",

@@ -39,6 +39,7 @@ from ..format import codecs
 from ..format.checksums import CHECKSUM_KEY, payload_checksum
 from ..format.leftovers import staging_prefix
 from ..format.spec import IDENTITY_FILE, SIDECAR_FILE
+from .gene_payloads import payload_bytes
 from .inputs import check_out_dir
 from .ownership import conflicts, owned_files, scan_files
 from .payload_stream import PayloadStream
@@ -216,6 +217,7 @@ class ExportRunner:
         self._pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="cellucid-export")
         self._futures: list[Future] = []
         self._dirs: set[str] = set()
+        self._cleanups: list[Callable[[], None]] = []
         #: Compress the exporting thread's payloads in that thread (see write_array).
         self.inline = False
         # Progress callbacks run on the exporting thread only.
@@ -243,9 +245,22 @@ class ExportRunner:
     def abort(self) -> None:
         """Stop the workers and delete the staging folder (``out_dir`` is untouched)."""
         self._error = self._error or ExportCancelled("export aborted")
+        for cleanup in self._cleanups:
+            cleanup()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._stop_writer()
-        shutil.rmtree(self.staging, ignore_errors=True)
+        for _ in range(100):  # again while another process may still be creating a file in it
+            shutil.rmtree(self.staging, ignore_errors=True)
+            if not self.staging.exists():
+                break
+
+    def add_cleanup(self, fn: Callable[[], None]) -> None:
+        """Have :meth:`abort` call ``fn()`` before the staging folder is deleted.
+
+        For helpers that write into the staging folder from elsewhere (Dask tasks):
+        ``fn`` stops them and returns once they no longer write.
+        """
+        self._cleanups.append(fn)
 
     def _write_loop(self, index: int) -> None:
         root = str(self.staging)
@@ -389,9 +404,7 @@ class ExportRunner:
         on_written
             Called once the payload is on disk (or dropped): ``data`` may then be reused.
         """
-        raw = np.ascontiguousarray(data).data.cast("B") if isinstance(data, np.ndarray) else data
-        payload = codecs.gzip_bytes(raw, self.compression, rle=rle) if self.compression else raw
-        self._store_compressed(rel, payload, items, on_written)
+        self._store_compressed(rel, payload_bytes(data, self.compression, rle), items, on_written)
 
     def write_array(self, rel: str, data: np.ndarray, *, rle: bool = False, items: int = 1) -> str:
         """Queue one payload; returns its relative path (with gzip suffix).
@@ -437,7 +450,33 @@ class ExportRunner:
         self.check()
         inline = self.inline or threading.get_ident() != self._owner
         n, digest = stream.finish(None if inline else self._pool.map)
-        rel = stream.name
+        self._record_staged(stream.name, n, digest, items)
+        return stream.name
+
+    def adopt(self, rel: str, n_bytes: int, checksum: str, *, items: int = 1) -> None:
+        """Count a payload that another process already wrote at ``staging/rel`` (any thread).
+
+        The file must be complete (written elsewhere and renamed into place). In merge
+        mode, a file equal to the old export's is replaced by a link to it after the fact
+        (as :meth:`close_stream` does): the bytes were written by a task that could not
+        see the old export's files.
+
+        Raises
+        ------
+        OSError
+            The file is missing or its size is not ``n_bytes`` (the tasks do not write
+            the staging folder this process sees: no shared file system).
+        """
+        staged = os.path.join(self.staging, rel)
+        size = os.path.getsize(staged) if os.path.isfile(staged) else None
+        if size != n_bytes:
+            raise OSError(f"payload {rel!r} in the staging folder {str(self.staging)!r} holds {size} bytes, expected "
+                          f"{n_bytes} (written by a remote task: is the staging folder on a file system every worker "
+                          "and this process share?)")
+        self._record_staged(rel, n_bytes, checksum, items)
+
+    def _record_staged(self, rel: str, n: int, digest: str, items: int) -> None:
+        """Count a payload already in the staging folder; merge mode links the old export's equal file instead."""
         old = self.out_dir / rel
         if rel in self._keep and not os.path.islink(old) and os.path.isfile(old) and os.path.getsize(old) == n:
             staged = os.path.join(self.staging, rel)
@@ -449,7 +488,6 @@ class ExportRunner:
         with self._lock:
             self.files[rel] = (n, digest)
         self.reporter.advance(items, n)
-        return rel
 
     def _store_compressed(
         self, rel: str, payload: bytes | memoryview, items: int, on_written: Callable[[], None] | None = None
