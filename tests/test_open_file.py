@@ -220,12 +220,22 @@ def test_inspect_plan_estimate_export_match_the_in_memory_anndata(rich_h5ad, tmp
 def test_take_rows_reads_runs_of_a_dataset(rich_h5ad):
     import h5py
 
+    class Recording:  # an array left in its file: what was read?
+        def __init__(self, dataset):
+            self.dataset, self.reads = dataset, []
+
+        def __getitem__(self, key):
+            self.reads.append(key)
+            return self.dataset[key]
+
     rows = np.concatenate([np.arange(5, 9), np.arange(100, 103), [2999]])
     with h5py.File(rich_h5ad, "r") as f:
-        got = estimate_sampling.take_rows(f["obsm/X_pca"], rows)
+        recording = Recording(f["obsm/X_pca"])
+        got = estimate_sampling.take_rows(recording, rows)
         expected = f["obsm/X_pca"][:][rows]
     assert isinstance(got, np.ndarray)
     np.testing.assert_array_equal(got, expected)
+    assert recording.reads == [slice(5, 9), slice(100, 103), slice(2999, 3000)]  # the runs, nothing else
     in_memory = sparse.random(3000, 4, density=0.5, format="csr", random_state=0)
     assert sparse.issparse(estimate_sampling.take_rows(in_memory, rows))
 

@@ -82,6 +82,17 @@ def has_duplicates(values: Any) -> bool:
         arrow = arrow.drop_null()
     if arrow.type != pa.large_string():
         arrow = arrow.cast(pa.large_string())
+    hashes = _hashes(arrow)
+    hashes.sort()  # in place: one 8-byte array per string at a time
+    repeated = hashes[1:][hashes[1:] == hashes[:-1]]
+    if repeated.size == 0:
+        return False
+    candidates = np.flatnonzero(np.isin(_hashes(arrow), repeated))  # equal hashes: compare the strings themselves
+    return bool(pd.Index(arrow.take(pa.array(candidates)).to_pylist()).has_duplicates)
+
+
+def _hashes(arrow: Any) -> np.ndarray:
+    """The hash of every string of a ``large_string`` chunked array, ``_HASH_CHUNK`` strings at a time."""
     hashes = np.empty(len(arrow), dtype=np.uint64)
     pos = 0
     for piece in arrow.chunks:
@@ -89,9 +100,4 @@ def has_duplicates(values: Any) -> bool:
             part = piece.slice(start, _HASH_CHUNK)
             hashes[pos : pos + len(part)] = _chunk_hashes(part)
             pos += len(part)
-    ordered = np.sort(hashes)
-    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-    if repeated.size == 0:
-        return False
-    candidates = np.flatnonzero(np.isin(hashes, repeated))  # equal hashes: compare the strings themselves
-    return bool(pd.Index(arrow.take(pa.array(candidates)).to_pylist()).has_duplicates)
+    return hashes

@@ -3,7 +3,9 @@
 :func:`inspect` never makes a full pass over an expression matrix: shapes,
 dtypes and stored-value counts come from metadata, and value hints from a few
 hundred leading rows. It works on a backed AnnData (``read_h5ad(path,
-backed="r")``) without loading ``X``.
+backed="r")``) without loading ``X``, and looks at ``obsm`` through ``shape`` and
+``dtype`` only (arrays that :func:`~cellucid_nb.adata.open_file.open_h5ad` leaves
+in the file are never read).
 """
 
 from __future__ import annotations
