@@ -39,14 +39,20 @@ BLOCK_ENTRIES = 1 << 20
 
 
 def _row_blocks(indptr_a: np.ndarray, indptr_t: np.ndarray | None, target: int) -> list[tuple[int, int]]:
-    """Row ranges of about ``target`` stored entries of ``A`` (and ``Aᵀ``'s half when given)."""
-    weight = indptr_a.astype(np.int64)
+    """Row ranges of about ``target`` stored entries of ``A`` (and ``Aᵀ``'s half when given).
+
+    ``indptr_a`` alone is searched in place (an int64 copy would be 8 bytes per cell).
+    """
+    weight = np.asarray(indptr_a)
     if indptr_t is not None:
+        weight = weight.astype(np.int64)
         weight += indptr_t
+    top = int(np.iinfo(weight.dtype).max)
     n = weight.shape[0] - 1
     bounds, start = [], 0
     while start < n:
-        stop = int(np.searchsorted(weight, weight[start] + target, side="right")) - 1
+        end = np.asarray(min(int(weight[start]) + target, top), dtype=weight.dtype)
+        stop = int(np.searchsorted(weight, end, side="right")) - 1
         stop = min(max(stop, start + 1), n)
         bounds.append((start, stop))
         start = stop

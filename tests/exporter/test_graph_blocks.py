@@ -221,3 +221,10 @@ def test_export_of_a_symmetric_graph_writes_extract_edges_bytes(tmp_path, monkey
         assert (out / "connectivity" / name).read_bytes() == expected
     manifest = json.loads((out / "connectivity_manifest.json").read_text())
     assert manifest["max_neighbors"] == most and manifest["n_edges"] == len(payloads[0]) // 2
+
+
+def test_row_blocks_search_int32_pointers_in_place_up_to_their_top():
+    ptr = np.array([0, 5, 5, 9, 2**31 - 3, 2**31 - 1], dtype=np.int32)
+    expected = [(0, 2), (2, 3), (3, 4), (4, 5)]  # by hand: at most 6 entries, or one row
+    assert graph_blocks._row_blocks(ptr, None, 6) == graph_blocks._row_blocks(ptr.astype(np.int64), None, 6) == expected
+    assert graph_blocks._row_blocks(ptr, None, 2**40) == [(0, 5)]
