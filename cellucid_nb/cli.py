@@ -1,8 +1,9 @@
-"""Command-line interface: ``cellucid-nb export|estimate|validate|serve``.
+"""Command-line interface: ``cellucid-nb export|estimate|validate|serve|publish``.
 
 Each subcommand is a thin shell over the Python API; bad input ends with a
 one-line reason on stderr and a non-zero exit code (2 for usage and input
-errors, 1 for an export that fails validation).
+errors, 1 for an export that fails validation, 3 when the system refuses a
+read or write, such as a folder without write permission or a full disk).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ __all__ = ["main", "build_parser"]
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+#: The system refused a read or write (permissions, disk full): an ``OSError``.
+EXIT_FAILED = 3
 #: Ctrl+C, as shells report SIGINT (128 + 2).
 EXIT_CANCELLED = 130
 
@@ -130,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_pub.add_argument("--title", default=None, help="page title (default: the first dataset's name)")
     p_pub.add_argument("--zip", action="store_true", help="also pack the site into SITE_DIR.zip")
     p_pub.add_argument("--force", action="store_true", help="publish into an existing folder that is not a site (its files are kept)")
+    p_pub.add_argument("--link", action="store_true",
+                       help="hard-link the payloads instead of copying them (no extra disk; the site and the "
+                            "exports then share those files, so editing one in place edits the other)")
     return parser
 
 
@@ -387,7 +393,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            result = publish(source, args.site_dir, title=args.title, zip=args.zip, force=args.force)
+            result = publish(source, args.site_dir, title=args.title, zip=args.zip, force=args.force, link=args.link)
         except (ValueError, FileNotFoundError) as exc:
             raise CliError(str(exc)) from None
     for w in caught:
@@ -431,6 +437,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             sys.stderr.write(f"cellucid-nb {args.command}: {_in_cli_words(message)}\n")
             return EXIT_USAGE
+        except OSError as exc:  # the system refused (permissions, disk full, read-only): its words, no traceback
+            where = f" ({exc.filename})" if exc.filename and str(exc.filename) not in str(exc) else ""
+            sys.stderr.write(f"cellucid-nb {args.command}: {exc}{where}; nothing was changed in place. Check the "
+                             "folder's permissions and free space, then run the command again.\n")
+            return EXIT_FAILED
         finally:
             for w in caught:
                 _show_warning(str(w.message))

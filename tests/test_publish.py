@@ -254,6 +254,25 @@ def test_cli_publish(export, tmp_path):
     assert proc.returncode == 2 and "inside" in proc.stderr
 
 
+def test_cli_publish_links_on_request_and_reports_a_refused_write_without_traceback(export, tmp_path, monkeypatch,
+                                                                                    capsys):
+    from cellucid_nb.cli import main
+
+    assert main(["publish", str(export), str(tmp_path / "linked"), "--link"]) == 0
+    assert os.path.samefile(export / "points_2d.bin.gz", tmp_path / "linked" / "gzip_q8" / "points_2d.bin.gz")
+
+    def disk_full(src, dst, **_kw):
+        raise OSError(28, "No space left on device", str(dst))
+
+    monkeypatch.setattr(site_module.shutil, "copyfile", disk_full)
+    capsys.readouterr()
+    assert main(["publish", str(export), str(tmp_path / "full")]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("cellucid-nb publish: [Errno 28] No space left on device") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "full").exists() and not list(tmp_path.glob(".full.*")), "a failed publish left files"
+
+
 def test_republish_keeps_the_users_files_of_a_site_folder(export, tmp_path):
     site = tmp_path / "site"
     publish(export, site)
