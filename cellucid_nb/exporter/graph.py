@@ -133,7 +133,7 @@ def _write_edges_streamed(runner: Any, matrix: Any, dtype: np.dtype, folder: str
     try:
         degrees = DegreeCounter(matrix.shape[0])
         n_edges = 0
-        for block in iter_edge_blocks(matrix, dtype, degrees):
+        for block in iter_edge_blocks(matrix, dtype, degrees, runner.check):
             runner.check()
             for stream, piece in zip(streams, block, strict=True):
                 stream.append(piece)

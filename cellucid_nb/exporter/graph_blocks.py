@@ -23,7 +23,7 @@ transpose path unchanged.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -86,18 +86,20 @@ def _lower_entries(a: sparse.csr_matrix, r0: int, r1: int) -> tuple[np.ndarray, 
     return rows[lower], cols[lower], values[lower]
 
 
-def _strict_lower_transposed(a: sparse.csr_matrix) -> sparse.csr_matrix:
+def _strict_lower_transposed(a: sparse.csr_matrix, check: Callable[[], None] | None = None) -> sparse.csr_matrix:
     """``tril(a, -1)ᵀ`` as canonical CSR (row ``j`` holds ``a[i, j]`` for ``i > j``, ``i`` ascending).
 
     A counting sort in two passes over row blocks of ``a``: the column counts give the
     result's ``indptr``, then each block's entries are placed at their row's next free
     slots (rows of ``a`` arrive in order, so every result row comes out sorted). Only the
     result and one block are held: half of what building ``tril`` and transposing it costs.
+    ``check`` (e.g. the runner's cancel check) is called before each block.
     """
     n = a.shape[0]
     blocks = _row_blocks(a.indptr, a.indptr, BLOCK_ENTRIES)
     counts = np.zeros(n, dtype=np.int64)
     for r0, r1 in blocks:
+        _call(check)
         np.add.at(counts, _lower_entries(a, r0, r1)[1], 1)  # O(block), not O(cells) as bincount
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
@@ -107,6 +109,7 @@ def _strict_lower_transposed(a: sparse.csr_matrix) -> sparse.csr_matrix:
     indices = np.empty(nnz, dtype=index_dtype)
     filled = indptr[:-1].copy()  # next free slot of each result row
     for r0, r1 in blocks:
+        _call(check)
         rows, cols, values = _lower_entries(a, r0, r1)
         if not cols.size:
             continue
@@ -140,6 +143,11 @@ def _canonical(matrix: Any) -> Any:
     return a
 
 
+def _call(check: Callable[[], None] | None) -> None:
+    if check is not None:
+        check()
+
+
 #: Multipliers of murmur3's 64-bit finaliser.
 _FMIX = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
 _MASK64 = (1 << 64) - 1
@@ -156,7 +164,7 @@ def _fmix64(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def symmetry_fingerprint(a: Any, key: bytes) -> tuple[int, int, int, int]:
+def symmetry_fingerprint(a: Any, key: bytes, check: Callable[[], None] | None = None) -> tuple[int, int, int, int]:
     """Order-independent digests of the upper and the lower triangle of ``a``, one pass over row blocks.
 
     Every stored entry ``(i, j, v)`` off the diagonal with ``v != 0`` gives the word
@@ -173,6 +181,8 @@ def symmetry_fingerprint(a: Any, key: bytes) -> tuple[int, int, int, int]:
         Canonical CSR (scipy, or a :class:`.graph_source.BlockCSR`) of at most 2**32 rows.
     key
         24 bytes, random per call (``os.urandom``), so that no input can be crafted to collide.
+    check
+        Called before each block (e.g. the runner's cancel check).
 
     Returns
     -------
@@ -183,6 +193,7 @@ def symmetry_fingerprint(a: Any, key: bytes) -> tuple[int, int, int, int]:
     k0, k1, k2 = (np.uint64(int.from_bytes(key[i : i + 8], "little")) for i in (0, 8, 16))
     sums, counts = [0, 0], [0, 0]
     for r0, r1 in _row_blocks(a.indptr, None, BLOCK_ENTRIES):
+        _call(check)
         rows, cols, values = _entries(a, r0, r1)
         kept = (rows != cols) & (values != 0)
         rows, cols = rows[kept], cols[kept].astype(np.int64)
@@ -206,7 +217,7 @@ def symmetry_fingerprint(a: Any, key: bytes) -> tuple[int, int, int, int]:
     return sums[0], sums[1], counts[0], counts[1]
 
 
-def is_symmetric(a: Any) -> bool:
+def is_symmetric(a: Any, check: Callable[[], None] | None = None) -> bool:
     """Whether the canonical CSR ``a`` equals its transpose, bit for bit, up to stored zeros.
 
     Proven by :func:`symmetry_fingerprint` with a fresh random key (wrong with probability
@@ -218,12 +229,12 @@ def is_symmetric(a: Any) -> bool:
         return False
     if not isinstance(a, BlockCSR) and not _mirrored(a, SYMMETRY_SAMPLE_ROWS):
         return False
-    upper, lower, n_upper, n_lower = symmetry_fingerprint(a, os.urandom(24))
+    upper, lower, n_upper, n_lower = symmetry_fingerprint(a, os.urandom(24), check)
     return upper == lower and n_upper == n_lower
 
 
-def iter_edge_blocks(matrix: Any, index_dtype: Any, degrees: DegreeCounter | None = None
-                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def iter_edge_blocks(matrix: Any, index_dtype: Any, degrees: DegreeCounter | None = None,
+                     check: Callable[[], None] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The edges of :func:`extract_edges_blocked` by blocks of rows, in order: ``(src, dst, weights)`` each.
 
     A symmetric ``A`` (:func:`is_symmetric`) gives each block straight from its rows. Otherwise
@@ -239,12 +250,15 @@ def iter_edge_blocks(matrix: Any, index_dtype: Any, degrees: DegreeCounter | Non
         dtype of the yielded ``src``/``dst``.
     degrees
         When given, counts the degrees of the edges as they are yielded (:attr:`DegreeCounter.most`).
+    check
+        Called before each block of the passes that precede the first yield (the symmetry
+        proof, the transpose): e.g. the runner's cancel check.
     """
     a = _canonical(matrix)
-    if is_symmetric(a):
+    if is_symmetric(a, check):
         yield from _symmetric_blocks(a, index_dtype, degrees)
     else:
-        yield from _transpose_blocks(a, index_dtype, degrees)
+        yield from _transpose_blocks(a, index_dtype, degrees, check)
 
 
 def _symmetric_blocks(a: Any, index_dtype: Any, degrees: DegreeCounter | None
@@ -268,10 +282,10 @@ def _symmetric_blocks(a: Any, index_dtype: Any, degrees: DegreeCounter | None
         del rows, cols, weights, edge
 
 
-def _transpose_blocks(a: Any, index_dtype: Any, degrees: DegreeCounter | None
-                      ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _transpose_blocks(a: Any, index_dtype: Any, degrees: DegreeCounter | None,
+                      check: Callable[[], None] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Edges of any canonical ``a``: the upper part of its rows plus rows of ``tril(a, -1)ᵀ``."""
-    t = _strict_lower_transposed(a)
+    t = _strict_lower_transposed(a, check)
     for r0, r1 in _row_blocks(a.indptr, t.indptr, BLOCK_ENTRIES):
         rows_a = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(a.indptr[r0 : r1 + 1]))
         s, e = int(a.indptr[r0]), int(a.indptr[r1])

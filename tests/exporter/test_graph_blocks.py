@@ -75,16 +75,16 @@ def transposes(monkeypatch):
     calls = []
     real = graph_blocks._strict_lower_transposed
 
-    def spy(a):
+    def spy(a, *args):
         calls.append(a.shape)
-        return real(a)
+        return real(a, *args)
 
     monkeypatch.setattr(graph_blocks, "_strict_lower_transposed", spy)
     monkeypatch.setattr(graph_blocks, "BLOCK_ENTRIES", 500)  # many blocks
     return calls
 
 
-def _no_transpose(a):
+def _no_transpose(a, *args):
     raise AssertionError("the transpose was built for a symmetric graph")
 
 
@@ -228,3 +228,27 @@ def test_row_blocks_search_int32_pointers_in_place_up_to_their_top():
     expected = [(0, 2), (2, 3), (3, 4), (4, 5)]  # by hand: at most 6 entries, or one row
     assert graph_blocks._row_blocks(ptr, None, 6) == graph_blocks._row_blocks(ptr.astype(np.int64), None, 6) == expected
     assert graph_blocks._row_blocks(ptr, None, 2**40) == [(0, 5)]
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_passes_before_the_first_block_call_check_per_block(monkeypatch, symmetric):
+    """The symmetry proof and the transpose are cancellable (the runner's check) before any edge comes out."""
+    monkeypatch.setattr(graph_blocks, "BLOCK_ENTRIES", 300)
+    m = _symmetric(1500, "float32", 3)
+    if not symmetric:
+        m = sparse.triu(m, format="csr")  # sampled rows not mirrored: straight to the transpose
+        m.sort_indices()
+    calls = []
+
+    def check():
+        calls.append(1)
+        if len(calls) == 3:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        next(graph_blocks.iter_edge_blocks(m, "<u2", check=check))
+    assert len(calls) == 3
