@@ -99,7 +99,11 @@ class LatentReader:
         for start in range(0, self.n_rows, block_rows):
             yield start, min(start + block_rows, self.n_rows)
 
+    def block(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start:stop]`` as float32 (a view when the source is a float32 array)."""
+        return self.raw(start, stop).astype(np.float32, copy=False)
+
     def blocks(self, block_rows: int = BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
-        """``(start, rows)`` for every block; rows are float32 (a view when the source is a float32 array)."""
+        """``(start, rows)`` for every block, rows as :meth:`block` gives them."""
         for start, stop in self.ranges(block_rows):
-            yield start, self.raw(start, stop).astype(np.float32, copy=False)
+            yield start, self.block(start, stop)

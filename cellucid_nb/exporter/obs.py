@@ -81,9 +81,11 @@ def _outliers_task(
     spec = codecs.QuantSpec(bits)
     layout = LAYOUTS[settings.layout]
     pairs = [(f.codes, len(f.categories)) for _, f in fields if f.codes is not None]
-    distances = latent_distances(inputs.latent, pairs, settings.centroid_min_points)
+    distances = latent_distances(inputs.latent, pairs, settings.centroid_min_points, runner.cancelled)
     ranges: dict[int, tuple[float | None, float | None]] = {}
     for (index, field), dist in zip(fields, distances, strict=True):
+        if runner.cancelled():  # the distances may be incomplete: the export ends without them
+            break
         payload, lo, hi = _encode_continuous(rank_quantiles(dist), bits)
         runner.write_array(f"{folder}/{layout.stem(field.key, index)}.outliers.{spec.ext}", payload)
         ranges[index] = (lo, hi)

@@ -25,7 +25,7 @@ for all its cells, as the validation warning says.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,15 +54,18 @@ class FieldDistances:
     values: np.ndarray
 
 
-def _sums(reader: LatentReader, fields: Sequence[tuple[np.ndarray, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+def _sums(
+    reader: LatentReader, fields: Sequence[tuple[np.ndarray, int]], stop: Callable[[], bool]
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Pass 1: ``(sums (n_dims, k + 1) float64, counts (k + 1,))`` per field, the last bin for missing codes."""
     n_dims = reader.shape[1]
     acc = [(np.zeros((n_dims, k + 1)), np.zeros(k + 1, dtype=np.int64)) for _, k in fields]
-    for start, rows in reader.blocks(BLOCK_ROWS):
-        stop = start + rows.shape[0]
-        columns = np.ascontiguousarray(rows.T, dtype=np.float64)
+    for start, end in reader.ranges(BLOCK_ROWS):
+        if stop():
+            break
+        columns = np.ascontiguousarray(reader.block(start, end).T, dtype=np.float64)
         for (codes, k), (sums, counts) in zip(fields, acc, strict=True):
-            groups = block_groups(codes, start, stop, k)
+            groups = block_groups(codes, start, end, k)
             counts += np.bincount(groups, minlength=k + 1)
             for j in range(n_dims):
                 np.add.at(sums[j], groups, columns[j])  # in cell order: block size and source do not matter
@@ -70,7 +73,8 @@ def _sums(reader: LatentReader, fields: Sequence[tuple[np.ndarray, int]]) -> lis
 
 
 def latent_distances(
-    latent: LatentReader | Any, fields: Sequence[tuple[np.ndarray, int]], min_points: int
+    latent: LatentReader | Any, fields: Sequence[tuple[np.ndarray, int]], min_points: int,
+    stop: Callable[[], bool] = lambda: False,
 ) -> list[FieldDistances]:
     """Passes 1 and 2 for several categorical fields at once (the latent space is read twice in all).
 
@@ -82,6 +86,9 @@ def latent_distances(
         ``(codes, n_categories)`` per field; codes per cell, -1 for missing.
     min_points
         Minimum cells of a category.
+    stop
+        Checked before every block (e.g. the runner's ``cancelled``): when true,
+        the passes end early and the distances are incomplete.
 
     Returns
     -------
@@ -94,7 +101,7 @@ def latent_distances(
         return []
     centres: list[np.ndarray] = []
     out: list[FieldDistances] = []
-    for (codes, k), (sums, counts) in zip(fields, _sums(reader, fields), strict=True):
+    for (codes, k), (sums, counts) in zip(fields, _sums(reader, fields, stop), strict=True):
         with np.errstate(invalid="ignore", divide="ignore"):
             # float32 centres, as the reference computes them; the extra bin (missing codes) at 0
             centre = (sums[:, :k] / np.maximum(counts[:k], 1)).T.astype(np.float32).astype(np.float64)
@@ -103,16 +110,18 @@ def latent_distances(
         out.append(FieldDistances(codes, counts[:k], usable, np.full(n, np.nan, dtype=np.float32)))
     if not any(f.usable.any() for f in out):
         return out
-    for start, rows in reader.blocks(BLOCK_ROWS):
-        stop = start + rows.shape[0]
+    for start, end in reader.ranges(BLOCK_ROWS):
+        if stop():
+            break
+        rows = reader.block(start, end)
         for (codes, k), centre, field in zip(fields, centres, out, strict=True):
             if not field.usable.any():
                 continue
-            groups = block_groups(codes, start, stop, k)
+            groups = block_groups(codes, start, end, k)
             diff = rows - centre[groups]
             dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
             keep = np.append(field.usable, False)[groups]
-            field.values[start:stop][keep] = dist[keep]
+            field.values[start:end][keep] = dist[keep]
     return out
 
 

@@ -132,6 +132,14 @@ def test_latent_is_read_by_row_blocks_only(tmp_path: Path) -> None:
     assert len(list((out / "obs").glob("*.outliers.*"))) == 3
 
 
+def test_the_passes_stop_when_asked() -> None:
+    n = BLOCK_ROWS + 10
+    tracked = _Tracked(np.zeros((n, 2)))
+    answers = iter([False, True, True])  # pass 1: one block, then stop; pass 2: stop at once
+    outliers.latent_distances(LatentReader.open(tracked), [(np.zeros(n, dtype=np.int8), 1)], 10, lambda: next(answers))
+    assert tracked.rows_read == BLOCK_ROWS  # one block of pass 1, then the stop was seen
+
+
 def test_streaming_validation_keeps_the_messages(tmp_path: Path) -> None:
     kw = make_kwargs()
     latent = kw["latent_space"].copy()
