@@ -177,6 +177,8 @@ def prepare(
     ----------
     latent_space
         ``(n_cells, n_dims)`` array (dense or sparse) for the outlier quantiles. Required.
+        Read by row blocks, never whole: an h5py dataset, zarr array or Dask array
+        (e.g. ``obsm['X_pca']`` left in its file) stays there.
     obs
         Cell metadata, one row per cell. Required.
     var
