@@ -282,12 +282,18 @@ def _dense_small(value: Any, name: str) -> np.ndarray:
     return arr
 
 
+#: Rows converted at a time where a per-cell array is turned into float32 through float64
+#: (embeddings, vectors): a whole float64 copy would be 24 bytes a cell for a 3-D embedding.
+_BLOCK_ROWS = 1 << 16
+
+
 def normalise_embedding(arr: np.ndarray) -> tuple[np.ndarray, float]:
     """Center the bounding box on 0 and scale the largest axis range to 2 (aspect kept).
 
     Computed in float64 with halves (``max/2 - min/2``), so coordinates of any
     finite magnitude (even a span of +-3e38, beyond float32) are normalised
-    without overflow.
+    without overflow. The float64 arithmetic runs on blocks of rows (the same
+    operations on every value, so the same result), never on a whole copy.
 
     Parameters
     ----------
@@ -299,16 +305,22 @@ def normalise_embedding(arr: np.ndarray) -> tuple[np.ndarray, float]:
     coords, scale
         The normalised float32 coordinates and the scale factor applied.
     """
-    arr = np.asarray(arr, dtype=np.float64)
+    arr = np.asarray(arr)
+    out = np.empty(arr.shape, dtype=np.float32)
     if arr.shape[0] == 0:
-        return arr.astype(np.float32), 1.0
-    mins, maxs = arr.min(axis=0), arr.max(axis=0)
+        return out, 1.0
+    # min/max of the stored values, then float64: the same as of the float64 values (rounding is monotonic).
+    mins = np.asarray(arr.min(axis=0), dtype=np.float64)
+    maxs = np.asarray(arr.max(axis=0), dtype=np.float64)
     half_range = float((maxs / 2 - mins / 2).max())
     if half_range < 0.5e-8:
         half_range = 0.5  # degenerate data: keep it at the origin
     center = mins / 2 + maxs / 2
     scale = 1.0 / half_range
-    return ((arr - center) * scale).astype(np.float32), scale
+    for start in range(0, arr.shape[0], _BLOCK_ROWS):
+        block = np.asarray(arr[start : start + _BLOCK_ROWS], dtype=np.float64)
+        out[start : start + _BLOCK_ROWS] = (block - center) * scale
+    return out, scale
 
 
 def _check_embeddings(kw: Mapping[str, Any]) -> tuple[dict[int, Embedding], int]:
@@ -340,7 +352,8 @@ def _check_embeddings(kw: Mapping[str, Any]) -> tuple[dict[int, Embedding], int]
             )
         if arr.shape[0] == 0:
             raise ValueError(f"{name} has shape {arr.shape}: zero cells; expected at least one cell, i.e. (n_cells >= 1, {dim}).")
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        # NaN and infinities show in the column extremes (no per-cell temporary); counted on the error path only.
+        if arr.dtype.kind == "f" and not (np.isfinite(arr.min(axis=0)).all() and np.isfinite(arr.max(axis=0)).all()):
             bad = int((~np.isfinite(arr)).any(axis=1).sum())
             raise ValueError(f"{name} contains NaN or Inf in {bad} row(s); expected finite coordinates for every cell.")
         coords, scale = normalise_embedding(arr)  # float64: finite values beyond float32's range are fine
@@ -673,16 +686,24 @@ def _scaled_vectors(dense: np.ndarray, scale: float, name: str) -> np.ndarray:
     buffers. The message says how to get zero arrows if that is what is meant.
     """
     key = f"vector_fields[{name!r}]"
-    if dense.dtype.kind == "f" and not np.isfinite(dense).all():
+    if dense.dtype.kind == "f" and dense.size and not (
+            np.isfinite(dense.min(axis=0)).all() and np.isfinite(dense.max(axis=0)).all()):
         bad = int((~np.isfinite(dense)).any(axis=1).sum())
         raise ValueError(
             f"{key} contains NaN or Inf in {bad} row(s); expected finite displacements for every cell "
             f"(use np.nan_to_num({key}) if cells without a vector should get no arrow)."
         )
-    # A new array: the caller's vectors are never scaled in place.
-    scaled = np.multiply(dense, scale, dtype=np.float64)
-    _refuse_overflow(scaled, key, "displacements (after scaling like the embedding)")
-    return scaled.astype(np.float32)
+    # A new array (the caller's vectors are never scaled in place), scaled in float64 by blocks of rows.
+    out = np.empty(dense.shape, dtype=np.float32)
+    n_big, largest = 0, 0.0
+    for start in range(0, dense.shape[0], _BLOCK_ROWS):
+        scaled = np.multiply(dense[start : start + _BLOCK_ROWS], scale, dtype=np.float64)
+        n, big = overflow_count(scaled)
+        n_big, largest = n_big + n, max(largest, big)
+        if not n_big:
+            out[start : start + _BLOCK_ROWS] = scaled
+    _raise_overflow(n_big, largest, key, "displacements (after scaling like the embedding)")
+    return out
 
 
 def _check_vectors(
