@@ -70,3 +70,20 @@ def test_estimate_of_the_index_layout_matches_its_export(adata, tmp_path: Path) 
     result = export(adata, plan, tmp_path / "est", created_at="2026-01-01T00:00:00Z", n_workers=1)
     assert est.exact
     assert abs(est.total_bytes - result.n_bytes) <= 0.001 * result.n_bytes, (est.total_bytes, result.n_bytes)
+
+
+def test_index_layout_takes_keys_the_key_layout_cannot_name_files_after(adata, tmp_path: Path) -> None:
+    # Files are named by number: keys equal but for case, or a Windows device name, are fine there.
+    data = adata.copy()
+    data.obs["Louvain"] = data.obs["louvain"].astype(str).str.upper().astype("category")
+    data.obs["con"] = data.obs["n_genes"]
+    plan = ExportPlan.from_anndata(data).replace(genes=("CD3D", "LYZ"), obs_keys=("louvain", "Louvain", "con"))
+    with pytest.raises(ValueError, match=r"obs key 'con' would name a file 'con'\.\*, a device name Windows reserves"):
+        export(data, plan, tmp_path / "by_key", created_at="2026-01-01T00:00:00Z", n_workers=1)
+    assert not (tmp_path / "by_key").exists()
+    export(data, plan.replace(layout="index"), tmp_path / "idx", created_at="2026-01-01T00:00:00Z", n_workers=1)
+    reader = read_export(tmp_path / "idx")
+    assert sorted(reader.obs_keys) == ["Louvain", "con", "louvain"]
+    assert list(reader.obs_column("Louvain").astype(str)) == list(data.obs["Louvain"].astype(str))
+    assert list(reader.obs_column("louvain").astype(str)) == list(data.obs["louvain"].astype(str))
+    assert validate_export(tmp_path / "idx") == []

@@ -23,7 +23,7 @@ from scipy import sparse
 
 from ..format import codecs
 from ..format.layouts import LAYOUTS
-from ..format.naming import check_no_collisions, safe_name
+from ..format.naming import check_no_collisions, safe_name, windows_reserved
 from ..format.rules import obs_column_kind
 from ..format.spec import CATEGORY_LIMITS, DATASETS_FILE, IDENTITY_FILE, SIDECAR_FILE, points_file
 from ..format.suggest import closest
@@ -174,6 +174,9 @@ def _type_name(obj: Any) -> str:
 def _check_dirname(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value or value in (".", "..") or "/" in value or "\\" in value:
         raise ValueError(f"{name}={value!r} is not a valid name: expected a non-empty file or folder name without path separators.")
+    if windows_reserved(value):
+        raise ValueError(f"{name}={value!r} is a device name Windows reserves (CON, PRN, AUX, NUL, COM1-COM9, "
+                         "LPT1-LPT9): the export could not be copied to or opened on Windows; choose another name.")
     return value
 
 
@@ -464,7 +467,7 @@ def _check_obs(obs: Any, obs_keys: Any, n_cells: int, settings: ExportSettings) 
         dupes = [k for i, k in enumerate(keys) if k in keys[:i]]
         if dupes:
             raise ValueError(f"obs_keys lists {dupes[0]!r} more than once; expected each column at most once.")
-    check_no_collisions(keys, "obs")
+    check_no_collisions(keys, "obs", named_files=settings.layout == "key")
     fields: list[ObsField] = []
     for key in keys:
         series = obs[key]
@@ -561,7 +564,7 @@ def _gene_ids(var: pd.DataFrame, column: Any) -> tuple[list, str]:
 
 
 def _check_genes(
-    matrix: Any, var: Any, column: Any, identifiers: Any, n_cells: int, messages: list[str]
+    matrix: Any, var: Any, column: Any, identifiers: Any, n_cells: int, messages: list[str], named_files: bool = True
 ) -> GeneSelection | None:
     if matrix is None:
         return None
@@ -617,7 +620,7 @@ def _check_genes(
             _warn(messages, f"{len(missing)} gene identifier(s) not found in var and skipped: {missing[:20]}")
         columns = positions[positions >= 0].astype(np.int64)
         chosen = [unique[i] for i in np.flatnonzero(positions >= 0)]
-    check_no_collisions(chosen, "gene")
+    check_no_collisions(chosen, "gene", named_files=named_files)
     return GeneSelection(matrix=matrix, ids=list(chosen), columns=columns, var_gene_id_column=id_column)
 
 
@@ -941,7 +944,8 @@ def validate_inputs(out_dir: Any, kw: Mapping[str, Any]) -> ExportInputs:
     latent = _check_latent(kw["latent_space"], n_cells, messages)
     obs_fields = _check_obs(kw["obs"], kw["obs_keys"], n_cells, settings)
     genes = _check_genes(
-        kw["gene_expression"], kw["var"], kw["var_gene_id_column"], kw["gene_identifiers"], n_cells, messages
+        kw["gene_expression"], kw["var"], kw["var_gene_id_column"], kw["gene_identifiers"], n_cells, messages,
+        named_files=settings.layout == "key",
     )
     connectivity = _check_connectivity(kw["connectivities"], n_cells)
     vector_files, vector_infos = _check_vectors(kw["vector_fields"], embeddings, n_cells, basis, messages)
