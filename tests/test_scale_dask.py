@@ -279,3 +279,35 @@ def test_cancel_while_workers_build_genes_stops_them_and_leaves_nothing(client, 
         assert sorted(p.name for p in tmp_path.iterdir()) == []
     finally:
         client.unregister_worker_plugin(gate)
+
+
+class _FailGeneTasks(WorkerPlugin):
+    """On every worker: gene tasks fail (a full disk, say), every attempt."""
+
+    def setup(self, worker) -> None:
+        from cellucid_nb.adata import gene_tasks
+
+        self.original = gene_tasks._gene_task
+
+        def failing(*args, **kwargs):
+            raise OSError("No space left on device (test)")
+
+        gene_tasks._gene_task = failing
+
+    def teardown(self, worker) -> None:
+        from cellucid_nb.adata import gene_tasks
+
+        gene_tasks._gene_task = self.original
+
+
+def test_gene_tasks_that_keep_failing_fail_the_export_and_leave_nothing(client, data, tmp_path):
+    client.register_plugin(_FailGeneTasks(), name="fail-genes")
+    try:
+        backed = anndata.read_h5ad(data["root"] / "a.h5ad", backed="r")
+        with get_task_stream(client) as stream, pytest.raises(OSError, match=r"No space left on device \(test\)"):
+            export(backed, data["plan"], tmp_path / "export", created_at=CREATED, client=client, memory_limit="1GB")
+        assert any(str(t["key"]).startswith(KEY_PREFIX) and t["status"] == "error" for t in stream.data)
+        assert _running_gene_tasks(client) == 0
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
+    finally:
+        client.unregister_worker_plugin("fail-genes")

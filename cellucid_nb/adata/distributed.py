@@ -20,6 +20,7 @@ the caller deletes the spill folder.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -126,16 +127,22 @@ def _submit(client: Any, source: RowSource, columns: np.ndarray, spill: SpillDir
 
 
 def finished_futures(futures: Iterable[Any], stop: Callable[[], bool]) -> Iterator[Any]:
-    """Yield ``futures`` as they finish; return early once ``stop()`` is true (checked every :data:`_POLL` s)."""
-    from distributed import wait
+    """Yield ``futures`` as they finish; return early once ``stop()`` is true (checked every :data:`_POLL` s).
 
+    Each future reports itself once (a done callback), so hundreds of tasks cost the
+    client nothing while they run (``distributed.wait`` on all pending futures after
+    each one finished took seconds of its CPU with 250 gene tasks).
+    """
+    finished: queue.Queue = queue.Queue()
     pending = set(futures)
+    for future in pending:
+        future.add_done_callback(finished.put)
     while pending and not stop():
         try:
-            finished = wait(list(pending), timeout=_POLL, return_when="FIRST_COMPLETED").done
-        except TimeoutError:
+            future = finished.get(timeout=_POLL)
+        except queue.Empty:
             continue
-        for future in finished:
+        if future in pending:
             pending.discard(future)
             yield future
 
