@@ -271,3 +271,26 @@ def test_legacy_files_fall_back_to_read_h5ad_with_a_note(tmp_path, monkeypatch, 
     assert "no anndata encoding metadata" in caplog.text and "read_h5ad" in caplog.text
     with pytest.raises(LegacyH5adError):
         open_h5ad(path)
+
+
+def test_export_and_preview_never_build_the_index_hash_table(rich_h5ad, tmp_path):
+    # pandas builds an index's hash table on some Series calls (to_numpy(na_value=...) among
+    # them); for the Arrow string names that is a Python string per cell, kept in pandas'
+    # cache: 0.6 GB at 10M cells. The export and the wizard preview must not trigger it.
+    from cellucid_nb.widgets.wizard_preview import preview_payload
+
+    lazy = open_h5ad(rich_h5ad)
+    lazy.obs["nullable"] = pd.array(np.where(np.arange(lazy.n_obs) % 7, 1.5, np.nan), dtype="Float64")
+    lazy.obs["count"] = np.arange(lazy.n_obs, dtype=np.int32)  # an integer column: pandas fills "NA" through the Series
+    names = lazy.obs.index
+    assert "_engine" not in names._cache
+    plan = ExportPlan.from_anndata(lazy).replace(genes=("g1", "g2"))
+    assert {"score", "nullable", "count"} <= set(plan.obs_keys)
+    export(lazy, plan, tmp_path / "out", created_at=CREATED)
+    preview_payload(lazy, "X_umap", "score", max_points=500)
+    preview_payload(lazy, "X_umap", "nullable", max_points=500)
+    preview_payload(lazy, "X_umap", "count", max_points=500)
+    assert "_engine" not in names._cache, "the export built the obs index's hash table"
+    # the check can fail: the call the export used to make builds it
+    lazy.obs["count"].to_numpy(dtype=np.float32, na_value=np.nan)
+    assert "_engine" in names._cache

@@ -191,22 +191,31 @@ def spill_rows(
 
 
 def per_cell_bytes(adata: Any, plan: Any) -> int:
-    """Bytes per cell of the exporter's own copies besides the genes: points, latent, obs codes, vectors, graph.
+    """Bytes per cell of the exporter's own arrays besides the genes (an upper bound).
 
     (What the AnnData itself holds is not counted: it is there before and after the export, and
-    the budget is what the export adds to it.)
+    the budget is what the export adds to it.) The latent space is read by row blocks
+    (:mod:`cellucid_nb.exporter.latent`, constant memory), a symmetric kNN graph by row
+    blocks without a transpose (:mod:`cellucid_nb.exporter.graph_blocks`), so what is left per
+    cell is: the float32 embeddings and vector fields (kept for centroids and written whole),
+    4 bytes per categorical field (outlier distances, all fields at once) plus the per-field
+    grouping and result (8), the obs payloads being encoded (about 16), row counters (16).
+    A graph whose sampled rows are not mirrored takes the transpose path: half of its
+    transpose (4 bytes per stored entry, counting-sort buffers of 24 bytes a cell).
     """
+    from cellucid_nb.adata.sources import graph_for_export
+    from cellucid_nb.exporter.graph_blocks import looks_symmetric
+    from cellucid_nb.format.rules import obs_column_kind
+
     dims = sum(int(adata.obsm[k].shape[1]) for k in plan.embeddings.values())
     dims += sum(int(adata.obsm[k].shape[1]) for k in (plan.vector_fields or {}).values())
-    latent = int(adata.obsm[plan.latent_key].shape[1]) if plan.latent_key in adata.obsm else 0
-    edges = 0.0
+    categorical = sum(1 for k in plan.obs_keys if k in adata.obs and obs_column_kind(adata.obs[k]) != "continuous")
+    graph = 0.0
     if plan.connectivities is not None:
-        edges = float(stored_entries(adata.obsp[plan.connectivities])) / max(adata.n_obs, 1)
-    # float32 coordinates, a float32 latent, 8 bytes per obs field; the graph writer holds half
-    # the transpose (4 bytes per stored entry, built by a counting sort, plus 24 bytes per cell of
-    # int64 row pointers and counters) and one block of edges; the edge payloads are spooled to disk
-    # block by block (exporter/payload_stream.py): measured 0.25 GB for a 2M-cell scanpy graph.
-    return int(4 * dims + 4 * latent + 8 * len(plan.obs_keys) + 6 * edges + 24 + 16)
+        matrix = graph_for_export(adata.obsp[plan.connectivities])
+        if not looks_symmetric(matrix):
+            graph = 6 * float(stored_entries(matrix)) / max(adata.n_obs, 1) + 24
+    return int(4 * dims + 4 * categorical + 8 + 16 + graph + 16)
 
 
 def output_upper_bound(adata: Any, plan: Any, n_genes: int) -> int:

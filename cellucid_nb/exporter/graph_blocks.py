@@ -32,7 +32,7 @@ from scipy import sparse
 from .graph_source import BlockCSR
 
 __all__ = ["extract_edges_blocked", "iter_edge_blocks", "DegreeCounter", "BLOCK_ENTRIES", "max_neighbors_estimate",
-           "is_symmetric", "symmetry_fingerprint"]
+           "is_symmetric", "symmetry_fingerprint", "looks_symmetric"]
 
 #: Stored entries of ``A`` and ``Aᵀ`` summed per block (~50 bytes each while a block is summed).
 BLOCK_ENTRIES = 1 << 20
@@ -402,6 +402,27 @@ def _mirrored(a: sparse.csr_matrix, n_rows: int) -> bool:
     return bool((hits > 0).all())
 
 
+def looks_symmetric(matrix: Any) -> bool:
+    """Whether the entries of a sample of rows all have their mirror (cheap; no proof).
+
+    What a memory budget can assume before the writer proves symmetry (:func:`is_symmetric`)
+    and so needs no transpose. A :class:`.graph_source.BlockCSR` reads only
+    :data:`FILE_SAMPLE_ROWS` rows and the rows they point to.
+    """
+    if matrix.shape[0] == 0 or matrix.shape[0] != matrix.shape[1]:
+        return matrix.shape[0] == 0
+    if isinstance(matrix, BlockCSR):
+        sampled = np.unique(np.linspace(0, matrix.shape[0] - 1,
+                                        num=min(FILE_SAMPLE_ROWS, matrix.shape[0])).astype(np.int64))
+        first = matrix.take_rows(sampled)
+        needed = np.union1d(sampled, first.indices.astype(np.int64))
+        return bool(first.has_canonical_format) and _mirrored(matrix.with_rows(needed), FILE_SAMPLE_ROWS)
+    if not sparse.issparse(matrix):
+        return False
+    a = sparse.csr_matrix(matrix)
+    return bool(a.has_canonical_format) and _mirrored(a, SYMMETRY_SAMPLE_ROWS)
+
+
 def max_neighbors_estimate(matrix: Any) -> int:
     """The manifest's ``max_neighbors`` without building ``A + Aᵀ``: the largest row (or column) count.
 
@@ -419,12 +440,8 @@ def max_neighbors_estimate(matrix: Any) -> int:
     if isinstance(matrix, BlockCSR):
         if matrix.shape[0] == 0 or matrix.nnz == 0:
             return 0
-        sampled = np.unique(np.linspace(0, matrix.shape[0] - 1,
-                                        num=min(FILE_SAMPLE_ROWS, matrix.shape[0])).astype(np.int64))
-        first = matrix.take_rows(sampled)
-        needed = np.union1d(sampled, first.indices.astype(np.int64))
         # Duplicates would make row counts too high: the sampled rows stand for the whole graph here too.
-        if first.has_canonical_format and _mirrored(matrix.with_rows(needed), FILE_SAMPLE_ROWS):
+        if looks_symmetric(matrix):
             return int(np.diff(matrix.indptr).max())
         matrix = matrix.to_scipy()
     a = sparse.csr_matrix(matrix)

@@ -401,6 +401,20 @@ def _unhashable(series: pd.Series) -> tuple[Any, Any] | None:
     return None
 
 
+def column_values(series: pd.Series, dtype: Any) -> np.ndarray:
+    """A numeric obs column as a numpy array of ``dtype``, pandas' missing values as NaN.
+
+    Through the column's array, not ``Series.to_numpy(na_value=...)``: that path looks up
+    an attribute on the Series, which makes pandas build the *index*'s hash table, and
+    for the Arrow string index of :func:`cellucid_nb.adata.open_file.open_h5ad` that is a
+    Python string per cell (0.6 GB at 10M cells, kept by pandas' cache).
+    """
+    values = series.array
+    if isinstance(series.dtype, np.dtype):
+        return np.asarray(values, dtype=dtype)
+    return np.asarray(values.to_numpy(dtype=dtype, na_value=np.nan))
+
+
 def _categorical_field(key: str, series: pd.Series, dtype_setting: str) -> ObsField:
     try:
         cat = series if isinstance(series.dtype, pd.CategoricalDtype) else series.astype("category")
@@ -481,7 +495,7 @@ def _check_obs(obs: Any, obs_keys: Any, n_cells: int, settings: ExportSettings) 
         if obs_column_kind(series) == "continuous":
             if series.dtype.kind == "f" and series.dtype.itemsize > 4:  # also pandas' nullable Float64
                 wide = np.float64 if series.dtype.itemsize <= 8 else np.longdouble
-                _refuse_overflow(series.to_numpy(dtype=wide, na_value=np.nan), f"obs[{key!r}]")
+                _refuse_overflow(column_values(series, wide), f"obs[{key!r}]")
             fields.append(ObsField(key=key, kind="continuous", series=series))
         else:
             fields.append(_categorical_field(key, series, settings.obs_categorical_dtype))

@@ -14,7 +14,7 @@ from ..format import codecs
 from ..format.layouts import LAYOUTS
 from ..format.spec import CATEGORY_LIMITS, FORMAT_NAME
 from .centroids import category_centroids, centroid_grouping
-from .inputs import ExportInputs, ObsField
+from .inputs import ExportInputs, ObsField, column_values
 from .outliers import latent_distances, rank_quantiles
 from .writer_runner import WriterRunner
 
@@ -24,7 +24,7 @@ __all__ = ["ObsWriter", "write_obs", "continuous_values"]
 def continuous_values(field: ObsField) -> np.ndarray:
     """The float32 values of a continuous obs field (pandas NA -> NaN)."""
     assert field.series is not None
-    return field.series.to_numpy(dtype=np.float32, na_value=np.nan)
+    return column_values(field.series, np.float32)
 
 
 def _encode_continuous(values: np.ndarray, bits: int | None) -> tuple[np.ndarray, float | None, float | None]:

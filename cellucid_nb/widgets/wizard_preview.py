@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cellucid_nb.exporter.inputs import column_values
 from cellucid_nb.format.codecs import MISSING_CODE
 from cellucid_nb.format.spec import CATEGORY_LIMITS
 
@@ -65,7 +66,7 @@ def _colour_codes(column: pd.Series | None, colors: Any) -> tuple[dict[str, Any]
         categories = [str(c) for c in cat.cat.categories]
         palette = [str(c) for c in colors] if colors is not None and len(colors) == len(categories) else None
         return {"kind": "categorical", "categories": categories, "colors": palette}, out
-    values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    values = column_values(column, np.float64)  # never builds the (Arrow string) index engine
     finite = np.isfinite(values)
     lo = float(values[finite].min()) if finite.any() else 0.0
     hi = float(values[finite].max()) if finite.any() else 1.0

@@ -164,3 +164,28 @@ def test_csr_sweeps_refuse_a_malformed_matrix_instead_of_reading_out_of_bounds()
         csr_kernels.sweep_codes(np.array([0, 2], np.int32), indices, data, np.zeros(1, np.int64), 0, 3,
                                 np.arange(3, dtype=np.int64), np.zeros(3, np.float32), np.zeros(3), np.ones(3),
                                 np.zeros(3, bool), 254, 255, out[:2])
+
+
+@pytest.mark.parametrize("bits", [None, 8, 16])
+def test_sparse_block_rows_equal_the_quantized_dense_genes(bits) -> None:
+    # Gene by gene scatter (exporter/gene_payloads.py) against quantize() of each whole dense gene.
+    from cellucid_nb.exporter.expression import ColumnBlock
+    from cellucid_nb.exporter.gene_payloads import _dense_rows_from_sparse, finalise_ranges
+
+    rng = np.random.default_rng(3)
+    n = 200
+    scales = np.array([1.0, 1e-33, 3e38, 250.0, 1.0])  # narrow, float64-only and plain ranges in one block
+    dense = ((rng.random((n, 5)) < 0.3) * rng.normal(size=(n, 5)) * scales).astype(np.float32)
+    dense[5, 0], dense[6, 0] = np.nan, np.inf
+    dense[:, 4] = 0.0  # a gene without stored values
+    csc = sparse.csc_matrix(dense)
+    block = ColumnBlock(np.arange(5), data=csc.data, indices=csc.indices, indptr=csc.indptr)
+    finite = np.where(np.isfinite(dense), dense, np.nan)
+    lo, hi = finalise_ranges(np.nanmin(finite, axis=0).astype(np.float64), np.nanmax(finite, axis=0).astype(np.float64))
+    rows = _dense_rows_from_sparse(block, 1, 5, lo, hi, bits, n)
+    for j in range(1, 5):
+        expected = dense[:, j] if bits is None else codecs.quantize(dense[:, j], lo[j : j + 1], hi[j : j + 1], bits)
+        np.testing.assert_array_equal(rows[j - 1], expected)
+    first = _dense_rows_from_sparse(block, 0, 1, lo, hi, bits, n)[0]
+    if bits is not None:
+        assert first[5] == first[6] == codecs.MISSING_CODE[bits]  # NaN and inf: the missing code
