@@ -96,6 +96,31 @@ def test_zarr_read_lazily_on_the_workers_with_the_same_bytes(client, data, tmp_p
     assert _spill_names(tmp_path) == []
 
 
+def test_zarr_sparse_group_opened_by_path_on_the_workers_with_the_same_bytes(client, data, tmp_path):
+    from anndata.io import sparse_dataset
+
+    group = zarr.open_group(str(data["root"] / "a.zarr"), mode="r")
+    with get_task_stream(client) as stream:
+        export(_lazy(data, sparse_dataset(group["X"])), data["plan"], tmp_path / "export", created_at=CREATED,
+               client=client, memory_limit="1GB")
+    assert _tree(tmp_path / "export") == _tree(data["ref"])
+    assert any("_spill_file_task" in str(t["key"]) for t in stream.data)  # rows read by path on the workers
+    assert len(_gene_tasks(stream)) == 2
+    assert _spill_names(tmp_path) == []
+
+
+@pytest.mark.parametrize("settings", [{"var_quantization": 16, "layout": "index"},
+                                      {"var_quantization": None, "compression": None}])
+def test_other_settings_give_the_single_process_bytes_too(client, data, tmp_path, settings):
+    plan = data["plan"].replace(**settings)
+    export(data["adata"], plan, tmp_path / "ref" / "export", created_at=CREATED)  # same folder name
+    backed = anndata.read_h5ad(data["root"] / "a.h5ad", backed="r")
+    with get_task_stream(client) as stream:
+        export(backed, plan, tmp_path / "export", created_at=CREATED, client=client, memory_limit="1GB")
+    assert _gene_tasks(stream)
+    assert _tree(tmp_path / "export") == _tree(tmp_path / "ref" / "export")
+
+
 def _gate(block, gate_name):
     """The first time it runs, say so and wait for the test's go-ahead (the test kills this worker meanwhile)."""
     started, go = Event(f"{gate_name}-started"), Event(f"{gate_name}-go")
