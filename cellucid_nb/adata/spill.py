@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from ..format.leftovers import SPILL_PREFIX  # its one home: the validator and recovery know it too
+from ..exporter.swap import remove_stale_spills
+from ..format.leftovers import SPILL_PREFIX, stale_spill_folders  # its one home: the validator and recovery know it too
 
 __all__ = ["SpillRecord", "SpillDir", "write_records", "SpilledMatrix", "ColumnSliced", "SPILL_PREFIX"]
 
@@ -119,6 +121,9 @@ class SpillDir:
     def __post_init__(self) -> None:
         self.parent = Path(self.parent)
         self.parent.mkdir(parents=True, exist_ok=True)
+        # Spill folders of killed exports here (a spill_dir= elsewhere than beside the export too).
+        for message in remove_stale_spills(stale_spill_folders(self.parent)):
+            warnings.warn(f"{self.parent}: {message}", UserWarning, stacklevel=3)
         self.path = Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}-",
                                           dir=self.parent))
 

@@ -38,7 +38,7 @@ from ..format.spec import SIDECAR_FILE
 from .locking import ExportLock
 from .ownership import owned_files, scan_files
 
-__all__ = ["replace_folder", "finish_replace", "recover", "repair", "folder_bytes"]
+__all__ = ["replace_folder", "finish_replace", "recover", "repair", "folder_bytes", "remove_stale_spills"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +148,24 @@ def _move_foreign(src_root: Path, dst_root: Path, rel_dir: str, files: set[str],
                 kept.append(rel)
 
 
+def remove_stale_spills(spills: list[Path]) -> list[str]:
+    """Delete spill folders (from :func:`~cellucid_nb.format.leftovers.stale_spill_folders`) of dead processes.
+
+    The process is checked again right before (never a running one's), and a link is never
+    followed; returns one sentence per folder removed.
+    """
+    messages = []
+    for spill in spills:
+        pid = spill_owner_pid(spill.name)
+        if pid_alive(pid) or spill.is_symlink():
+            continue
+        size = folder_bytes(spill)
+        shutil.rmtree(spill, ignore_errors=True)
+        messages.append(f"removed stale spill folder {spill.name} ({size:,} bytes) left by process {pid}, "
+                        "no longer running")
+    return messages
+
+
 def recover(out_dir: Path, manifests: Iterable[str] = (), dirs: Iterable[str] = ()) -> list[str]:
     """Repair what interrupted exports left beside ``out_dir``; call it holding the export lock.
 
@@ -174,14 +192,7 @@ def recover(out_dir: Path, manifests: Iterable[str] = (), dirs: Iterable[str] = 
         shutil.rmtree(staging, ignore_errors=True)
         who = f"process {pid}, no longer running" if pid is not None else "an earlier export"
         messages.append(f"removed stale staging folder {staging.name} ({size:,} bytes) left by {who}")
-    for spill in found.spill:  # any export's, in out_dir's parent; never one of a running process
-        pid = spill_owner_pid(spill.name)
-        if pid_alive(pid) or spill.is_symlink():
-            continue
-        size = folder_bytes(spill)
-        shutil.rmtree(spill, ignore_errors=True)
-        messages.append(f"removed stale spill folder {spill.name} ({size:,} bytes) left by process {pid}, "
-                        "no longer running")
+    messages += remove_stale_spills(found.spill)  # any export's, in out_dir's parent
     olds = sorted(found.old, key=lambda p: p.stat().st_mtime)
     if olds and os.path.isdir(out_dir) and not os.path.islink(out_dir) and not any(os.scandir(out_dir)):
         out_dir.rmdir()  # an empty folder made after the crash: the previous export goes back in its place

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["Leftovers", "find_leftovers", "staging_prefix", "old_prefix", "lock_file_name", "owner_pid", "pid_alive",
-           "SPILL_PREFIX", "spill_owner_pid"]
+           "SPILL_PREFIX", "spill_owner_pid", "stale_spill_folders"]
 
 #: Spill folders are named ``<SPILL_PREFIX><pid>-<random>`` in the export's parent folder (any export name).
 SPILL_PREFIX = ".cellucid_nb-spill-"
@@ -145,8 +145,29 @@ def find_leftovers(out_dir: str | os.PathLike[str]) -> Leftovers:
             found.staging.append(Path(entry.path))
         elif entry.name.startswith(old):
             found.old.append(Path(entry.path))
-        elif entry.name.startswith(SPILL_PREFIX):
+    found.spill = stale_spill_folders(parent, entries)
+    return found
+
+
+def stale_spill_folders(folder: str | os.PathLike[str], entries: list[os.DirEntry] | None = None) -> list[Path]:
+    """Spill folders in ``folder`` whose process is no longer running (links never listed).
+
+    Parameters
+    ----------
+    folder
+        Where spill folders are made: beside an export, or the ``spill_dir=`` of ``export()``.
+    entries
+        ``os.scandir(folder)``, when the caller has it already.
+    """
+    if entries is None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return []
+    out = []
+    for entry in entries:
+        if entry.name.startswith(SPILL_PREFIX) and entry.is_dir(follow_symlinks=False):
             pid = spill_owner_pid(entry.name)
             if pid is not None and not pid_alive(pid):
-                found.spill.append(Path(entry.path))
-    return found
+                out.append(Path(entry.path))
+    return out

@@ -142,3 +142,21 @@ def test_kill_during_a_spilled_export_leaves_a_folder_the_next_export_removes(tm
     assert messages[1].startswith(f"removed stale staging folder .export.staging-{child.pid}-")
     assert sorted(p.name for p in out.parent.iterdir()) == ["export"]
     assert snapshot(out) == snapshot(prepare(out_dir=tmp_path / "fresh" / "export", **kw).path)
+
+
+def test_a_spill_dir_of_its_own_is_cleaned_when_the_next_spill_starts_there(tmp_path):
+    # export(..., spill_dir=...) may put the spill away from the export: its leftovers are removed there too.
+    custom = tmp_path / "scratch"
+    custom.mkdir()
+    dead = _dead_pid()
+    stale = _folder(custom / f"{SPILL_PREFIX}{dead}-1a2b3c-q9", 100)
+    running = _folder(custom / f"{SPILL_PREFIX}{os.getpid()}-4d5e6f-w1", 10)
+    mine = _folder(custom / "notes", 10)
+    with pytest.warns(UserWarning, match=rf"removed stale spill folder {SPILL_PREFIX}{dead}-1a2b3c-q9 \(100 bytes\)"):
+        folder = spill.SpillDir(custom)
+    try:
+        assert not stale.exists() and running.is_dir() and mine.is_dir()
+        assert folder.path.parent == custom and folder.path.name.startswith(f"{SPILL_PREFIX}{os.getpid()}-")
+    finally:
+        folder.close()
+    assert not folder.path.exists() and running.is_dir()
