@@ -173,8 +173,10 @@ def test_has_duplicates_ignores_missing_and_compares_colliding_hashes(monkeypatc
     # every hash equal: the strings themselves decide
     monkeypatch.setattr(arrow_strings, "_chunk_hashes", lambda piece: np.zeros(len(piece), np.uint64))
     assert not arrow_strings.has_duplicates(pd.arrays.ArrowStringArray(pa.chunked_array([pa.array(
-        ["x", "y", "z"], pa.large_string())])))
+        ["z", "x", "y"], pa.large_string())])))  # not sorted: hashed
     assert arrow_strings.has_duplicates(pd.array(["x", "y", "x"], dtype="string[pyarrow]"))
+    # sorted names are unique without hashing
+    assert not arrow_strings.has_duplicates(pd.array(["x", "xa", "y"], dtype="string[pyarrow]"))
 
 
 def test_read_strings_in_chunks(rich_h5ad):
@@ -187,6 +189,60 @@ def test_read_strings_in_chunks(rich_h5ad):
     import pyarrow as pa
 
     assert pa.chunked_array(pa.array(values)).num_chunks == 3
+
+
+def test_read_strings_parses_the_heap_as_h5py_reads_it(tmp_path, monkeypatch):
+    """Shared heap collections, empty and missing strings, multi-byte text, pieces written out of order."""
+    import h5py
+    import pyarrow as pa
+
+    from cellucid_nb.adata import hdf5_vlen
+
+    pieces = ["", "é", "a" * 40, "x", "日本語テキスト", "b" * 8, "c" * 9, "d" * 7]
+    names = [pieces[i % 8] + (str(i) if i % 3 else "") for i in range(5000)]
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w") as f:
+        f["other"] = np.array(["q" * i for i in range(50)], dtype=h5py.string_dtype())  # same collection first
+        f["names"] = np.array(names, dtype=h5py.string_dtype())
+        f["empty"] = np.array([""] * 10, dtype=h5py.string_dtype())
+        f.create_dataset("missing", shape=(5,), dtype=h5py.string_dtype())[1] = "hi"  # the others never written
+        later = f.create_dataset("later", shape=(300,), dtype=h5py.string_dtype())
+        for i in range(300, 0, -7):
+            later[max(0, i - 7) : i] = [f"w{j}" for j in range(max(0, i - 7), i)]
+        f.create_dataset("chunked", data=np.array(names, dtype=h5py.string_dtype()), chunks=(100,), compression="gzip")
+    monkeypatch.setattr(hdf5_vlen, "_GATHER_BYTES", 64)  # several gathers per chunk
+    with h5py.File(path, "r") as f:
+        for key in ("other", "names", "empty", "missing", "later"):
+            parsed = hdf5_vlen.read_vlen_strings(f[key], 777)  # no fallback
+            assert len(parsed) == -(-f[key].shape[0] // 777)
+            got = [bytes(data[o[i] : o[i + 1]]) for o, data in parsed for i in range(len(o) - 1)]
+            assert got == list(f[key][:]), key
+            values = arrow_strings.read_strings(f[key], chunk=777)
+            assert values.dtype == "string[pyarrow]" and values.tolist() == [s.decode() for s in f[key][:]]
+            assert pa.chunked_array(pa.array(values)).num_chunks == len(parsed)
+        with pytest.raises(hdf5_vlen.UnsupportedLayout, match="filtered"):
+            hdf5_vlen.read_vlen_strings(f["chunked"], 777)
+        assert arrow_strings.read_strings(f["chunked"], chunk=777).tolist() == names  # read through h5py
+
+
+def test_read_strings_refuses_a_heap_it_cannot_place(tmp_path):
+    """An object header that does not match its record: the file is not trusted, h5py reads it."""
+    import h5py
+
+    from cellucid_nb.adata import hdf5_vlen
+
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w") as f:
+        f["names"] = np.array([f"n{i}" for i in range(100)], dtype=h5py.string_dtype())
+        start = f["names"].id.get_offset()
+    record = np.fromfile(path, np.dtype([("len", "<u4"), ("addr", "<u8"), ("idx", "<u4")]), count=1, offset=start)
+    with open(path, "r+b") as handle:  # object index of the first element's heap object -> 0xFFFF
+        handle.seek(int(record["addr"][0]) + 16 + 24 * (int(record["idx"][0]) - 1))  # 16 + 8 bytes each
+        assert int.from_bytes(handle.read(2), "little") == int(record["idx"][0])
+        handle.seek(-2, 1)
+        handle.write(b"\xff\xff")
+    with h5py.File(path, "r") as f, pytest.raises(hdf5_vlen.UnsupportedLayout, match="object"):
+        hdf5_vlen.read_vlen_strings(f["names"], 1000)
 
 
 def test_inspect_plan_estimate_export_match_the_in_memory_anndata(rich_h5ad, tmp_path, monkeypatch):

@@ -10,18 +10,22 @@ build Python strings for every cell: ~1 GB at 10M cells).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cellucid_nb.adata.hdf5_vlen import UnsupportedLayout, read_vlen_strings
+
 __all__ = ["CHUNK", "read_strings", "has_duplicates"]
 
+_LOG = logging.getLogger(__name__)
 #: Strings read from the file at a time.
 CHUNK = 1_000_000
-#: Strings hashed at a time (the per-byte arrays are 8 bytes per character).
-_HASH_CHUNK = 131_072
-_BASE = np.uint64(0x100000001B3)  # FNV prime: odd, so no byte position is lost mod 2**64
+#: Strings hashed at a time (a few 8-byte arrays per string).
+_HASH_CHUNK = 262_144
+_MIX = np.uint64(0xFF51AFD7ED558CCD)  # MurmurHash3's finaliser constant: odd, so multiplying loses no bit
 _LENGTH_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -42,6 +46,15 @@ def read_strings(dataset: Any, chunk: int = CHUNK) -> pd.arrays.ArrowStringArray
     """
     import pyarrow as pa
 
+    try:  # the file's bytes parsed with numpy: no Python object per string
+        buffers = read_vlen_strings(dataset, chunk)
+    except UnsupportedLayout as exc:
+        _LOG.debug("%s: %s; reading the strings through h5py", dataset.name, exc)
+    else:
+        arrays = [pa.Array.from_buffers(pa.large_binary(), len(offsets) - 1,
+                                        [None, pa.py_buffer(offsets), pa.py_buffer(data)]).cast(pa.large_string())
+                  for offsets, data in buffers]
+        return pd.arrays.ArrowStringArray(pa.chunked_array(arrays, type=pa.large_string()))
     n = int(dataset.shape[0])
     pieces = []
     for start in range(0, n, chunk):
@@ -54,26 +67,42 @@ def read_strings(dataset: Any, chunk: int = CHUNK) -> pd.arrays.ArrowStringArray
 
 
 def _chunk_hashes(piece: Any) -> np.ndarray:
-    """A 64-bit polynomial hash of each string of one Arrow ``large_string`` array (no nulls)."""
+    """A 64-bit hash of each string of one Arrow ``large_string`` array (no nulls), 8 bytes at a time."""
     _, offsets_buf, data_buf = piece.buffers()
     offsets = np.frombuffer(offsets_buf, np.int64, count=len(piece) + 1, offset=piece.offset * 8)
     lo, hi = int(offsets[0]), int(offsets[-1])
-    data = np.frombuffer(data_buf, np.uint8, count=hi - lo, offset=lo) if hi > lo else np.zeros(0, np.uint8)
+    text = np.zeros(hi - lo + 8, np.uint8)  # 8 spare bytes: a whole word is read at every string's end
+    if hi > lo:
+        text[: hi - lo] = np.frombuffer(data_buf, np.uint8, count=hi - lo, offset=lo)
+    # the little-endian word starting at every byte (an unaligned strided view, no copy)
+    windows = np.ndarray((hi - lo + 1,), np.dtype("<u8"), text.data, strides=(1,))
     lengths = np.diff(offsets)
     starts = offsets[:-1] - lo
-    position = np.arange(hi - lo, dtype=np.int64) - np.repeat(starts, lengths)  # of each byte in its string
-    powers = np.cumprod(np.full(max(int(lengths.max(initial=0)), 1), _BASE, dtype=np.uint64))
-    terms = np.append(data.astype(np.uint64) * powers[position], np.uint64(0))  # one 0 for trailing empties
-    sums = np.add.reduceat(terms, np.minimum(starts, hi - lo))
-    sums[lengths == 0] = 0  # reduceat gives the element at an empty string's start
-    return sums ^ (lengths.astype(np.uint64) * _LENGTH_MIX)
+    hashes = lengths.astype(np.uint64) * _LENGTH_MIX
+    for k in range(int(lengths.max(initial=0) + 7) // 8):
+        left = np.clip(lengths - 8 * k, 0, 8).astype(np.uint64)  # bytes of this word inside the string
+        word = windows[np.minimum(starts + 8 * k, hi - lo)]
+        word &= np.where(left == 8, np.uint64(2**64 - 1), (np.uint64(1) << (left * np.uint64(8))) - np.uint64(1))
+        mixed = (hashes ^ word) * _MIX
+        mixed ^= mixed >> np.uint64(33)
+        hashes = np.where(left > 0, mixed, hashes)  # a string's hash never depends on longer strings
+    return hashes
+
+
+def _strictly_increasing(arrow: Any) -> bool:
+    """Whether every string is (bytewise) greater than the one before: then no string repeats."""
+    import pyarrow.compute as pc
+
+    n = len(arrow)
+    return n < 2 or pc.all(pc.less(arrow.slice(0, n - 1), arrow.slice(1))).as_py() is True
 
 
 def has_duplicates(values: Any) -> bool:
     """Whether an Arrow-backed string array holds a value twice (missing values are ignored).
 
-    Equal strings have equal hashes; strings whose hashes collide are compared as
-    strings, so the answer is exact. Memory: 8 bytes per string plus one hash chunk.
+    Strictly increasing (sorted) strings are unique without hashing. Otherwise equal
+    strings have equal hashes; strings whose hashes collide are compared as strings,
+    so the answer is exact. Memory: 8 bytes per string plus one hash chunk.
     """
     import pyarrow as pa
 
@@ -82,6 +111,8 @@ def has_duplicates(values: Any) -> bool:
         arrow = arrow.drop_null()
     if arrow.type != pa.large_string():
         arrow = arrow.cast(pa.large_string())
+    if _strictly_increasing(arrow):  # sorted names (a C++ pass): nothing to hash
+        return False
     hashes = _hashes(arrow)
     hashes.sort()  # in place: one 8-byte array per string at a time
     repeated = hashes[1:][hashes[1:] == hashes[:-1]]
