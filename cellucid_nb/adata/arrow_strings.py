@@ -24,7 +24,7 @@ _LOG = logging.getLogger(__name__)
 #: Strings read from the file at a time.
 CHUNK = 1_000_000
 #: Strings hashed at a time (a few 8-byte arrays per string).
-_HASH_CHUNK = 262_144
+_HASH_CHUNK = 65_536
 _MIX = np.uint64(0xFF51AFD7ED558CCD)  # MurmurHash3's finaliser constant: odd, so multiplying loses no bit
 _LENGTH_MIX = np.uint64(0x9E3779B97F4A7C15)
 
@@ -77,15 +77,27 @@ def _chunk_hashes(piece: Any) -> np.ndarray:
     # the little-endian word starting at every byte (an unaligned strided view, no copy)
     windows = np.ndarray((hi - lo + 1,), np.dtype("<u8"), text.data, strides=(1,))
     lengths = np.diff(offsets)
-    starts = offsets[:-1] - lo
+    at = offsets[:-1] - lo  # of each string's next word
     hashes = lengths.astype(np.uint64) * _LENGTH_MIX
-    for k in range(int(lengths.max(initial=0) + 7) // 8):
-        left = np.clip(lengths - 8 * k, 0, 8).astype(np.uint64)  # bytes of this word inside the string
-        word = windows[np.minimum(starts + 8 * k, hi - lo)]
-        word &= np.where(left == 8, np.uint64(2**64 - 1), (np.uint64(1) << (left * np.uint64(8))) - np.uint64(1))
-        mixed = (hashes ^ word) * _MIX
+    shortest, longest = int(lengths.min(initial=0)), int(lengths.max(initial=0))
+    for k in range((longest + 7) // 8):
+        if 8 * k + 8 <= shortest:  # a whole word of every string
+            word = windows[at]
+        else:
+            word = windows[np.minimum(at, hi - lo)]
+            if shortest == longest:  # the same last bytes of every string
+                word &= np.uint64((1 << (8 * (longest - 8 * k))) - 1)
+            else:
+                left = np.clip(lengths - 8 * k, 0, 8).astype(np.uint64)  # bytes of this word inside the string
+                word &= np.where(left == 8, np.uint64(2**64 - 1), (np.uint64(1) << (left * np.uint64(8))) - np.uint64(1))
+        mixed = hashes ^ word
+        mixed *= _MIX
         mixed ^= mixed >> np.uint64(33)
-        hashes = np.where(left > 0, mixed, hashes)  # a string's hash never depends on longer strings
+        if 8 * k < shortest:
+            hashes = mixed
+        else:  # a string's hash never depends on longer strings
+            hashes = np.where(lengths > 8 * k, mixed, hashes)
+        at += 8
     return hashes
 
 
