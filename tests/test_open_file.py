@@ -210,7 +210,8 @@ def test_read_strings_parses_the_heap_as_h5py_reads_it(tmp_path, monkeypatch):
         for i in range(300, 0, -7):
             later[max(0, i - 7) : i] = [f"w{j}" for j in range(max(0, i - 7), i)]
         f.create_dataset("chunked", data=np.array(names, dtype=h5py.string_dtype()), chunks=(100,), compression="gzip")
-    monkeypatch.setattr(hdf5_vlen, "_GATHER_BYTES", 64)  # several gathers per chunk
+    monkeypatch.setattr(hdf5_vlen, "_GATHER_BYTES", 64)  # several gathers per block
+    monkeypatch.setattr(hdf5_vlen, "_BLOCK", 100)  # several blocks per chunk, the last one shorter
     with h5py.File(path, "r") as f:
         for key in ("other", "names", "empty", "missing", "later"):
             parsed = hdf5_vlen.read_vlen_strings(f[key], 777)  # no fallback
