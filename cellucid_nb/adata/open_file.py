@@ -96,6 +96,16 @@ def _placeholder_index(n: int) -> pd.Index:
     return pd.Index(pd.arrays.ArrowStringArray(pa.chunked_array([pa.nulls(n, pa.large_string())])))
 
 
+def _trim_heap() -> None:
+    """Give the C heap's free memory back to the system (glibc's ``malloc_trim``; nothing elsewhere)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):  # not glibc
+        pass
+
+
 def open_h5ad(path: str | Path) -> Any:
     """A backed (read-only) AnnData of ``path`` with its large elements left in the file.
 
@@ -168,6 +178,7 @@ def open_h5ad(path: str | Path) -> Any:
             import pyarrow as pa
 
             pa.default_memory_pool().release_unused()  # it and the chunks read and cast: ~0.1 GB at 10M cells
+            _trim_heap()  # the blocks of the names' reading: ~0.07 GB at 10M cells
         for name, index in stored_index.items():  # anndata's own check, with the names' dtype
             if not index.astype(adata.obs_names.dtype).equals(adata.obs_names):
                 raise ValueError(f"{str(path)!r}: obsm[{name!r}] is a dataframe whose index is not the obs names")
