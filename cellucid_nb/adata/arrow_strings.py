@@ -2,9 +2,12 @@
 
 A million cell names as Python ``str`` objects take ~70 MB (a 49-byte object header,
 the text, an 8-byte pointer); as Arrow strings they take the text plus an 8-byte
-offset each. :func:`read_strings` reads the dataset ``CHUNK`` strings at a time, so the
-transient peak is one chunk of Python ``bytes``; :func:`has_duplicates` hashes the
-Arrow buffers with numpy (pandas' ``is_unique`` on an Arrow-backed index would
+offset each. :func:`read_strings` parses a contiguous variable-length dataset's global
+heap with numpy (:mod:`.hdf5_vlen`: no Python object per string, 0.6 s for 10M names
+instead of 2.7 s through h5py) and reads any other layout through h5py ``CHUNK``
+strings at a time (the transient peak is one chunk of Python ``bytes``);
+:func:`has_duplicates` compares neighbours in C++ (sorted names are unique) or hashes
+the Arrow buffers with numpy (pandas' ``is_unique`` on an Arrow-backed index would
 build Python strings for every cell: ~1 GB at 10M cells).
 """
 
@@ -31,6 +34,10 @@ _LENGTH_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 def read_strings(dataset: Any, chunk: int = CHUNK) -> pd.arrays.ArrowStringArray:
     """Read a 1-D HDF5 string dataset into a ``string[pyarrow]`` array, ``chunk`` strings at a time.
+
+    A contiguous dataset of variable-length strings is parsed from the file's bytes
+    (:func:`.hdf5_vlen.read_vlen_strings`, every object header checked); any other
+    layout, or one that parser refuses, is read through h5py.
 
     Parameters
     ----------

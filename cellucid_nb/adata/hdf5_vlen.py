@@ -74,6 +74,13 @@ def read_vlen_strings(dataset: Any, chunk: int) -> list[tuple[np.ndarray, np.nda
     bytes: the buffers of an Arrow ``large_binary`` array. A missing (null) element
     reads as an empty string, as h5py reads it.
 
+    Parameters
+    ----------
+    dataset
+        An ``h5py.Dataset`` of an ``.h5ad`` opened from a path.
+    chunk
+        Strings per returned pair.
+
     Raises
     ------
     UnsupportedLayout
@@ -84,6 +91,7 @@ def read_vlen_strings(dataset: Any, chunk: int) -> list[tuple[np.ndarray, np.nda
     _check(h5py.check_string_dtype(dataset.dtype) is not None, "not strings")
     _check(h5py.check_string_dtype(dataset.dtype).length is None, "fixed-length strings")
     _check(dataset.ndim == 1, "not 1-D")
+    _check(hasattr(os, "preadv"), "no positioned reads on this system")
     _check(dataset.file.driver == "sec2" and dataset.file.userblock_size == 0, "driver or user block")
     _check(tuple(dataset.file.id.get_create_plist().get_sizes()) == (8, 8), "address or length size")
     _check(dataset.id.get_create_plist().get_nfilters() == 0, "filtered")
