@@ -131,10 +131,12 @@ def _read(fd: int, start: int, n: int, chunk: int) -> list[tuple[np.ndarray, np.
     bounds = [(a, min(n, a + block, c + chunk)) for c in range(0, n, chunk) for a in range(c, min(n, c + chunk), block)]
     # pass 1: the collections and the largest object index used in each
     run_addr, run_max = [], []
+    text_bytes = np.zeros(-(-n // chunk), np.int64)  # of each chunk
     for a, b in bounds:
         rec = _records(fd, start, a, b)
         nulls = rec["addr"] == 0
         _check(not np.any(rec["len"][nulls]), "null reference with a length")
+        text_bytes[a // chunk] += int(rec["len"].sum(dtype=np.int64))
         runs = _runs(rec["addr"])
         run_addr.append(rec["addr"][runs])
         run_max.append(np.maximum.reduceat(rec["idx"], runs))
@@ -165,8 +167,10 @@ def _read(fd: int, start: int, n: int, chunk: int) -> list[tuple[np.ndarray, np.
         slots[slot] = np.where(rec["addr"] == 0, 0, 16 + ((rec["len"].astype(np.uint32) + 7) & ~np.uint32(7)))
     np.cumsum(slots, out=slots)  # modulo 2**32: differences inside a collection (< 2**32 bytes) are exact
     # pass 3: read the collections of each chunk, check every object header, gather the text in element order
-    out = []
-    heap = np.empty(0, np.uint8)  # reused: the collections of one chunk
+    out = [(np.zeros(min(n, c + chunk) - c + 1, np.int64), np.empty(int(size), np.uint8))
+           for c, size in zip(range(0, n, chunk), text_bytes.tolist(), strict=True)]  # (offsets, text) of each chunk
+    heap = np.empty(0, np.uint8)  # reused: the collections of one block
+    written = 0  # text bytes of the blocks before, in their chunk
     for a, b in bounds:
         rec = _records(fd, start, a, b)
         addr = rec["addr"]
@@ -219,20 +223,24 @@ def _read(fd: int, start: int, n: int, chunk: int) -> list[tuple[np.ndarray, np.
         _check(bool(np.all((position * 8 + padded <= last) | ~real)), "object outside its collection")
         if has_null:
             lengths[~real] = 0
-        out.append((lengths, _gather(words, position + 2, lengths)))
-    joined_out = []
-    for c in range(0, n, chunk):  # the blocks of each chunk joined
-        parts = [out[i] for i, (a, _) in enumerate(bounds) if c <= a < c + chunk]
-        lengths = np.concatenate([p[0] for p in parts])
-        joined_out.append((np.r_[np.int64(0), np.cumsum(lengths)], np.concatenate([p[1] for p in parts])))
-    return joined_out
+        offsets, text = out[a // chunk]
+        if a % chunk == 0:
+            written = 0
+        first = a % chunk
+        offsets[first + 1 : first + 1 + len(rec)] = lengths
+        size = int(lengths.sum())
+        _gather(words, position + 2, lengths, text[written : written + size])
+        written += size
+    for offsets, _ in out:
+        np.cumsum(offsets, out=offsets)
+    return out
 
 
-def _gather(words: np.ndarray, first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The bytes of each string (``lengths[i]`` bytes from word ``first[i]`` of ``words``), concatenated."""
+def _gather(words: np.ndarray, first: np.ndarray, lengths: np.ndarray, out: np.ndarray) -> None:
+    """Write the bytes of each string (``lengths[i]`` bytes from word ``first[i]`` of ``words``) one after the other in ``out``."""
     width = max(1, int((int(lengths.max(initial=0)) + 7) // 8))
     step = max(1, _GATHER_BYTES // (8 * width))
-    pieces = []
+    at = 0
     same = bool(lengths.size) and bool(np.all(lengths == lengths[0]))
     for r in range(0, len(first), step):
         rows = slice(r, min(len(first), r + step))
@@ -240,8 +248,6 @@ def _gather(words: np.ndarray, first: np.ndarray, lengths: np.ndarray) -> np.nda
         for k in range(width):
             text[:, k] = words[first[rows] + k]  # the heap has spare words past the last object
         raw = text.view(np.uint8)
-        if same:
-            pieces.append(raw[:, : int(lengths[0])].reshape(-1))
-        else:
-            pieces.append(raw[np.arange(8 * width) < lengths[rows, None]])
-    return np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
+        piece = raw[:, : int(lengths[0])] if same else raw[np.arange(8 * width) < lengths[rows, None]]
+        out[at : at + piece.size] = piece.reshape(-1)
+        at += piece.size
