@@ -57,6 +57,9 @@ def read_strings(dataset: Any, chunk: int = CHUNK) -> pd.arrays.ArrowStringArray
         buffers = read_vlen_strings(dataset, chunk)
     except UnsupportedLayout as exc:
         _LOG.debug("%s: %s; reading the strings through h5py", dataset.name, exc)
+    except Exception as exc:  # noqa: BLE001 - a damaged file the checks did not name: HDF5 itself reads (or refuses) it
+        _LOG.debug("%s: heap parser failed (%s: %s); reading the strings through h5py", dataset.name,
+                   type(exc).__name__, exc)
     else:
         arrays = [pa.Array.from_buffers(pa.large_binary(), len(offsets) - 1,
                                         [None, pa.py_buffer(offsets), pa.py_buffer(data)]).cast(pa.large_string())

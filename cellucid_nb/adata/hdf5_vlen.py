@@ -143,16 +143,25 @@ def _read(fd: int, start: int, n: int, chunk: int) -> list[tuple[np.ndarray, np.
     addrs, inverse = np.unique(np.concatenate(run_addr), return_inverse=True)
     max_idx = np.zeros(len(addrs), np.int64)
     np.maximum.at(max_idx, inverse, np.concatenate(run_max))
-    base = np.r_[0, np.cumsum(max_idx + 1)]  # slot of object index 0 of each collection
+    # Heap object indices are 16-bit in the file: a larger one is damage (and would size `slots`).
+    _check(int(max_idx.max(initial=0)) <= 0xFFFF, "object index beyond 16 bits")
+    file_size = os.fstat(fd).st_size
     sizes = np.empty(len(addrs), np.int64)  # of each collection, from its header
     for i, address in enumerate(addrs.tolist()):
         if address == 0:
             sizes[i] = 0
             continue
+        _check(address + 16 <= file_size, "collection address past the end of the file")
         head = _pread(fd, 16, address)
         _check(head[:5].tobytes() == b"GCOL\x01", "not a global heap collection")
         sizes[i] = int(head[8:16].view("<u8")[0])
         _check(sizes[i] % 8 == 0 and 16 <= sizes[i] < 2**32, "collection size")
+        # Every object takes at least its 16-byte header; the collection lies inside the file.
+        _check(max_idx[i] <= sizes[i] // 16 and address + sizes[i] <= file_size, "collection bounds")
+    # Collections never overlap: what is read and allocated is at most the file's size.
+    real = addrs != 0
+    _check(bool(np.all((addrs[real] + sizes[real])[:-1] <= addrs[real][1:])), "overlapping collections")
+    base = np.r_[0, np.cumsum(max_idx + 1)]  # slot of object index 0 of each collection
     # pass 2: every referenced object's padded size at its slot; cumulative sums place them
     slots = np.zeros(int(base[-1]), np.uint32)
 
