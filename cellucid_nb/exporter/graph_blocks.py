@@ -402,6 +402,32 @@ def _mirrored(a: sparse.csr_matrix, n_rows: int) -> bool:
     return bool((hits > 0).all())
 
 
+def _file_mirrored(matrix: BlockCSR) -> bool:
+    """:func:`_mirrored` for a graph left in its file: column indices only, of the sampled rows
+    and of the rows they point to (one read per run of rows; no weights, no full-size arrays)."""
+    sampled = np.unique(np.linspace(0, matrix.shape[0] - 1,
+                                    num=min(FILE_SAMPLE_ROWS, matrix.shape[0])).astype(np.int64))
+    ptr, cols = matrix.take_row_indices(sampled)
+    counts = np.diff(ptr)
+    within = np.ones(cols.size, dtype=bool)
+    within[ptr[:-1][counts > 0]] = False  # first entry of each row
+    if np.any(np.diff(cols)[within[1:]] <= 0):  # unsorted or duplicated columns: not canonical
+        return False
+    r = np.repeat(sampled, counts)
+    off = cols != r
+    r, c = r[off], cols[off]
+    if not c.size:
+        return True
+    targets = np.unique(c)
+    t_ptr, t_cols = matrix.take_row_indices(targets)
+    slot = np.searchsorted(targets, c)
+    seg = t_ptr[slot + 1] - t_ptr[slot]  # row c is searched for r
+    owner = np.repeat(np.arange(c.size, dtype=np.int64), seg)
+    at = np.repeat(t_ptr[slot], seg) + (np.arange(int(seg.sum()), dtype=np.int64) - np.repeat(np.cumsum(seg) - seg, seg))
+    hits = np.bincount(owner[t_cols[at] == r[owner]], minlength=c.size)
+    return bool((hits > 0).all())
+
+
 def looks_symmetric(matrix: Any) -> bool:
     """Whether the entries of a sample of rows all have their mirror (cheap; no proof).
 
@@ -412,11 +438,7 @@ def looks_symmetric(matrix: Any) -> bool:
     if matrix.shape[0] == 0 or matrix.shape[0] != matrix.shape[1]:
         return matrix.shape[0] == 0
     if isinstance(matrix, BlockCSR):
-        sampled = np.unique(np.linspace(0, matrix.shape[0] - 1,
-                                        num=min(FILE_SAMPLE_ROWS, matrix.shape[0])).astype(np.int64))
-        first = matrix.take_rows(sampled)
-        needed = np.union1d(sampled, first.indices.astype(np.int64))
-        return bool(first.has_canonical_format) and _mirrored(matrix.with_rows(needed), FILE_SAMPLE_ROWS)
+        return _file_mirrored(matrix)
     if not sparse.issparse(matrix):
         return False
     a = sparse.csr_matrix(matrix)

@@ -80,15 +80,19 @@ class BlockCSR:
         cat_d = np.concatenate(data) if data else np.zeros(0, self.dtype)
         return sparse.csr_matrix((cat_d, cat_i, indptr), shape=(rows.shape[0], self.shape[1]))
 
-    def with_rows(self, rows: np.ndarray) -> sparse.csr_matrix:
-        """A full-shape CSR holding only ``rows`` (increasing); the other rows are empty."""
+    def take_row_indices(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row pointers and column indices of ``rows`` (increasing), read by contiguous runs; no weights."""
         rows = np.asarray(rows, dtype=np.int64)
-        part = self.take_rows(rows)
-        counts = np.zeros(self.shape[0], dtype=np.int64)
-        counts[rows] = np.diff(part.indptr)
-        indptr = np.zeros(self.shape[0] + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        return sparse.csr_matrix((part.data, part.indices, indptr), shape=self.shape)
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        bounds = np.concatenate([[0], breaks, [rows.shape[0]]]).astype(np.int64)
+        pieces = []
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            if b > a:
+                pieces.append(np.asarray(self.indices[int(self.indptr[rows[a]]) : int(self.indptr[rows[b - 1] + 1])]))
+        indptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+        if rows.size:
+            np.cumsum(self.indptr[rows + 1] - self.indptr[rows], out=indptr[1:])
+        return indptr, (np.concatenate(pieces) if pieces else np.zeros(0, np.int64)).astype(np.int64)
 
     def validate(self, name: str = "connectivities") -> None:
         """The checks of an in-memory graph, one block of rows at a time; sets ``has_canonical_format``.

@@ -100,3 +100,25 @@ def test_estimates_of_a_file_graph_read_only_sampled_rows(tmp_path, monkeypatch)
     rows = np.concatenate([np.arange(100, 400), np.arange(3000, 3300)])
     assert graph_estimate(disk, rows, 5000, 6) == graph_estimate(m, rows, 5000, 6)
     assert disk.take_rows(rows).toarray().tobytes() == m[rows].toarray().tobytes()
+
+
+def test_looks_symmetric_of_a_file_graph_reads_only_column_indices_of_sampled_rows(tmp_path, monkeypatch):
+    m = _knn(5000, 4)
+    (tmp_path / "sym").mkdir()
+    disk = _on_disk(tmp_path / "sym", m)
+    monkeypatch.setattr(BlockCSR, "to_scipy", lambda self: pytest.fail("the whole graph was loaded"))
+    monkeypatch.setattr(BlockCSR, "take_rows", lambda self, rows: pytest.fail("weights were read"))
+    assert graph_blocks._mirrored(m, 4096) and graph_blocks.looks_symmetric(disk)
+    # entries (i, 0) without (0, i) in rows the sample reads: not mirrored, as the in-memory check says
+    hub = sparse.lil_matrix(m)
+    hub[np.arange(1, 5000, 3), 0] = 1.0
+    hub = sparse.csr_matrix(hub)
+    (tmp_path / "hub").mkdir()
+    assert not graph_blocks._mirrored(hub, 4096) and not graph_blocks.looks_symmetric(_on_disk(tmp_path / "hub", hub))
+    # a sampled row with its columns out of order is not canonical: no assumption of symmetry
+    unsorted = m.copy()
+    s = int(unsorted.indptr[0])
+    assert unsorted.indptr[1] - s >= 2
+    unsorted.indices[s], unsorted.indices[s + 1] = unsorted.indices[s + 1], unsorted.indices[s]
+    (tmp_path / "unsorted").mkdir()
+    assert not graph_blocks.looks_symmetric(_on_disk(tmp_path / "unsorted", unsorted))
