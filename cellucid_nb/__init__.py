@@ -30,6 +30,7 @@ _EXPORTS = {
     "estimate": "cellucid_nb.adata.estimation",
     "SizeEstimate": "cellucid_nb.adata.estimation",
     "export": "cellucid_nb.adata.exporting",
+    "open_h5ad": "cellucid_nb.adata.open_file",
     "ProgressTracker": "cellucid_nb.adata.progress_tracking",
     "show": "cellucid_nb.widgets.viewer",
     "Viewer": "cellucid_nb.widgets.viewer",
@@ -63,6 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from cellucid_nb.adata.exporting import export as export
     from cellucid_nb.adata.inspection import DatasetSummary as DatasetSummary
     from cellucid_nb.adata.inspection import inspect as inspect
+    from cellucid_nb.adata.open_file import open_h5ad as open_h5ad
     from cellucid_nb.adata.plan import ExportPlan as ExportPlan
     from cellucid_nb.adata.progress_tracking import ProgressTracker as ProgressTracker
     from cellucid_nb.exporter.prepare import prepare as prepare
