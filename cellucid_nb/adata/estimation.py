@@ -40,6 +40,7 @@ from cellucid_nb.adata import estimation_sampling as sampling
 from cellucid_nb.adata.estimation_sampling import GZIP_OVERHEAD, RecordingRunner, json_len
 from cellucid_nb.adata.gene_choice import gene_ids
 from cellucid_nb.adata.inspection import expression_matrix, expression_var, inspect
+from cellucid_nb.adata.lazy_frames import eager_frames
 from cellucid_nb.adata.plan import ExportPlan
 from cellucid_nb.format import codecs
 from cellucid_nb.format.layouts import LAYOUTS
@@ -484,6 +485,7 @@ def estimate(adata: Any, plan: ExportPlan | None = None, *, out_dir: str | Path 
     -------
     SizeEstimate
     """
+    adata = eager_frames(adata)  # read_lazy's obs/var as pandas (adata/lazy_frames.py)
     if plan is None:
         summary = summary or inspect(adata)
         plan = ExportPlan.from_anndata(adata, summary)

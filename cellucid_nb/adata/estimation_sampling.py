@@ -144,8 +144,14 @@ def take_rows(array: Any, rows: np.ndarray) -> Any:
     """
     if isinstance(array, np.ndarray) or sparse.issparse(array):
         return array[rows]
-    pieces = [np.asarray(array[a:b]) for a, b in _segments(rows)] if rows.shape[0] else [np.asarray(array[0:0])]
-    return np.concatenate(pieces)
+    def read(a: int, b: int) -> Any:
+        part = array[a:b]
+        return part.compute(scheduler="synchronous") if hasattr(part, "compute") else part
+
+    pieces = [read(a, b) for a, b in _segments(rows)] if rows.shape[0] else [read(0, 0)]
+    if sparse.issparse(pieces[0]):
+        return sparse.vstack(pieces, format="csr")
+    return np.concatenate([np.asarray(p) for p in pieces])
 
 
 def sample_density(matrix: Any, rows: np.ndarray, n_genes: int) -> tuple[np.ndarray, Any]:
@@ -163,6 +169,8 @@ def sample_density(matrix: Any, rows: np.ndarray, n_genes: int) -> tuple[np.ndar
     pieces = []
     for a, b in segs:
         part = matrix[a:b]
+        if hasattr(part, "compute"):  # a Dask array (read_lazy, read_elem_lazy): its chunks may be sparse
+            part = part.compute(scheduler="synchronous")
         pieces.append(sparse.csr_matrix(part) if sparse.issparse(part) else np.asarray(part))
     # CSR or dense: scipy's sparse types are not visible to the type checker
     block: Any = sparse.vstack(pieces, format="csr") if sparse.issparse(pieces[0]) else np.concatenate(pieces)

@@ -21,8 +21,9 @@ from scipy import sparse
 from cellucid_nb.adata.budget import parse_memory_limit
 from cellucid_nb.adata.gene_choice import gene_ids
 from cellucid_nb.adata.inspection import expression_matrix, expression_var
+from cellucid_nb.adata.lazy_frames import eager_frames
 from cellucid_nb.adata.plan import ExportPlan
-from cellucid_nb.adata.sources import graph_for_export
+from cellucid_nb.adata.sources import graph_for_export, read_row_chunk
 from cellucid_nb.adata.spill import SpillDir
 from cellucid_nb.adata.streaming import BackgroundRowPass, choose_export_path, streamed_genes
 from cellucid_nb.exporter.progress import ExportCancelled, ExportResult, ProgressEvent
@@ -106,9 +107,8 @@ def load_genes(
                 block = np.asarray(matrix[start:stop] if identity else matrix[start:stop, sorted_cols])
                 out[start:stop] = block if identity else block[:, inverse]
         else:
-            block = matrix[start:stop]
-            block = block if sparse.issparse(block) else sparse.csr_matrix(np.asarray(block))
-            sub = sparse.csr_matrix(block if identity else block[:, columns], dtype=np.float32)
+            # Backed sparse, Dask (dense or sparse chunks), anything with row slices: float32 CSR, columns in order.
+            sub = read_row_chunk(matrix, start, stop, None if identity else columns)
             pieces.append((sub.data, sub.indices, np.diff(sub.indptr)))
         if on_rows is not None:
             on_rows(stop, n)
@@ -274,6 +274,7 @@ def export(
     ExportResult
         Path, bytes, files, seconds and warnings.
     """
+    adata = eager_frames(adata)  # read_lazy's obs/var as pandas (adata/lazy_frames.py)
     from cellucid_nb.exporter.prepare import prepare
 
     plan = plan if plan is not None else ExportPlan.from_anndata(adata)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from cellucid_nb.adata.lazy_frames import eager_frames
 from cellucid_nb.format.rules import obs_column_kind
 
 __all__ = [
@@ -505,6 +506,7 @@ def inspect(adata: Any) -> DatasetSummary:
         ``var``, kNN graphs (``obsp``), vector fields (``obsm``) and category
         colours (``uns["<key>_colors"]``).
     """
+    adata = eager_frames(adata)  # read_lazy's obs/var as pandas (adata/lazy_frames.py)
     n_cells, n_genes = int(adata.n_obs), int(adata.n_vars)
     summary = DatasetSummary(n_cells=n_cells, n_genes=n_genes, backed=bool(getattr(adata, "isbacked", False)))
     summary.category_colors = _category_colors(adata)

@@ -15,6 +15,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from cellucid_nb.adata.inspection import DatasetSummary, expression_matrix, expression_var, inspect
+from cellucid_nb.adata.lazy_frames import eager_frames
 from cellucid_nb.format.codecs import check_bits, check_compression
 from cellucid_nb.format.naming import safe_name
 from cellucid_nb.format.safe_io import parse_json
@@ -254,6 +255,7 @@ class ExportPlan:
         **changes
             Overrides, as for :meth:`replace`.
         """
+        adata = eager_frames(adata)  # read_lazy's obs/var as pandas (adata/lazy_frames.py)
         summary = summary or inspect(adata)
         embeddings = _default_embeddings(summary)
         if not embeddings:

@@ -223,11 +223,13 @@ def graph_for_export(matrix: Any) -> Any:
 
     anndata's backed CSR dataset (an ``obsp`` element left in its file, as :func:`.open_file.open_h5ad`
     leaves it) becomes a :class:`~cellucid_nb.exporter.graph_source.BlockCSR` over its group, read by
-    row blocks; anything else is returned as it is.
+    row blocks; a Dask array (``read_lazy``'s) is computed; anything else is returned as it is.
     """
     group = getattr(matrix, "group", None)
     if group is not None and getattr(matrix, "format", None) == "csr":
         return BlockCSR.from_group(group)
+    if _is_dask(matrix):  # read_lazy's obsp: sparse chunks, computed into one scipy matrix (8 bytes an entry)
+        return matrix.compute(scheduler="synchronous")
     return matrix
 
 

@@ -126,7 +126,9 @@ def _open_adata(adata: Any) -> tuple[Any, Path | None]:
             "or the path of an .h5ad file"
         )
     filename = getattr(adata, "filename", None) if getattr(adata, "isbacked", False) else None
-    return adata, Path(filename) if filename else None
+    from cellucid_nb.adata.lazy_frames import eager_frames
+
+    return eager_frames(adata), Path(filename) if filename else None  # read_lazy's obs/var as pandas
 
 
 def _dataset_name(adata: Any, plan: Any, path: Path | None) -> str:
