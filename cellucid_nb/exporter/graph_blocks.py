@@ -433,16 +433,22 @@ def looks_symmetric(matrix: Any) -> bool:
 
     What a memory budget can assume before the writer proves symmetry (:func:`is_symmetric`)
     and so needs no transpose. A :class:`.graph_source.BlockCSR` reads only
-    :data:`FILE_SAMPLE_ROWS` rows and the rows they point to.
+    :data:`FILE_SAMPLE_ROWS` rows and the rows they point to. It runs before the graph is
+    validated: a malformed graph (row pointers past its arrays, indices out of range) is
+    "not symmetric" here (the budget then counts the transpose) and the validator names
+    what is wrong with it.
     """
     if matrix.shape[0] == 0 or matrix.shape[0] != matrix.shape[1]:
         return matrix.shape[0] == 0
-    if isinstance(matrix, BlockCSR):
-        return _file_mirrored(matrix)
-    if not sparse.issparse(matrix):
+    try:
+        if isinstance(matrix, BlockCSR):
+            return _file_mirrored(matrix)
+        if not sparse.issparse(matrix):
+            return False
+        a = sparse.csr_matrix(matrix)
+        return bool(a.has_canonical_format) and _mirrored(a, SYMMETRY_SAMPLE_ROWS)
+    except (IndexError, ValueError, TypeError, OverflowError):
         return False
-    a = sparse.csr_matrix(matrix)
-    return bool(a.has_canonical_format) and _mirrored(a, SYMMETRY_SAMPLE_ROWS)
 
 
 def max_neighbors_estimate(matrix: Any) -> int:

@@ -122,3 +122,15 @@ def test_looks_symmetric_of_a_file_graph_reads_only_column_indices_of_sampled_ro
     unsorted.indices[s], unsorted.indices[s + 1] = unsorted.indices[s + 1], unsorted.indices[s]
     (tmp_path / "unsorted").mkdir()
     assert not graph_blocks.looks_symmetric(_on_disk(tmp_path / "unsorted", unsorted))
+
+
+def test_looks_symmetric_of_a_malformed_file_graph_is_false_not_an_error(tmp_path):
+    # Asked before validation (the export's memory budget): the validator names the damage afterwards.
+    m = _knn(500, 2)
+    broken = sparse.csr_matrix((m.data, m.indices.copy(), m.indptr.copy()), shape=m.shape)
+    broken.indptr[-1] += 10_000  # row pointers past the arrays
+    broken.indices[broken.indptr[1] - 1] = 10**6  # a column out of range, in sampled row 0 (still in order)
+    disk = _on_disk(tmp_path, broken)
+    assert graph_blocks.looks_symmetric(disk) is False
+    with pytest.raises(ValueError, match="connectivities"):
+        disk.validate()
