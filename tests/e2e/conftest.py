@@ -441,6 +441,27 @@ def non_background(pixels, tol: int = 12):
     return (np.abs(pixels.astype(int) - bg) > tol).any(axis=2)
 
 
+def assert_edges_and_vectors_draw(page, plain, name: str) -> None:
+    """Ticking "kNN edges" adds line pixels to ``plain`` (the canvas without them), then "vectors" adds arrows.
+
+    Waits for the renderer's buffers (``renderStats``) and draws the frame at once
+    (``drawSync``: the pending frame, then ``gl.finish``) instead of sleeping.
+    """
+    import numpy as np
+
+    page.check(".cnb-edges input")
+    page.wait_for_function("() => window.cellucidViewer.renderStats.edgeCount > 0", timeout=10_000)
+    page.evaluate("() => window.cellucidViewer.drawSync()")
+    edges = canvas_pixels(page, name=f"{name}_edges")
+    assert non_background(edges).sum() > non_background(plain).sum() + 200
+    page.uncheck(".cnb-edges input")
+    page.check(".cnb-vectors input")
+    page.wait_for_function("() => window.cellucidViewer.renderStats.arrowCount > 0", timeout=10_000)
+    page.evaluate("() => window.cellucidViewer.drawSync()")
+    arrows = canvas_pixels(page, name=f"{name}_vectors")
+    assert (np.abs(arrows.astype(int) - plain.astype(int)).sum(axis=2) > 30).sum() > 50
+
+
 def lasso_left_half(page, selector: str = ".cnb-canvas") -> None:
     """Pick the lasso tool and draw it around the left 48 % of the plot (the "left" group of the known export)."""
     page.click(".cnb-tools button[data-value='lasso']")

@@ -29,6 +29,7 @@ from cellucid_nb.server import serve
 from .conftest import (
     KNOWN_COLORS,
     REPO,
+    assert_edges_and_vectors_draw,
     canvas_pixels,
     color_mask,
     free_port,
@@ -197,16 +198,7 @@ def test_python_http_server_under_a_sub_path(page, published):
         assert non_background(plain).sum() > 300
         page.wait_for_function(f"() => location.hash.includes('dataset={other}')", timeout=5_000)
         # kNN edges and vector fields of the index-named export, read from its files
-        page.check(".cnb-edges input")
-        page.wait_for_function("() => window.cellucidViewer.renderStats.edgeCount > 0", timeout=10_000)
-        page.wait_for_timeout(300)
-        edges = canvas_pixels(page, name="site_switched_edges")
-        assert non_background(edges).sum() > non_background(plain).sum() + 200
-        page.uncheck(".cnb-edges input")
-        page.check(".cnb-vectors input")
-        page.wait_for_timeout(500)
-        arrows = canvas_pixels(page, name="site_switched_vectors")
-        assert (np.abs(arrows.astype(int) - plain.astype(int)).sum(axis=2) > 30).sum() > 50
+        assert_edges_and_vectors_draw(page, plain, "site_switched")
         # the compact_v2 export (several embeddings per dimension) draws too
         page.select_option("#dataset", published["v2_id"])
         page.wait_for_function("() => window.cellucidViewer.meta && window.cellucidViewer.meta.embeddings['2'].length === 2 && window.cellucidViewer.stats.frames > 0", timeout=30_000)

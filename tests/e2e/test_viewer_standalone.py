@@ -14,6 +14,7 @@ from .conftest import (
     ARTIFACTS,
     KNOWN_COLORS,
     REPO,
+    assert_edges_and_vectors_draw,
     canvas_pixels,
     color_mask,
     lasso_left_half,
@@ -149,16 +150,7 @@ def test_reference_fixture_with_1d_and_uint16_codes(page):
         wait_drawn(page, dim=2)
         page.wait_for_timeout(200)
         plain = canvas_pixels(page)
-        page.check(".cnb-edges input")
-        page.wait_for_function("() => window.cellucidViewer.renderStats.edgeCount > 0", timeout=5000)
-        page.wait_for_timeout(300)
-        edges = canvas_pixels(page, name="standalone_fixture_2d_edges")
-        assert non_background(edges).sum() > non_background(plain).sum() + 200
-        page.uncheck(".cnb-edges input")
-        page.check(".cnb-vectors input")
-        page.wait_for_timeout(400)
-        arrows = canvas_pixels(page, name="standalone_fixture_2d_vectors")
-        assert (np.abs(arrows.astype(int) - plain).sum(axis=2) > 30).sum() > 50
+        assert_edges_and_vectors_draw(page, plain, "standalone_fixture_2d")
         # hover names the cell under the mouse
         box = page.locator(".cnb-canvas").bounding_box()
         pos = page.evaluate("""([w, h]) => { const c = window.cellucidViewer; const m = c.camera.matrix(w, h);
